@@ -1,0 +1,29 @@
+//! The per-request log entry every CRM client reports, and the observer that receives it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One HTTP request to the CRM, as the call log stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// When the request was sent, as milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path template without ids or query, e.g. `/crm/v3/objects/contacts/batch/upsert`.
+    pub endpoint: String,
+    /// HTTP status; `None` when no response arrived (timeout, reset).
+    pub status: Option<u16>,
+    /// 1 for the first try, 2 for the first retry, ...
+    pub attempt: u32,
+    pub latency: Duration,
+    /// Number of records the request carried (0 for schema calls).
+    pub records: u32,
+    /// Rate-limit headers seen on the response, lower-case name -> value.
+    pub rate_limit_headers: Vec<(String, String)>,
+    /// The CRM's own error message for a failed call, or the transport error.
+    pub error: Option<String>,
+}
+
+/// Receives every [`CallRecord`]; must be cheap and must not block (push into a buffer/channel).
+pub type CallObserver = Arc<dyn Fn(CallRecord) + Send + Sync>;

@@ -1,0 +1,88 @@
+//! The boundary between the engine and a CRM: the [`Crm`] trait, the records that cross it, and
+//! the per-call log every implementation reports. One folder per CRM (`hubspot/`, later
+//! `salesforce/`) with the same file names inside.
+//!
+//! Contract shared by every implementation:
+//! - Writes are **upserts by our own key** (a unique property on the CRM side holding the app's
+//!   record key), so a retried batch never duplicates: delivery is at-least-once, effects exactly-once.
+//! - A batch answer is per record: one bad record yields a [`RecordOutcome::Rejected`] for it and
+//!   does not hide the others' results, when the CRM tells them apart.
+//! - Every HTTP request, including retries, is reported to the [`CallObserver`] exactly once.
+
+pub mod call;
+pub mod error;
+pub mod hubspot;
+pub mod object;
+
+pub use call::{CallObserver, CallRecord};
+pub use error::{CrmError, ErrorKind};
+pub use object::ObjectKind;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// One record to upsert: our key (value of the unique id property) and the CRM property values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertInput {
+    /// Value of the unique id property: the app's record key as a string.
+    pub key: String,
+    /// CRM property name -> value. HubSpot takes every value as a string.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What the CRM said about one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// The CRM stored it under `crm_id`; `created` is true when it did not exist before.
+    Upserted { key: String, crm_id: String, created: bool },
+    /// The CRM refused this record for a reason that retrying will not fix.
+    Rejected { key: String, error: CrmError },
+}
+
+/// An association to create from one CRM record to another (unlabelled, the CRM's default type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociationInput {
+    pub from_id: String,
+    pub to_id: String,
+}
+
+/// A CRM the engine can push records to.
+///
+/// Implementations are cheap to clone-share behind an `Arc` and safe to call concurrently.
+pub trait Crm: Send + Sync {
+    /// Largest number of records one batch call may carry (HubSpot 100, Salesforce 200).
+    fn max_batch(&self) -> usize;
+
+    /// Checks that `id_property` exists on `object` as a unique-valued property and creates it
+    /// when missing. Fails with [`ErrorKind::Schema`] when it exists but is not unique.
+    fn ensure_id_property(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
+    /// Names of the properties defined on `object` (for preflight checks of the mapping).
+    fn property_names(
+        &self,
+        object: ObjectKind,
+    ) -> impl Future<Output = Result<Vec<String>, CrmError>> + Send;
+
+    /// Upserts up to [`Crm::max_batch`] records by `id_property`. Returns one outcome per input,
+    /// in input order. An `Err` means the whole call failed and nothing can be said per record
+    /// (for a transport error or a 5xx the CRM may or may not have applied it: upserting again is safe).
+    fn upsert_batch(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> impl Future<Output = Result<Vec<RecordOutcome>, CrmError>> + Send;
+
+    /// Creates default (unlabelled) associations `from` -> `to`, up to [`Crm::max_batch`] per call.
+    /// Creating an association that already exists is not an error.
+    fn associate_batch(
+        &self,
+        from: ObjectKind,
+        to: ObjectKind,
+        pairs: &[AssociationInput],
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+}
