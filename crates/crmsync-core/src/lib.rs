@@ -1,1 +1,9 @@
-//! placeholder
+//! The pure domain of crmsync: the config and its validation, field mapping (transforms,
+//! validators, status maps) and payload hashing. No network and no database here, so every
+//! rule about *what* is synced can be tested without either.
+
+pub mod config;
+pub mod email;
+pub mod hash;
+pub mod mapping;
+pub mod transform;

@@ -1,0 +1,252 @@
+//! Loading a config file: parse strictly, validate semantically, resolve paths and secrets.
+//! Every error names the file, the line and the dotted key; the validation pass collects *all*
+//! problems so a user fixes the file in one go.
+
+use super::locate::line_of;
+use super::raw::RawConfig;
+use super::validate::validate;
+use secrecy::SecretString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A validated config, with relative paths resolved against the config file's folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    /// The file it came from (for messages).
+    pub path: PathBuf,
+    /// The CRM access token; `None` when loaded without secrets.
+    pub token: Option<SecretString>,
+}
+
+impl Config {
+    /// `sqlite://` URL of the app database with a relative path resolved.
+    pub fn source_url(&self) -> String {
+        self.resolve_sqlite_url(&self.raw.source.url)
+    }
+
+    /// `sqlite://` URL of the state database with a relative path resolved.
+    pub fn state_url(&self) -> String {
+        self.resolve_sqlite_url(&self.raw.state.url)
+    }
+
+    fn resolve_sqlite_url(&self, url: &str) -> String {
+        let Some(rest) = url.strip_prefix("sqlite://") else {
+            return url.to_string();
+        };
+        let (file, query) = match rest.split_once('?') {
+            Some((f, q)) => (f, Some(q)),
+            None => (rest, None),
+        };
+        let p = Path::new(file);
+        if p.is_absolute() || file.is_empty() || file == ":memory:" {
+            return url.to_string();
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let joined = base.join(p);
+        match query {
+            Some(q) => format!("sqlite://{}?{q}", joined.display()),
+            None => format!("sqlite://{}", joined.display()),
+        }
+    }
+
+    /// The sync named `name`.
+    pub fn sync(&self, name: &str) -> Option<&super::SyncConfig> {
+        self.raw.syncs.iter().find(|s| s.name == name)
+    }
+}
+
+/// One thing wrong with a config, located as precisely as the file allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `sync[1].fields.email.validate`.
+    pub path: String,
+    /// 1-based line in the file, when the key is present in it.
+    pub line: Option<usize>,
+    /// What is wrong, and how to fix it.
+    pub message: String,
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the config's shape (unknown key, wrong type).
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The file parsed but has semantic problems; all of them are listed.
+    #[error("{}", render_problems(.path, .problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// The semantic problems (empty for read and parse errors).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "{} has {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push('\n');
+        out.push_str(&p.to_string_in(path));
+    }
+    out
+}
+
+impl Problem {
+    fn to_string_in(&self, file: &Path) -> String {
+        match self.line {
+            Some(line) => format!(
+                "  {}:{line}: `{}`: {}",
+                file.display(),
+                self.path,
+                self.message
+            ),
+            None => format!("  {}: `{}`: {}", file.display(), self.path, self.message),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: `{}`: {}", self.path, self.message),
+            None => write!(f, "`{}`: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Whether [`load`] must resolve the CRM token (commands that never call the CRM skip it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Required,
+    NotNeeded,
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, path, secrets, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates config `text` as if read from `path`; `env` looks up environment
+/// variables (injected so tests do not depend on the process environment).
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    secrets: Secrets,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let mut problems = validate(&raw);
+    let token = match secrets {
+        Secrets::NotNeeded => None,
+        Secrets::Required => resolve_token(&raw, path, env, &mut problems),
+    };
+    if !problems.is_empty() {
+        for p in &mut problems {
+            p.line = line_of(text, &p.path);
+        }
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
+    Ok(Config {
+        raw,
+        path: path.to_path_buf(),
+        token,
+    })
+}
+
+fn resolve_token(
+    raw: &RawConfig,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<SecretString> {
+    let crm = &raw.crm;
+    let problem = |key: &str, message: String| Problem {
+        path: format!("crm.{key}"),
+        line: None,
+        message,
+    };
+    match (&crm.token_env, &crm.token_file) {
+        (Some(var), None) => match env(var) {
+            Some(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
+            _ => {
+                problems.push(problem(
+                    "token_env",
+                    format!(
+                        "environment variable {var} is not set (or empty); export it with the CRM access token, e.g. `export {var}=pat-na1-...`"
+                    ),
+                ));
+                None
+            }
+        },
+        (None, Some(file)) => {
+            let p = Path::new(file);
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            };
+            match std::fs::read_to_string(&p) {
+                Ok(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
+                Ok(_) => {
+                    problems.push(problem(
+                        "token_file",
+                        format!("token file {} is empty", p.display()),
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(problem(
+                        "token_file",
+                        format!("cannot read token file {}: {e}", p.display()),
+                    ));
+                    None
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            problems.push(problem(
+                "token_file",
+                "set either `token_env` or `token_file`, not both".to_string(),
+            ));
+            None
+        }
+        (None, None) => {
+            problems.push(problem(
+                "token_env",
+                "no access token configured; add `token_env = \"HUBSPOT_ACCESS_TOKEN\"` (the token itself never goes into this file)".to_string(),
+            ));
+            None
+        }
+    }
+}

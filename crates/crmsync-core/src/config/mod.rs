@@ -1,0 +1,14 @@
+//! The config file: its shape ([`raw`]), loading with file/line/key errors ([`load`]), the
+//! semantic validation pass that reports every problem at once ([`validate`]), and locating a
+//! dotted key path back to its line ([`locate`]).
+
+pub mod load;
+pub mod locate;
+pub mod raw;
+pub mod validate;
+
+pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
+pub use raw::{
+    Capture, CrmConfig, CrmKind, Direction, Environment, FieldConfig, SourceConfig, StateConfig,
+    SyncConfig,
+};

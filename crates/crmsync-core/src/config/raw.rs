@@ -1,0 +1,223 @@
+//! The config file's shape, as serde reads it. Unknown keys are rejected everywhere
+//! (`deny_unknown_fields`), so a typo is an error with its line, never a silently ignored setting.
+//! Defaults are named functions so `docs/config-reference.toml` can state them.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    pub crm: CrmConfig,
+    #[serde(default, rename = "sync")]
+    pub syncs: Vec<SyncConfig>,
+}
+
+/// `[source]`: the app database crmsync reads (and, for two-way fields, writes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `sqlite://path/to/app.db`; a relative path is relative to the config file.
+    pub url: String,
+}
+
+/// `[state]`: crmsync's own database (links, queue, cursors, call log, quarantine).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default = "default_state_url")]
+    pub url: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: default_state_url(),
+        }
+    }
+}
+
+pub fn default_state_url() -> String {
+    "sqlite://crmsync-state.db".to_string()
+}
+
+/// Which CRM the `[crm]` section talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmKind {
+    Hubspot,
+}
+
+/// Whether the CRM account holds test or real data; guards against test data in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+/// `[crm]`: the CRM account and how to reach it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    pub kind: CrmKind,
+    #[serde(default = "default_environment")]
+    pub environment: Environment,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Name of the environment variable holding the access token.
+    pub token_env: Option<String>,
+    /// Path of a file holding the access token (alternative to `token_env`).
+    pub token_file: Option<String>,
+    /// Requests per rate-limit interval the account allows (HubSpot Free/Starter: 100 per 10 s).
+    #[serde(default = "default_requests_per_interval")]
+    pub requests_per_interval: u32,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// Daily request limit of the account (HubSpot Free/Starter: 250,000).
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit: u32,
+    /// Share of the daily limit crmsync may use; the rest is left to other apps.
+    #[serde(default = "default_daily_budget_share")]
+    pub daily_budget_share: f64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+pub fn default_environment() -> Environment {
+    Environment::Sandbox
+}
+pub fn default_base_url() -> String {
+    "https://api.hubapi.com".to_string()
+}
+pub fn default_requests_per_interval() -> u32 {
+    100
+}
+pub fn default_interval_ms() -> u64 {
+    10_000
+}
+pub fn default_daily_limit() -> u32 {
+    250_000
+}
+pub fn default_daily_budget_share() -> f64 {
+    0.8
+}
+pub fn default_timeout_ms() -> u64 {
+    30_000
+}
+pub fn default_max_retries() -> u32 {
+    5
+}
+
+/// How changes in the source table are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capture {
+    /// Triggers installed by `crmsync install` write every change into a change-log table.
+    Trigger,
+    /// Rows whose `updated_at` column moved past the cursor (with an overlap window).
+    UpdatedAt,
+    /// Read the whole table each time; unchanged rows still cost no API call.
+    Scan,
+}
+
+/// Which way a field flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// App -> CRM only.
+    Push,
+    /// CRM -> app only.
+    Pull,
+    /// Both ways (`two-way` is accepted as a synonym).
+    #[serde(alias = "two-way")]
+    Both,
+}
+
+/// One `[[sync]]`: a table of the app mapped to a CRM object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    pub name: String,
+    pub table: String,
+    #[serde(default = "default_key")]
+    pub key: String,
+    pub object: String,
+    /// CRM property with unique values that holds our key; upserts go by it.
+    #[serde(default = "default_id_property")]
+    pub id_property: String,
+    #[serde(default = "default_direction")]
+    pub direction: Direction,
+    #[serde(default = "default_capture")]
+    pub capture: Capture,
+    /// Column compared with the cursor when `capture = "updated_at"`.
+    pub updated_at_column: Option<String>,
+    /// Column of the app table that receives the CRM id, e.g. `hubspot_id`.
+    pub write_back_column: Option<String>,
+    /// Column -> name of the sync whose records it references (creates CRM associations).
+    #[serde(default)]
+    pub associate: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldConfig>,
+}
+
+pub fn default_key() -> String {
+    "id".to_string()
+}
+pub fn default_id_property() -> String {
+    "crmsync_id".to_string()
+}
+pub fn default_direction() -> Direction {
+    Direction::Push
+}
+pub fn default_capture() -> Capture {
+    Capture::Trigger
+}
+
+/// One mapped column: `[sync.fields] email = { crm = "email", ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldConfig {
+    /// The CRM property the column maps to.
+    pub crm: String,
+    /// Overrides the sync's direction for this field.
+    pub direction: Option<Direction>,
+    /// Transforms applied in order before validation, e.g. `["trim", "lowercase"]`.
+    #[serde(default)]
+    pub transform: Vec<String>,
+    /// Validation rules, e.g. `"email"` or `["required", "email"]`.
+    #[serde(default)]
+    pub validate: OneOrMany,
+    /// A column that must be non-empty for this field's value to be sent (e.g. `email_confirmed_at`).
+    pub confirmed_by: Option<String>,
+    /// App value -> CRM value (e.g. order status -> deal stage); unmapped values are record errors.
+    pub map: Option<BTreeMap<String, String>>,
+    /// Value sent when the column is empty.
+    pub default: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::None => vec![],
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}

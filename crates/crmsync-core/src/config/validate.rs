@@ -1,0 +1,235 @@
+//! The semantic pass over a parsed config: everything serde cannot see (references between
+//! syncs, known transform and rule names, duplicate names, association cycles). It returns
+//! *every* problem with its dotted path, so the user fixes the file in one go.
+
+use super::load::Problem;
+use super::raw::{Capture, RawConfig};
+use crate::mapping::Rule;
+use crate::transform::Transform;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// CRM object names a sync may target.
+pub const OBJECTS: [&str; 3] = ["contacts", "companies", "deals"];
+
+/// All problems of `raw`; empty when the config is usable.
+pub fn validate(raw: &RawConfig) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut push = |path: String, message: String| {
+        out.push(Problem {
+            path,
+            line: None,
+            message,
+        })
+    };
+
+    if !raw.source.url.starts_with("sqlite://") {
+        push(
+            "source.url".into(),
+            format!(
+                "unsupported source database `{}`; use `sqlite://path/to/app.db` (PostgreSQL sources come later)",
+                raw.source.url
+            ),
+        );
+    }
+    if !raw.state.url.starts_with("sqlite://") {
+        push(
+            "state.url".into(),
+            format!(
+                "unsupported state database `{}`; use `sqlite://crmsync-state.db`",
+                raw.state.url
+            ),
+        );
+    }
+    let crm = &raw.crm;
+    if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://")) {
+        push(
+            "crm.base_url".into(),
+            format!(
+                "`{}` is not an http(s) URL; e.g. `https://api.hubapi.com`",
+                crm.base_url
+            ),
+        );
+    }
+    if !(crm.daily_budget_share > 0.0 && crm.daily_budget_share <= 1.0) {
+        push(
+            "crm.daily_budget_share".into(),
+            format!(
+                "must be in (0, 1], got {}; e.g. 0.8 leaves 20% to other apps",
+                crm.daily_budget_share
+            ),
+        );
+    }
+    if crm.requests_per_interval == 0 {
+        push(
+            "crm.requests_per_interval".into(),
+            "must be at least 1; HubSpot Free allows 100".into(),
+        );
+    }
+    if crm.interval_ms == 0 {
+        push(
+            "crm.interval_ms".into(),
+            "must be at least 1; HubSpot's interval is 10000".into(),
+        );
+    }
+
+    if raw.syncs.is_empty() {
+        push(
+            "sync".into(),
+            "no `[[sync]]` section: add one mapping a table to a CRM object".into(),
+        );
+    }
+    let mut names = BTreeMap::new();
+    let mut id_props: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (i, s) in raw.syncs.iter().enumerate() {
+        let at = |key: &str| format!("sync[{i}].{key}");
+        if s.name.trim().is_empty() {
+            push(at("name"), "must not be empty".into());
+        } else if let Some(first) = names.insert(s.name.as_str(), i) {
+            push(
+                at("name"),
+                format!(
+                    "`{}` is already the name of sync[{first}]; names must be unique",
+                    s.name
+                ),
+            );
+        }
+        if !OBJECTS.contains(&s.object.as_str()) {
+            push(
+                at("object"),
+                format!(
+                    "unknown CRM object `{}`; expected one of {}",
+                    s.object,
+                    OBJECTS.join(", ")
+                ),
+            );
+        }
+        if s.table.trim().is_empty() {
+            push(
+                at("table"),
+                "must name a table of the source database".into(),
+            );
+        }
+        if s.fields.is_empty() {
+            push(
+                at("fields"),
+                "no mapped fields; add e.g. `[sync.fields] name = { crm = \"name\" }`".into(),
+            );
+        }
+        if s.capture == Capture::UpdatedAt && s.updated_at_column.is_none() {
+            push(at("updated_at_column"), "required when `capture = \"updated_at\"`, e.g. `updated_at_column = \"updated_at\"`".into());
+        }
+        if let Some(other) =
+            id_props.insert((s.object.as_str(), s.id_property.as_str()), s.name.as_str())
+        {
+            push(
+                at("id_property"),
+                format!(
+                    "sync `{other}` already keys {} by `{}`; two syncs into one object need different `id_property` names",
+                    s.object, s.id_property
+                ),
+            );
+        }
+        for (col, target) in &s.associate {
+            if !raw.syncs.iter().any(|t| &t.name == target) {
+                push(
+                    at(&format!("associate.{col}")),
+                    format!("no sync named `{target}`"),
+                );
+            } else if target == &s.name {
+                push(
+                    at(&format!("associate.{col}")),
+                    "a sync cannot associate to itself".into(),
+                );
+            }
+        }
+        for (col, f) in &s.fields {
+            let fat = |key: &str| at(&format!("fields.{col}.{key}"));
+            if f.crm.trim().is_empty() {
+                push(fat("crm"), "must name a CRM property".into());
+            }
+            if f.crm == s.id_property {
+                push(
+                    fat("crm"),
+                    format!(
+                        "`{}` is the sync's id property; crmsync fills it with the key",
+                        f.crm
+                    ),
+                );
+            }
+            for (j, t) in f.transform.iter().enumerate() {
+                if Transform::parse(t).is_none() {
+                    push(
+                        format!("{}[{j}]", fat("transform")),
+                        format!(
+                            "unknown transform `{t}`; expected one of {}",
+                            Transform::NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
+            for r in f.validate.items() {
+                if Rule::parse(r).is_none() {
+                    push(
+                        fat("validate"),
+                        format!(
+                            "unknown rule `{r}`; expected one of {}",
+                            Rule::NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(cycle) = association_cycle(raw) {
+        push(
+            "sync".into(),
+            format!("associations form a cycle: {}", cycle.join(" -> ")),
+        );
+    }
+    out
+}
+
+fn association_cycle(raw: &RawConfig) -> Option<Vec<String>> {
+    let edges: BTreeMap<&str, BTreeSet<&str>> = raw
+        .syncs
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.associate.values().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    fn visit<'a>(
+        n: &'a str,
+        edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(pos) = stack.iter().position(|s| *s == n) {
+            let mut c: Vec<String> = stack[pos..].iter().map(|s| s.to_string()).collect();
+            c.push(n.to_string());
+            return Some(c);
+        }
+        if !done.insert(n) {
+            return None;
+        }
+        stack.push(n);
+        for m in edges.get(n).into_iter().flatten() {
+            if *m != n {
+                if let Some(c) = visit(m, edges, stack, done) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for n in edges.keys() {
+        if let Some(c) = visit(n, &edges, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}

@@ -1,0 +1,166 @@
+//! A bad config gets a clear error naming the file, the line and the key, and every semantic
+//! problem is reported at once.
+
+use crmsync_core::config::{ConfigError, Secrets, load, load_str};
+use std::path::Path;
+
+const GOOD: &str = r#"
+[source]
+url = "sqlite://orders.db"
+
+[crm]
+kind = "hubspot"
+token_env = "HUBSPOT_ACCESS_TOKEN"
+
+[[sync]]
+name = "companies"
+table = "customers"
+object = "companies"
+[sync.fields]
+company_name = { crm = "name" }
+"#;
+
+fn env_with_token(name: &str) -> Option<String> {
+    (name == "HUBSPOT_ACCESS_TOKEN").then(|| "pat-test".to_string())
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn a_good_config_loads_and_resolves_paths_relative_to_the_file() {
+    let cfg = load_str(
+        GOOD,
+        Path::new("/srv/app/crmsync.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect("valid config");
+    assert_eq!(cfg.source_url(), "sqlite:///srv/app/orders.db");
+    assert_eq!(cfg.state_url(), "sqlite:///srv/app/crmsync-state.db");
+    assert!(cfg.token.is_some());
+}
+
+#[test]
+fn a_wrong_type_names_line_and_key() {
+    let text = GOOD.replace(
+        "kind = \"hubspot\"",
+        "kind = \"hubspot\"\nmax_retries = \"five\"",
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
+    assert!(msg.contains("c.toml"), "{msg}");
+    assert!(msg.contains("line 7"), "{msg}");
+    assert!(msg.contains("max_retries"), "{msg}");
+}
+
+#[test]
+fn an_unknown_key_is_rejected_with_its_line() {
+    let text = GOOD.replace(
+        "table = \"customers\"",
+        "table = \"customers\"\ntabel = \"x\"",
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("unknown field `tabel`"), "{msg}");
+    assert!(msg.contains("line 12"), "{msg}");
+}
+
+#[test]
+fn a_missing_token_variable_is_a_config_error_naming_it() {
+    let err = load_str(GOOD, Path::new("c.toml"), Secrets::Required, &no_env).unwrap_err();
+    let p = err.problems();
+    assert_eq!(p.len(), 1, "{err}");
+    assert_eq!(p[0].path, "crm.token_env");
+    assert_eq!(p[0].line, Some(7));
+    assert!(p[0].message.contains("HUBSPOT_ACCESS_TOKEN"), "{err}");
+    // Commands that never call the CRM do not need it.
+    assert!(load_str(GOOD, Path::new("c.toml"), Secrets::NotNeeded, &no_env).is_ok());
+}
+
+#[test]
+fn all_semantic_problems_are_reported_at_once_with_lines() {
+    let text = r#"
+[source]
+url = "mysql://x"
+
+[crm]
+kind = "hubspot"
+daily_budget_share = 1.5
+
+[[sync]]
+name = "orders"
+table = "orders"
+object = "tickets"
+associate = { customer_id = "customers" }
+[sync.fields]
+status = { crm = "dealstage", transform = ["reverse"], validate = "phone" }
+
+[[sync]]
+name = "orders"
+table = "orders2"
+object = "deals"
+[sync.fields]
+x = { crm = "y" }
+"#;
+    let err = load_str(text, Path::new("bad.toml"), Secrets::Required, &no_env).unwrap_err();
+    let got: Vec<(String, Option<usize>)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.path.clone(), p.line))
+        .collect();
+    let want = [
+        ("source.url", Some(3)),
+        ("crm.daily_budget_share", Some(7)),
+        ("sync[0].object", Some(12)),
+        ("sync[0].associate.customer_id", Some(13)),
+        ("sync[0].fields.status.transform[0]", Some(15)),
+        ("sync[0].fields.status.validate", Some(15)),
+        ("sync[1].name", Some(18)),
+        ("crm.token_env", Some(5)),
+    ];
+    for (path, line) in want {
+        assert!(
+            got.contains(&(path.to_string(), line)),
+            "missing {path} at {line:?}; got {got:?}\n{err}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.starts_with("bad.toml has 8 problems:"), "{msg}");
+    assert!(
+        msg.contains("bad.toml:12: `sync[0].object`: unknown CRM object `tickets`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_names_the_path() {
+    let err = load(Path::new("/nonexistent/crmsync.toml"), Secrets::NotNeeded).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/crmsync.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_config_reference_parses_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config-reference.toml");
+    let text = std::fs::read_to_string(&path).expect("docs/config-reference.toml exists");
+    load_str(&text, &path, Secrets::Required, &env_with_token)
+        .unwrap_or_else(|e| panic!("the reference config must stay valid: {e}"));
+}
