@@ -20,6 +20,9 @@ pub enum ErrorKind {
     Schema,
     /// The CRM answered something we cannot parse.
     Protocol,
+    /// The client's own configuration is unusable (bad base URL, token not a valid header value).
+    /// Not retryable: fix the config.
+    Config,
 }
 
 /// A failed CRM call or a refused record, with the CRM's own words.
@@ -35,17 +38,53 @@ pub struct CrmError {
     pub message: String,
     /// Wait the CRM asked for (Retry-After or a known policy window).
     pub retry_after: Option<Duration>,
+    /// The CRM property the error is about, when the CRM named one (e.g. `email`).
+    pub property: Option<String>,
 }
 
 impl CrmError {
     /// Builds an error of `kind` with only a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CrmError { kind, status: None, code: None, message: message.into(), retry_after: None }
+        CrmError {
+            kind,
+            status: None,
+            code: None,
+            message: message.into(),
+            retry_after: None,
+            property: None,
+        }
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Sets the CRM's error category/code.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets the wait the CRM asked for.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// Names the CRM property the error is about.
+    pub fn with_property(mut self, property: impl Into<String>) -> Self {
+        self.property = Some(property.into());
+        self
     }
 
     /// Whether retrying the same request later can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Transport)
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Transport
+        )
     }
 
     /// The wait the CRM asked for before retrying, if it said.

@@ -34,7 +34,11 @@ pub struct UpsertInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     /// The CRM stored it under `crm_id`; `created` is true when it did not exist before.
-    Upserted { key: String, crm_id: String, created: bool },
+    Upserted {
+        key: String,
+        crm_id: String,
+        created: bool,
+    },
     /// The CRM refused this record for a reason that retrying will not fix.
     Rejected { key: String, error: CrmError },
 }

@@ -24,7 +24,11 @@ impl ObjectKind {
     }
 
     /// Every kind, for listings and "did you mean" messages.
-    pub const ALL: [ObjectKind; 3] = [ObjectKind::Contacts, ObjectKind::Companies, ObjectKind::Deals];
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Contacts,
+        ObjectKind::Companies,
+        ObjectKind::Deals,
+    ];
 
     /// Parses a config name; `None` for unknown names.
     pub fn parse(name: &str) -> Option<Self> {

@@ -1,1 +1,17 @@
-//! HubSpot client (placeholder).
+//! The HubSpot CRM client: [`HubspotClient`] implements [`crate::Crm`] over HubSpot's v3/v4 REST
+//! API (facts in `shared/crm-api/FACTS.md` section 2). Module declarations and re-exports only.
+
+mod client;
+mod config;
+mod error;
+mod limiter;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::HubspotClient;
+pub use config::{
+    DEFAULT_BASE_URL, HubspotConfig, default_headroom_percent, default_interval,
+    default_max_retries, default_requests_per_interval, default_timeout,
+};

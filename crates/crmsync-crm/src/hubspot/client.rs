@@ -1,0 +1,618 @@
+//! [`HubspotClient`]: the [`Crm`] implementation for HubSpot, and the one place where its HTTP
+//! requests are sent.
+//!
+//! Every request goes through [`HubspotClient::execute`], which keeps three invariants:
+//! - each attempt first takes a slot from the [`Limiter`] (DESIGN principle 5);
+//! - each attempt, retried or not, is reported once to the [`CallObserver`] and as a `debug`
+//!   tracing event, with an endpoint template that carries no record ids;
+//! - only retryable failures (429, 5xx, timeout, reset) are retried, with exponential backoff
+//!   and full jitter that never waits less than HubSpot asked (DESIGN principle 6). Every write
+//!   is an upsert by our key, so retrying one whose answer was lost cannot duplicate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, Url};
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use super::config::HubspotConfig;
+use super::error as hs_error;
+use super::limiter::Limiter;
+use super::wire;
+use crate::{
+    AssociationInput, CallObserver, CallRecord, Crm, CrmError, ErrorKind, ObjectKind,
+    RecordOutcome, UpsertInput,
+};
+
+/// HubSpot's limit of inputs per batch call (FACTS 2.3).
+const MAX_BATCH: usize = 100;
+
+/// First backoff step and the longest wait between two attempts (DESIGN principle 6).
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+/// A HubSpot account reached over its REST API. Cheap to clone: clones share the HTTP
+/// connection pool, the limiter and the observer, as one CRM connection must.
+#[derive(Clone)]
+pub struct HubspotClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    limiter: Limiter,
+    max_retries: u32,
+    observer: Option<CallObserver>,
+}
+
+impl fmt::Debug for HubspotClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubspotClient")
+            .field("base_url", &self.inner.base_url)
+            .field("max_retries", &self.inner.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One logical request; [`HubspotClient::execute`] may send it several times.
+struct Request<'a> {
+    method: Method,
+    /// Template for the call log, e.g. `/crm/v3/properties/contacts/{propertyName}`.
+    endpoint: String,
+    /// Real path, e.g. `/crm/v3/properties/contacts/crmsync_id`.
+    path: String,
+    body: Option<Vec<u8>>,
+    records: u32,
+    /// What the call does, for messages: `contacts batch upsert`.
+    what: &'a str,
+    /// Non-2xx statuses the caller handles itself (e.g. 404 on a lookup); never retried.
+    expected: &'a [u16],
+}
+
+/// A response read to the end.
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl HubspotClient {
+    /// Builds a client; fails with [`ErrorKind::Config`] for a bad base URL, a token that cannot
+    /// go in a header, or a zero rate limit. Sends nothing.
+    pub fn new(config: HubspotConfig, observer: Option<CallObserver>) -> Result<Self, CrmError> {
+        let base_url = config.base_url.trim().trim_end_matches('/').to_string();
+        match Url::parse(&base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(CrmError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "hubspot base_url {base_url:?} is not an http(s) url, e.g. https://api.hubapi.com"
+                    ),
+                ));
+            }
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let token = config.token.expose_secret().trim();
+        // An empty token sends no header, so HubSpot's (or the sandbox's) own 401 explains it.
+        if !token.is_empty() {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                CrmError::new(
+                    ErrorKind::Config,
+                    "hubspot token contains characters that cannot be sent in a header",
+                )
+            })?;
+            // Sensitive values are redacted from reqwest's and hyper's debug output.
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .default_headers(headers)
+            .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                CrmError::new(
+                    ErrorKind::Config,
+                    format!("hubspot http client cannot be built: {e}"),
+                )
+            })?;
+        let limiter = Limiter::new(
+            config.requests_per_interval,
+            config.interval,
+            config.headroom_percent,
+        )?;
+        Ok(HubspotClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                limiter,
+                max_retries: config.max_retries,
+                observer,
+            }),
+        })
+    }
+
+    /// The API root this client talks to.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// Sends `req`, retrying retryable failures. Returns the answer for a 2xx or an `expected`
+    /// status, the classified error otherwise.
+    async fn execute(&self, req: Request<'_>) -> Result<Answer, CrmError> {
+        let inner = &*self.inner;
+        let url = format!("{}{}", inner.base_url, req.path);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            inner.limiter.acquire().await;
+            let started_at_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            let started = Instant::now();
+            let mut builder = inner.http.request(req.method.clone(), &url);
+            if let Some(body) = &req.body {
+                builder = builder
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let (status, headers, result) = match builder.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    match response.text().await {
+                        Ok(body) => (Some(status), headers, Ok(Answer { status, body })),
+                        Err(e) => (
+                            Some(status),
+                            headers,
+                            Err(hs_error::transport(req.what, &e)),
+                        ),
+                    }
+                }
+                Err(e) => (
+                    None,
+                    HeaderMap::new(),
+                    Err(hs_error::transport(req.what, &e)),
+                ),
+            };
+            let latency = started.elapsed();
+
+            // Classify: 2xx and expected statuses are answers, the rest errors. An expected
+            // non-2xx (a 404 lookup) still logs HubSpot's message.
+            let (result, logged_error) = match result {
+                Ok(answer) if (200..300).contains(&answer.status) => (Ok(answer), None),
+                Ok(answer) => {
+                    let err =
+                        hs_error::from_response(req.what, answer.status, &headers, &answer.body);
+                    if req.expected.contains(&answer.status) {
+                        let message = err.message;
+                        (Ok(answer), Some(message))
+                    } else {
+                        let message = err.message.clone();
+                        (Err(err), Some(message))
+                    }
+                }
+                Err(err) => {
+                    let message = err.message.clone();
+                    (Err(err), Some(message))
+                }
+            };
+
+            tracing::debug!(
+                crm = "hubspot",
+                method = %req.method,
+                endpoint = %req.endpoint,
+                status,
+                attempt,
+                latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                records = req.records,
+                "hubspot call finished"
+            );
+            if let Some(observer) = &inner.observer {
+                observer(CallRecord {
+                    started_at_ms,
+                    method: req.method.to_string(),
+                    endpoint: req.endpoint.clone(),
+                    status,
+                    attempt,
+                    latency,
+                    records: req.records,
+                    rate_limit_headers: rate_limit_headers(&headers),
+                    error: logged_error,
+                });
+            }
+            if let Some(pause) = inner.limiter.observe(&headers) {
+                tracing::info!(
+                    crm = "hubspot",
+                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    "hubspot rate-limit window nearly spent, slowing down"
+                );
+            }
+
+            let err = match result {
+                Ok(answer) => return Ok(answer),
+                Err(err) => err,
+            };
+            // A daily limit lasts until midnight in the account's time zone: no point waiting here.
+            if !err.is_retryable() || hs_error::is_daily_limit(&err) || attempt > inner.max_retries
+            {
+                return Err(err);
+            }
+            let wait = backoff(attempt, err.retry_after());
+            if err.kind == ErrorKind::RateLimited {
+                // Hold back every caller of this connection, not only this one.
+                inner.limiter.pause_for(wait);
+            }
+            tracing::info!(
+                crm = "hubspot",
+                endpoint = %req.endpoint,
+                attempt,
+                kind = ?err.kind,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                error = %err.message,
+                "retrying hubspot call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn property(
+        &self,
+        object: ObjectKind,
+        name: &str,
+    ) -> Result<Option<wire::Property>, CrmError> {
+        let what = format!("{object} property {name} lookup");
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                endpoint: format!("/crm/v3/properties/{object}/{{propertyName}}"),
+                path: format!("/crm/v3/properties/{object}/{name}"),
+                body: None,
+                records: 0,
+                what: &what,
+                expected: &[404],
+            })
+            .await?;
+        if answer.status == 404 {
+            return Ok(None);
+        }
+        serde_json::from_str(&answer.body)
+            .map(Some)
+            .map_err(|e| hs_error::protocol(&what, e))
+    }
+
+    /// `Ok(true)` when created, `Ok(false)` when HubSpot says it already exists (409).
+    async fn create_id_property(&self, object: ObjectKind, name: &str) -> Result<bool, CrmError> {
+        let what = format!("{object} property {name} creation");
+        let label = format!("crmsync key ({name})");
+        let body = wire::PropertyCreate {
+            name,
+            label: &label,
+            description: "Key of the app record this object is synced from. Written by crmsync; do not edit.",
+            kind: "string",
+            field_type: "text",
+            group_name: group_name(object),
+            has_unique_value: true,
+        };
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: format!("/crm/v3/properties/{object}"),
+                path: format!("/crm/v3/properties/{object}"),
+                body: Some(to_json(&what, &body)?),
+                records: 0,
+                what: &what,
+                expected: &[409],
+            })
+            .await?;
+        Ok(answer.status != 409)
+    }
+}
+
+impl Crm for HubspotClient {
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    async fn ensure_id_property(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+    ) -> Result<(), CrmError> {
+        check_property_name(id_property)?;
+        // Two rounds: a 409 on create means someone created it between our GET and POST;
+        // the second GET then judges what they created.
+        for _ in 0..2 {
+            match self.property(object, id_property).await? {
+                Some(property) if property.has_unique_value => return Ok(()),
+                Some(_) => return Err(not_unique(object, id_property)),
+                None => {
+                    if self.create_id_property(object, id_property).await? {
+                        tracing::info!(crm = "hubspot", %object, property = id_property, "created hubspot id property");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(CrmError::new(
+            ErrorKind::Protocol,
+            format!(
+                "hubspot says {object} property {id_property} already exists but does not return it; \
+                 check it in hubspot's property settings"
+            ),
+        ))
+    }
+
+    async fn property_names(&self, object: ObjectKind) -> Result<Vec<String>, CrmError> {
+        let what = format!("{object} property listing");
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                endpoint: format!("/crm/v3/properties/{object}"),
+                path: format!("/crm/v3/properties/{object}"),
+                body: None,
+                records: 0,
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let listing: wire::CollectionResponseProperty =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        Ok(listing
+            .results
+            .into_iter()
+            .filter(|p| !p.archived)
+            .map(|p| p.name)
+            .collect())
+    }
+
+    async fn upsert_batch(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<RecordOutcome>, CrmError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_property_name(id_property)?;
+        let what = format!("{object} batch upsert");
+        check_batch_size(&what, inputs.len())?;
+        let body = wire::BatchInputUpsert {
+            inputs: inputs
+                .iter()
+                .map(|input| {
+                    let mut properties: BTreeMap<&str, &str> = input
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    // Writing the key as a property too makes HubSpot echo it in the result,
+                    // which is how results are matched back to inputs.
+                    properties.insert(id_property, input.key.as_str());
+                    wire::SimplePublicObjectBatchInputUpsert {
+                        id: &input.key,
+                        id_property,
+                        properties,
+                    }
+                })
+                .collect(),
+        };
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: format!("/crm/v3/objects/{object}/batch/upsert"),
+                path: format!("/crm/v3/objects/{object}/batch/upsert"),
+                body: Some(to_json(&what, &body)?),
+                records: count(inputs.len()),
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let response: wire::BatchResponseUpsert =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        match_outcomes(object, id_property, inputs, &response, &what)
+    }
+
+    async fn associate_batch(
+        &self,
+        from: ObjectKind,
+        to: ObjectKind,
+        pairs: &[AssociationInput],
+    ) -> Result<(), CrmError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let what = format!("{from} to {to} batch association");
+        check_batch_size(&what, pairs.len())?;
+        let body = wire::BatchInputDefaultAssociation {
+            inputs: pairs
+                .iter()
+                .map(|p| wire::PublicDefaultAssociationMultiPost {
+                    from: wire::PublicObjectId { id: &p.from_id },
+                    to: wire::PublicObjectId { id: &p.to_id },
+                })
+                .collect(),
+        };
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
+                path: format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
+                body: Some(to_json(&what, &body)?),
+                records: count(pairs.len()),
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        // 200 is the documented answer (FACTS 2.6); a 207 would list the pairs that failed.
+        let response: wire::BatchResponseDefaultAssociation =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        match response.errors.first() {
+            Some(first) => Err(hs_error::batch_error(&what, first)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Pairs HubSpot's batch answer with our inputs, in input order.
+///
+/// Results are matched by the id property's value they echo; errors by the ids in their
+/// `context.ids` / `id` (FACTS 2.3). When HubSpot echoes no key at all and reports no error, the
+/// results are taken in input order. An input that can be matched to neither means we cannot
+/// tell which record failed: the whole call is then an error, so the engine splits the batch.
+fn match_outcomes(
+    object: ObjectKind,
+    id_property: &str,
+    inputs: &[UpsertInput],
+    response: &wire::BatchResponseUpsert,
+    what: &str,
+) -> Result<Vec<RecordOutcome>, CrmError> {
+    let by_key: HashMap<&str, &wire::SimplePublicUpsertObject> = response
+        .results
+        .iter()
+        .filter_map(|r| Some((r.properties.get(id_property)?.as_deref()?, r)))
+        .collect();
+    let mut errors_by_key: HashMap<String, &wire::StandardError> = HashMap::new();
+    let mut unattributed: Vec<&wire::StandardError> = Vec::new();
+    for err in &response.errors {
+        let mut ids = wire::context_strings(&err.context, "ids");
+        ids.extend(wire::context_strings(&err.context, "id"));
+        ids.extend(err.id.clone());
+        let mut attributed = false;
+        for id in ids {
+            if inputs.iter().any(|i| i.key == id) {
+                errors_by_key.insert(id, err);
+                attributed = true;
+            }
+        }
+        if !attributed {
+            unattributed.push(err);
+        }
+    }
+
+    let by_order =
+        by_key.is_empty() && response.errors.is_empty() && response.results.len() == inputs.len();
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        let result = if by_order {
+            response.results.get(index)
+        } else {
+            by_key.get(input.key.as_str()).copied()
+        };
+        if let Some(result) = result {
+            outcomes.push(RecordOutcome::Upserted {
+                key: input.key.clone(),
+                crm_id: result.id.clone(),
+                created: result.new,
+            });
+        } else if let Some(err) = errors_by_key.get(&input.key) {
+            outcomes.push(RecordOutcome::Rejected {
+                key: input.key.clone(),
+                error: hs_error::record_error(object, &input.key, err),
+            });
+        } else if let Some(err) = unattributed.first() {
+            return Err(hs_error::batch_error(what, err));
+        } else {
+            return Err(hs_error::protocol(
+                what,
+                format_args!("no result for record {}", input.key),
+            ));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Exponential backoff with full jitter: a uniform wait in `[0, min(cap, base·2^(n-1))]`, but
+/// never less than the wait HubSpot asked for.
+fn backoff(failed_attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(failed_attempts.saturating_sub(1)))
+        .min(BACKOFF_CAP);
+    let max_ms = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
+    let jitter = Duration::from_millis(rand::rng().random_range(0..=max_ms));
+    retry_after.map_or(jitter, |asked| asked.max(jitter))
+}
+
+/// The `x-hubspot-ratelimit-*` headers of an answer, for the call log (FACTS 2.10).
+fn rate_limit_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-hubspot-ratelimit-"))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect()
+}
+
+/// HubSpot's default property group per object (FACTS 2.7).
+fn group_name(object: ObjectKind) -> &'static str {
+    match object {
+        ObjectKind::Contacts => "contactinformation",
+        ObjectKind::Companies => "companyinformation",
+        ObjectKind::Deals => "dealinformation",
+    }
+}
+
+fn not_unique(object: ObjectKind, name: &str) -> CrmError {
+    CrmError::new(
+        ErrorKind::Schema,
+        format!(
+            "hubspot {object} property {name} exists but is not unique-valued, so upserts cannot use it \
+             as their id property; hubspot cannot make an existing property unique: archive {name} in \
+             hubspot's property settings and run again so crmsync creates it, or choose another id property"
+        ),
+    )
+    .with_property(name)
+}
+
+/// HubSpot internal names are lowercase letters, digits and underscores; checking also keeps
+/// the name from altering the request path.
+fn check_property_name(name: &str) -> Result<(), CrmError> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(CrmError::new(
+            ErrorKind::Config,
+            format!(
+                "{name:?} is not a valid hubspot property name: use lowercase letters, digits and underscores, \
+                 starting with a letter (e.g. crmsync_id)"
+            ),
+        ))
+    }
+}
+
+fn check_batch_size(what: &str, len: usize) -> Result<(), CrmError> {
+    if len > MAX_BATCH {
+        return Err(CrmError::new(
+            ErrorKind::Rejected,
+            format!("{what} of {len} records not sent: hubspot takes at most {MAX_BATCH} per call"),
+        ));
+    }
+    Ok(())
+}
+
+fn to_json(what: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, CrmError> {
+    serde_json::to_vec(body).map_err(|e| {
+        CrmError::new(
+            ErrorKind::Protocol,
+            format!("{what} body cannot be encoded as json: {e}"),
+        )
+    })
+}
+
+fn count(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}

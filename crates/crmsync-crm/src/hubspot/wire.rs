@@ -1,0 +1,193 @@
+//! Serde shapes of the HubSpot JSON bodies this client sends and reads, named after HubSpot's
+//! OpenAPI schemas (FACTS 2.3, 2.6, 2.7, 2.9, 2.10). Our own types: nothing here is shared with
+//! the sandbox, so a misreading of the wire format cannot hide on both sides.
+//!
+//! Read types are lenient on purpose (every field defaulted, ids accepted as string or number,
+//! `context` kept as raw JSON): an answer we half understand must still yield the CRM's message.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// `BatchInputSimplePublicObjectBatchInputUpsert`: body of `POST …/batch/upsert`.
+#[derive(Debug, Serialize)]
+pub struct BatchInputUpsert<'a> {
+    pub inputs: Vec<SimplePublicObjectBatchInputUpsert<'a>>,
+}
+
+/// One record of a batch upsert: `id` is the value of the unique `idProperty`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimplePublicObjectBatchInputUpsert<'a> {
+    pub id: &'a str,
+    pub id_property: &'a str,
+    pub properties: BTreeMap<&'a str, &'a str>,
+}
+
+/// `BatchResponseSimplePublicUpsertObject[WithErrors]`: 200, or 207 with `errors`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BatchResponseUpsert {
+    pub status: Option<String>,
+    pub results: Vec<SimplePublicUpsertObject>,
+    pub num_errors: Option<u32>,
+    pub errors: Vec<StandardError>,
+}
+
+/// `SimplePublicUpsertObject`: the record envelope plus `new` (true when created).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SimplePublicUpsertObject {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    pub properties: BTreeMap<String, Option<String>>,
+    pub new: bool,
+}
+
+/// `StandardError`: one per-record error inside a 207 batch answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StandardError {
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub sub_category: Option<Value>,
+    pub message: Option<String>,
+    /// `{key: [values]}`; for batch errors `ids` lists the records concerned (FACTS 2.3).
+    pub context: BTreeMap<String, Value>,
+    #[serde(deserialize_with = "opt_id_string")]
+    pub id: Option<String>,
+    pub errors: Vec<ErrorDetail>,
+}
+
+/// `Error`: the body of every non-2xx answer (FACTS 2.9), plus the rate-limit fields of a 429
+/// (`errorType`, `policyName`, FACTS 2.10).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Error {
+    pub status: Option<String>,
+    pub message: Option<String>,
+    pub correlation_id: Option<String>,
+    pub category: Option<String>,
+    pub sub_category: Option<Value>,
+    pub context: BTreeMap<String, Value>,
+    pub errors: Vec<ErrorDetail>,
+    pub error_type: Option<String>,
+    pub policy_name: Option<String>,
+}
+
+/// `ErrorDetail`: an entry of `errors[]` in an [`Error`] or [`StandardError`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub message: Option<String>,
+    pub code: Option<String>,
+    #[serde(rename = "in")]
+    pub in_field: Option<String>,
+    pub context: BTreeMap<String, Value>,
+    pub sub_category: Option<Value>,
+}
+
+/// One item of the JSON array HubSpot embeds in the message of a property-value
+/// `VALIDATION_ERROR`: `Property values were not valid: [{…}]` (FACTS 2.9).
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PropertyValidationResult {
+    pub is_valid: bool,
+    pub message: Option<String>,
+    /// `INVALID_EMAIL`, `PROPERTY_DOESNT_EXIST`, `INVALID_OPTION`, …
+    pub error: Option<String>,
+    /// The property name.
+    pub name: Option<String>,
+    pub localized_error_message: Option<String>,
+}
+
+/// `Property` (FACTS 2.7), only the fields this client reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Property {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub has_unique_value: bool,
+    pub archived: bool,
+}
+
+/// `CollectionResponsePropertyNoPaging`: answer of `GET /crm/v3/properties/{objectType}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CollectionResponseProperty {
+    pub results: Vec<Property>,
+}
+
+/// `PropertyCreate`: body of `POST /crm/v3/properties/{objectType}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyCreate<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    pub description: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub field_type: &'a str,
+    pub group_name: &'a str,
+    pub has_unique_value: bool,
+}
+
+/// `BatchInputPublicDefaultAssociationMultiPost`: body of `…/batch/associate/default` (FACTS 2.6).
+#[derive(Debug, Serialize)]
+pub struct BatchInputDefaultAssociation<'a> {
+    pub inputs: Vec<PublicDefaultAssociationMultiPost<'a>>,
+}
+
+/// One unlabelled association to create.
+#[derive(Debug, Serialize)]
+pub struct PublicDefaultAssociationMultiPost<'a> {
+    pub from: PublicObjectId<'a>,
+    pub to: PublicObjectId<'a>,
+}
+
+/// `PublicObjectId`: `{"id": "…"}`.
+#[derive(Debug, Serialize)]
+pub struct PublicObjectId<'a> {
+    pub id: &'a str,
+}
+
+/// `BatchResponsePublicDefaultAssociation`: only the errors matter to us (results are not
+/// needed: the association exists afterwards either way).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BatchResponseDefaultAssociation {
+    pub status: Option<String>,
+    pub num_errors: Option<u32>,
+    pub errors: Vec<StandardError>,
+}
+
+/// Object ids are JSON strings, but v4 answers send numbers in practice (FACTS 2.2).
+fn id_string<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    Ok(opt_id_string(de)?.unwrap_or_default())
+}
+
+fn opt_id_string<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(de)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The string values of a `context` entry (`{"ids": ["a", "b"]}`, or a bare string/number).
+pub fn context_strings(context: &BTreeMap<String, Value>, key: &str) -> Vec<String> {
+    fn one(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+    match context.get(key) {
+        Some(Value::Array(items)) => items.iter().filter_map(one).collect(),
+        Some(v) => one(v).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
