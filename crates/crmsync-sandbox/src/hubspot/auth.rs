@@ -1,0 +1,53 @@
+//! Bearer-token authentication (FACTS 2.1).
+//!
+//! With a configured token only that token passes; without one any non-empty bearer token
+//! passes, so SDK examples with placeholder tokens work. Anything else is 401
+//! `INVALID_AUTHENTICATION`.
+
+use axum::http::{HeaderMap, header};
+
+use super::error::ApiError;
+
+const NOT_FOUND: &str = "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview";
+
+/// Checks the `Authorization` header against the configured token.
+pub(crate) fn check(headers: &HeaderMap, expected: Option<&str>) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty());
+    match (presented, expected) {
+        (None, _) => Err(ApiError::unauthorized(NOT_FOUND)),
+        (Some(token), Some(expected)) if token != expected => Err(ApiError::unauthorized(
+            "The access token provided is not valid for this sandbox portal. Check the token configured with `crmsync sandbox --token`.",
+        )),
+        (Some(_), _) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        headers
+    }
+
+    #[test]
+    fn accepts_only_the_configured_token() {
+        assert!(check(&with("Bearer pat-1"), Some("pat-1")).is_ok());
+        assert!(check(&with("Bearer pat-2"), Some("pat-1")).is_err());
+        assert!(check(&with("Bearer anything"), None).is_ok());
+        assert!(check(&with("Bearer "), None).is_err());
+        assert!(check(&HeaderMap::new(), None).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The middleware every API request passes: authentication, rate limits, rate-limit headers,
+//! call statistics, and the guarantee that no error leaves without a HubSpot JSON body.
+//!
+//! Order matters: an unauthenticated request is answered 401 without consuming budget (it
+//! cannot be attributed to an app); a 429 consumes nothing; both still carry the headers
+//! (FACTS 2.10) and are counted in stats. `/_sandbox` requests bypass all of it.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::auth;
+use super::error::ApiError;
+use super::limits;
+use super::state::AppState;
+
+/// Largest error body read back when converting a non-JSON error.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub(crate) async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if path == "/_sandbox" || path.starts_with("/_sandbox/") {
+        return ensure_json_error(next.run(request).await).await;
+    }
+    let method = request.method().clone();
+    let search = method == Method::POST && path.ends_with("/search");
+    let response = match auth::check(request.headers(), state.token()) {
+        Err(error) => {
+            let usage = state.limiter().usage(Instant::now());
+            let mut response = error.into_response();
+            limits::apply_headers(response.headers_mut(), &usage);
+            response
+        }
+        Ok(()) => {
+            let verdict = state.limiter().admit(search, Instant::now());
+            match verdict {
+                Err(rejection) => rejection.into_response(),
+                Ok(usage) => {
+                    let mut response = ensure_json_error(next.run(request).await).await;
+                    limits::apply_headers(response.headers_mut(), &usage);
+                    response
+                }
+            }
+        }
+    };
+    state
+        .stats()
+        .record(method.as_str(), &path, response.status().as_u16());
+    response
+}
+
+/// Rewrites framework-generated errors (405, 413, path rejections…) into HubSpot's shape;
+/// the npm client cannot read an error without a JSON content type (FACTS 2.2).
+async fn ensure_json_error(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), MAX_ERROR_BODY).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let (category, default_message) = match status {
+        StatusCode::NOT_FOUND => ("OBJECT_NOT_FOUND", "Resource not found"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("VALIDATION_ERROR", "Method not allowed for this resource")
+        }
+        s if s.is_server_error() => ("INTERNAL_ERROR", "Internal error"),
+        _ => ("VALIDATION_ERROR", "Invalid request"),
+    };
+    let message = if text.is_empty() {
+        default_message.to_owned()
+    } else {
+        text
+    };
+    ApiError::new(status, category, message).into_response()
+}
+
+/// Answer for routes that do not exist: JSON 404, never an empty or HTML body.
+pub(crate) async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::not_found(format!("No route for {method} {}", uri.path())).into_response()
+}
+
+/// Answer for a known route with an unsupported method.
+pub(crate) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "VALIDATION_ERROR",
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
+    .into_response()
+}

@@ -1,0 +1,117 @@
+//! The three emulated object types and the per-type facts HubSpot hard-codes for them.
+
+/// A CRM object type served by the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ObjectType {
+    Contacts,
+    Companies,
+    Deals,
+}
+
+impl ObjectType {
+    pub const ALL: [ObjectType; 3] = [Self::Contacts, Self::Companies, Self::Deals];
+
+    /// Parses a path segment: the plural name, the singular, or the type id (FACTS 2.2).
+    pub fn parse(segment: &str) -> Option<Self> {
+        match segment.to_ascii_lowercase().as_str() {
+            "contacts" | "contact" | "0-1" => Some(Self::Contacts),
+            "companies" | "company" | "0-2" => Some(Self::Companies),
+            "deals" | "deal" | "0-3" => Some(Self::Deals),
+            _ => None,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Self::Contacts => 0,
+            Self::Companies => 1,
+            Self::Deals => 2,
+        }
+    }
+
+    /// Plural name used in paths and in stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::Companies => "companies",
+            Self::Deals => "deals",
+        }
+    }
+
+    pub fn singular(self) -> &'static str {
+        match self {
+            Self::Contacts => "contact",
+            Self::Companies => "company",
+            Self::Deals => "deal",
+        }
+    }
+
+    pub fn type_id(self) -> &'static str {
+        match self {
+            Self::Contacts => "0-1",
+            Self::Companies => "0-2",
+            Self::Deals => "0-3",
+        }
+    }
+
+    /// Contacts use `lastmodifieddate`, everything else `hs_lastmodifieddate` (FACTS 2.2).
+    pub fn last_modified_property(self) -> &'static str {
+        match self {
+            Self::Contacts => "lastmodifieddate",
+            Self::Companies | Self::Deals => "hs_lastmodifieddate",
+        }
+    }
+
+    /// Properties returned when a request names none (FACTS 2.2).
+    pub fn default_properties(self) -> &'static [&'static str] {
+        match self {
+            Self::Contacts => &[
+                "createdate",
+                "email",
+                "firstname",
+                "hs_object_id",
+                "lastmodifieddate",
+                "lastname",
+            ],
+            Self::Companies => &[
+                "createdate",
+                "domain",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "name",
+            ],
+            Self::Deals => &[
+                "amount",
+                "closedate",
+                "createdate",
+                "dealname",
+                "dealstage",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "pipeline",
+            ],
+        }
+    }
+
+    /// Properties a free-text search `query` looks at.
+    pub fn searchable_properties(self) -> &'static [&'static str] {
+        match self {
+            Self::Contacts => &["email", "firstname", "lastname", "phone", "company"],
+            Self::Companies => &["name", "domain", "website", "phone"],
+            Self::Deals => &["dealname"],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_type_ids() {
+        assert_eq!(ObjectType::parse("0-1"), Some(ObjectType::Contacts));
+        assert_eq!(ObjectType::parse("Companies"), Some(ObjectType::Companies));
+        assert_eq!(ObjectType::parse("0-3"), Some(ObjectType::Deals));
+        assert_eq!(ObjectType::parse("tickets"), None);
+    }
+}

@@ -1,0 +1,343 @@
+//! Property definitions: the built-in properties of contacts, companies and deals and the
+//! model returned by the properties API (FACTS 2.7).
+//!
+//! Invariant: every property a record may carry has a definition here; writes of anything
+//! else are rejected with `PROPERTY_DOESNT_EXIST`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::object_type::ObjectType;
+use super::pipelines;
+use super::record::iso;
+
+/// One enumeration option.
+#[derive(Debug, Clone)]
+pub(crate) struct PropertyOption {
+    pub label: String,
+    pub value: String,
+    pub display_order: i64,
+    pub hidden: bool,
+}
+
+/// A property definition as served by `/crm/v3/properties/{objectType}`.
+#[derive(Debug, Clone)]
+pub(crate) struct PropertyDef {
+    pub name: String,
+    pub label: String,
+    /// `string`, `number`, `date`, `datetime`, `enumeration`, `bool`, `phone_number`.
+    pub kind: String,
+    pub field_type: String,
+    pub group_name: String,
+    pub description: String,
+    pub options: Vec<PropertyOption>,
+    pub display_order: i64,
+    pub has_unique_value: bool,
+    pub hubspot_defined: bool,
+    /// Values are maintained by the sandbox itself (ids, modification dates).
+    pub read_only_value: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PropertyDef {
+    pub fn to_json(&self) -> Value {
+        let options: Vec<Value> = self
+            .options
+            .iter()
+            .map(|o| {
+                json!({
+                    "label": o.label,
+                    "value": o.value,
+                    "displayOrder": o.display_order,
+                    "hidden": o.hidden,
+                    "description": "",
+                })
+            })
+            .collect();
+        let mut body = json!({
+            "name": self.name,
+            "label": self.label,
+            "type": self.kind,
+            "fieldType": self.field_type,
+            "groupName": self.group_name,
+            "description": self.description,
+            "options": options,
+            "displayOrder": self.display_order,
+            "hidden": false,
+            "formField": !self.read_only_value,
+            "hasUniqueValue": self.has_unique_value,
+            "calculated": false,
+            "externalOptions": false,
+            "modificationMetadata": {
+                "archivable": !self.hubspot_defined,
+                "readOnlyDefinition": self.hubspot_defined,
+                "readOnlyValue": self.read_only_value,
+            },
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "archived": false,
+        });
+        if self.hubspot_defined
+            && let Some(map) = body.as_object_mut()
+        {
+            map.insert("hubspotDefined".to_owned(), Value::Bool(true));
+        }
+        body
+    }
+}
+
+/// Default property group of each object type (FACTS 2.7).
+pub(crate) fn default_group(object: ObjectType) -> &'static str {
+    match object {
+        ObjectType::Contacts => "contactinformation",
+        ObjectType::Companies => "companyinformation",
+        ObjectType::Deals => "dealinformation",
+    }
+}
+
+/// Property groups of an object type: `(name, label)`.
+pub(crate) fn groups(object: ObjectType) -> &'static [(&'static str, &'static str)] {
+    match object {
+        ObjectType::Contacts => &[
+            ("contactinformation", "Contact information"),
+            ("emailinformation", "Email information"),
+        ],
+        ObjectType::Companies => &[("companyinformation", "Company information")],
+        ObjectType::Deals => &[("dealinformation", "Deal information")],
+    }
+}
+
+/// `(name, label, type, fieldType, read-only value)` of one built-in property.
+type Builtin = (&'static str, &'static str, &'static str, &'static str, bool);
+
+const CONTACT_PROPERTIES: &[Builtin] = &[
+    ("email", "Email", "string", "text", false),
+    ("firstname", "First Name", "string", "text", false),
+    ("lastname", "Last Name", "string", "text", false),
+    ("phone", "Phone Number", "string", "phonenumber", false),
+    (
+        "mobilephone",
+        "Mobile Phone Number",
+        "string",
+        "phonenumber",
+        false,
+    ),
+    ("company", "Company Name", "string", "text", false),
+    ("website", "Website URL", "string", "text", false),
+    ("address", "Street Address", "string", "text", false),
+    ("city", "City", "string", "text", false),
+    ("state", "State/Region", "string", "text", false),
+    ("zip", "Postal Code", "string", "text", false),
+    ("country", "Country/Region", "string", "text", false),
+    ("jobtitle", "Job Title", "string", "text", false),
+    (
+        "lifecyclestage",
+        "Lifecycle Stage",
+        "enumeration",
+        "radio",
+        false,
+    ),
+    (
+        "hs_lead_status",
+        "Lead Status",
+        "enumeration",
+        "radio",
+        false,
+    ),
+    ("createdate", "Create Date", "datetime", "date", false),
+    (
+        "lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+    (
+        "hs_merged_object_ids",
+        "Merged Record IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+    (
+        "hs_calculated_merged_vids",
+        "Merged Contact IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+    (
+        "hs_additional_emails",
+        "Additional email addresses",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+];
+
+const COMPANY_PROPERTIES: &[Builtin] = &[
+    ("name", "Company name", "string", "text", false),
+    ("domain", "Company Domain Name", "string", "text", false),
+    ("phone", "Phone Number", "string", "phonenumber", false),
+    ("address", "Street Address", "string", "text", false),
+    ("city", "City", "string", "text", false),
+    ("state", "State/Region", "string", "text", false),
+    ("zip", "Postal Code", "string", "text", false),
+    ("country", "Country/Region", "string", "text", false),
+    ("industry", "Industry", "string", "text", false),
+    ("website", "Website URL", "string", "text", false),
+    ("description", "Description", "string", "textarea", false),
+    (
+        "numberofemployees",
+        "Number of Employees",
+        "number",
+        "number",
+        false,
+    ),
+    ("annualrevenue", "Annual Revenue", "number", "number", false),
+    (
+        "lifecyclestage",
+        "Lifecycle Stage",
+        "enumeration",
+        "radio",
+        false,
+    ),
+    ("createdate", "Create Date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+    (
+        "hs_merged_object_ids",
+        "Merged Record IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+];
+
+const DEAL_PROPERTIES: &[Builtin] = &[
+    ("dealname", "Deal Name", "string", "text", false),
+    ("amount", "Amount", "number", "number", false),
+    ("dealstage", "Deal Stage", "enumeration", "radio", false),
+    ("pipeline", "Pipeline", "enumeration", "select", false),
+    ("closedate", "Close Date", "datetime", "date", false),
+    ("dealtype", "Deal Type", "enumeration", "radio", false),
+    (
+        "description",
+        "Deal Description",
+        "string",
+        "textarea",
+        false,
+    ),
+    ("createdate", "Create Date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+    (
+        "hs_merged_object_ids",
+        "Merged Record IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+];
+
+const LIFECYCLE_STAGES: &[(&str, &str)] = &[
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("marketingqualifiedlead", "Marketing Qualified Lead"),
+    ("salesqualifiedlead", "Sales Qualified Lead"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+    ("evangelist", "Evangelist"),
+    ("other", "Other"),
+];
+
+const LEAD_STATUSES: &[(&str, &str)] = &[
+    ("NEW", "New"),
+    ("OPEN", "Open"),
+    ("IN_PROGRESS", "In Progress"),
+    ("OPEN_DEAL", "Open Deal"),
+    ("UNQUALIFIED", "Unqualified"),
+    ("ATTEMPTED_TO_CONTACT", "Attempted to Contact"),
+    ("CONNECTED", "Connected"),
+    ("BAD_TIMING", "Bad Timing"),
+];
+
+const DEAL_TYPES: &[(&str, &str)] = &[
+    ("newbusiness", "New Business"),
+    ("existingbusiness", "Existing Business"),
+];
+
+fn options(pairs: &[(&str, &str)]) -> Vec<PropertyOption> {
+    pairs
+        .iter()
+        .zip(0..)
+        .map(|((value, label), order)| PropertyOption {
+            label: (*label).to_owned(),
+            value: (*value).to_owned(),
+            display_order: order,
+            hidden: false,
+        })
+        .collect()
+}
+
+/// The built-in property definitions of `object`.
+pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
+    let table = match object {
+        ObjectType::Contacts => CONTACT_PROPERTIES,
+        ObjectType::Companies => COMPANY_PROPERTIES,
+        ObjectType::Deals => DEAL_PROPERTIES,
+    };
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    table
+        .iter()
+        .zip(0..)
+        .map(|(&(name, label, kind, field_type, read_only), order)| {
+            let options = match (object, name) {
+                (_, "lifecyclestage") => options(LIFECYCLE_STAGES),
+                (ObjectType::Contacts, "hs_lead_status") => options(LEAD_STATUSES),
+                (ObjectType::Deals, "dealtype") => options(DEAL_TYPES),
+                (ObjectType::Deals, "pipeline") => {
+                    options(&[(pipelines::DEFAULT_ID, pipelines::DEFAULT_LABEL)])
+                }
+                (ObjectType::Deals, "dealstage") => options(
+                    &pipelines::DEFAULT_STAGES
+                        .iter()
+                        .map(|s| (s.id, s.label))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => Vec::new(),
+            };
+            PropertyDef {
+                name: name.to_owned(),
+                label: label.to_owned(),
+                kind: kind.to_owned(),
+                field_type: field_type.to_owned(),
+                group_name: default_group(object).to_owned(),
+                description: String::new(),
+                options,
+                display_order: order,
+                // `hs_object_id` is HubSpot's built-in unique key; contact `email` behaves
+                // as unique (FACTS 2.3) but is reported as a plain property.
+                has_unique_value: name == "hs_object_id",
+                hubspot_defined: true,
+                read_only_value: read_only,
+                created_at: epoch,
+                updated_at: epoch,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,496 @@
+//! The in-memory portal: records per object type, property definitions and associations.
+//!
+//! Invariants kept here and nowhere else:
+//! - `unique` indexes every *live* record by each unique-key property value (contact `email`,
+//!   lower-cased, and every `hasUniqueValue` property), so get/upsert by `idProperty` is a
+//!   hash lookup, never a scan;
+//! - ids are numeric, increasing and never reused, across all object types;
+//! - timestamps never go backwards, so sorting by the modification date is stable.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, PropertyProblem};
+use super::links::Links;
+use super::object_type::ObjectType;
+use super::pipelines;
+use super::record::{Record, iso};
+use super::schema::{self, PropertyDef};
+use super::values::{normalize, raw_value};
+
+/// Property changes of one write: `None` clears the property.
+pub(crate) type Changes = BTreeMap<String, Option<String>>;
+
+/// Unique values claimed by earlier inputs of the same batch: `(property, key) → target id`.
+pub(crate) type Claims = HashMap<(String, String), Option<u64>>;
+
+/// Records of one object type.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub records: BTreeMap<u64, Record>,
+    unique: HashMap<String, HashMap<String, u64>>,
+    merged_into: HashMap<u64, u64>,
+}
+
+/// The whole emulated portal.
+#[derive(Debug)]
+pub(crate) struct Store {
+    tables: [Table; 3],
+    schemas: [BTreeMap<String, PropertyDef>; 3],
+    pub links: Links,
+    next_id: u64,
+    last_now: DateTime<Utc>,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let schemas = ObjectType::ALL.map(|object| {
+            schema::builtin(object)
+                .into_iter()
+                .map(|def| (def.name.clone(), def))
+                .collect()
+        });
+        Self {
+            tables: Default::default(),
+            schemas,
+            links: Links::default(),
+            // Start well above zero so ids look like HubSpot's and never collide with "0".
+            next_id: 1001,
+            last_now: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    /// A clock that never goes backwards.
+    pub fn now(&mut self) -> DateTime<Utc> {
+        let now = Utc::now().max(self.last_now);
+        self.last_now = now;
+        now
+    }
+
+    pub fn table(&self, object: ObjectType) -> &Table {
+        &self.tables[object.index()]
+    }
+
+    pub fn schema(&self, object: ObjectType) -> &BTreeMap<String, PropertyDef> {
+        &self.schemas[object.index()]
+    }
+
+    /// Adds a custom property; 409 `OBJECT_ALREADY_EXISTS` if the name is taken (FACTS 2.7).
+    pub fn add_property(&mut self, object: ObjectType, def: PropertyDef) -> Result<(), ApiError> {
+        let schema = &mut self.schemas[object.index()];
+        if schema.contains_key(&def.name) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "OBJECT_ALREADY_EXISTS",
+                format!(
+                    "A property named '{}' already exists for object type {}.",
+                    def.name,
+                    object.type_id()
+                ),
+            ));
+        }
+        schema.insert(def.name.clone(), def);
+        Ok(())
+    }
+
+    /// Live (non-archived) record counts per object type.
+    pub fn live_count(&self, object: ObjectType) -> usize {
+        self.table(object)
+            .records
+            .values()
+            .filter(|r| !r.is_archived())
+            .count()
+    }
+
+    /// Whether `name` identifies records uniquely: `hasUniqueValue` properties and contact
+    /// `email` (FACTS 2.3, 2.7).
+    pub fn is_unique_key(&self, object: ObjectType, name: &str) -> bool {
+        (object == ObjectType::Contacts && name == "email")
+            || self
+                .schema(object)
+                .get(name)
+                .is_some_and(|d| d.has_unique_value)
+    }
+
+    fn index_key(name: &str, value: &str) -> String {
+        // HubSpot treats e-mail addresses case-insensitively.
+        if name == "email" {
+            value.to_lowercase()
+        } else {
+            value.to_owned()
+        }
+    }
+
+    /// Resolves a path/input id to a record id. Without `id_property` (or with
+    /// `hs_object_id`) `id` is the record id, following merges; otherwise it is a value of a
+    /// unique property. `Ok(None)` means "no such record".
+    pub fn resolve(
+        &self,
+        object: ObjectType,
+        id: &str,
+        id_property: Option<&str>,
+    ) -> Result<Option<u64>, ApiError> {
+        match id_property {
+            None | Some("hs_object_id") | Some("") => {
+                let Ok(mut id) = id.trim().parse::<u64>() else {
+                    return Ok(None);
+                };
+                let table = self.table(object);
+                // Requests for an absorbed id resolve to the survivor (FACTS 2.4).
+                while let Some(&into) = table.merged_into.get(&id) {
+                    id = into;
+                }
+                Ok(table.records.contains_key(&id).then_some(id))
+            }
+            Some(name) => {
+                if !self.is_unique_key(object, name) {
+                    return Err(ApiError::validation(format!(
+                        "Property {name} is not a unique identifier for {}; use a property with hasUniqueValue=true",
+                        object.name()
+                    )));
+                }
+                Ok(self
+                    .table(object)
+                    .unique
+                    .get(name)
+                    .and_then(|index| index.get(&Self::index_key(name, id)))
+                    .copied())
+            }
+        }
+    }
+
+    /// A live record by id.
+    pub fn live(&self, object: ObjectType, id: u64) -> Option<&Record> {
+        self.table(object)
+            .records
+            .get(&id)
+            .filter(|r| !r.is_archived())
+    }
+
+    /// Validates a `properties` object against the schema and returns the normalised
+    /// changes, or a 400 listing every invalid value (FACTS 2.9).
+    pub fn validate(
+        &self,
+        object: ObjectType,
+        input: &Map<String, Value>,
+        target: Option<&Record>,
+    ) -> Result<Changes, ApiError> {
+        let schema = self.schema(object);
+        let mut problems = Vec::new();
+        let mut changes = Changes::new();
+        for (name, value) in input {
+            let Some(def) = schema.get(name) else {
+                problems.push(PropertyProblem {
+                    name: name.clone(),
+                    error: "PROPERTY_DOESNT_EXIST",
+                    message: format!("Property \"{name}\" does not exist"),
+                });
+                continue;
+            };
+            if def.read_only_value {
+                problems.push(PropertyProblem {
+                    name: name.clone(),
+                    error: "READ_ONLY_VALUE",
+                    message: format!("{name} is a read only property; its value cannot be set."),
+                });
+                continue;
+            }
+            let is_email = object == ObjectType::Contacts && name == "email";
+            match raw_value(value) {
+                None => {
+                    changes.insert(name.clone(), None);
+                }
+                Some(raw) => match normalize(def, is_email, &raw) {
+                    Ok(stored) => {
+                        changes.insert(name.clone(), Some(stored));
+                    }
+                    Err(problem) => problems.push(problem),
+                },
+            }
+        }
+        if object == ObjectType::Deals {
+            check_deal_stage(&changes, target, &mut problems);
+        }
+        if problems.is_empty() {
+            Ok(changes)
+        } else {
+            Err(ApiError::property_values(&problems))
+        }
+    }
+
+    /// Rejects unique values held by another live record (409) or claimed twice within
+    /// one batch (400). Successful claims are recorded in `claims`.
+    pub fn check_unique(
+        &self,
+        object: ObjectType,
+        changes: &Changes,
+        target: Option<u64>,
+        claims: &mut Claims,
+    ) -> Result<(), ApiError> {
+        for (name, value) in changes {
+            let Some(value) = value else { continue };
+            if !self.is_unique_key(object, name) {
+                continue;
+            }
+            let key = Self::index_key(name, value);
+            if let Some(&existing) = self
+                .table(object)
+                .unique
+                .get(name)
+                .and_then(|index| index.get(&key))
+                && Some(existing) != target
+            {
+                let message = if object == ObjectType::Contacts && name == "email" {
+                    format!("Contact already exists. Existing ID: {existing}")
+                } else {
+                    format!(
+                        "A {} with {name} \"{value}\" already exists. Existing ID: {existing}",
+                        object.singular()
+                    )
+                };
+                return Err(ApiError::conflict(message));
+            }
+            let claim = (name.clone(), key);
+            match claims.get(&claim) {
+                Some(previous) if previous.is_none() || *previous != target => {
+                    return Err(ApiError::validation(format!(
+                        "Duplicate value \"{value}\" for unique property {name} in batch input"
+                    )));
+                }
+                _ => {
+                    claims.insert(claim, target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a record from validated changes and returns its id.
+    pub fn create(&mut self, object: ObjectType, changes: Changes) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = self.now();
+        let mut props: BTreeMap<String, String> = changes
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        props.insert("hs_object_id".to_owned(), id.to_string());
+        props
+            .entry("createdate".to_owned())
+            .or_insert_with(|| iso(now));
+        props.insert(object.last_modified_property().to_owned(), iso(now));
+        if object == ObjectType::Deals && props.contains_key("dealstage") {
+            props
+                .entry("pipeline".to_owned())
+                .or_insert_with(|| pipelines::DEFAULT_ID.to_owned());
+        }
+        let record = Record {
+            id,
+            props,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        };
+        let table = &mut self.tables[object.index()];
+        index_record(table, object, &self.schemas[object.index()], &record, true);
+        table.records.insert(id, record);
+        id
+    }
+
+    /// Applies validated changes to a live record.
+    pub fn update(&mut self, object: ObjectType, id: u64, changes: Changes) {
+        let now = self.now();
+        let schema = &self.schemas[object.index()];
+        let table = &mut self.tables[object.index()];
+        let Some(mut record) = table.records.remove(&id) else {
+            return;
+        };
+        index_record(table, object, schema, &record, false);
+        for (name, value) in changes {
+            match value {
+                Some(v) => record.props.insert(name, v),
+                None => record.props.remove(&name),
+            };
+        }
+        record
+            .props
+            .insert(object.last_modified_property().to_owned(), iso(now));
+        record.updated_at = now;
+        index_record(table, object, schema, &record, true);
+        table.records.insert(id, record);
+    }
+
+    /// Soft-deletes a live record (FACTS 2.4). Returns whether it was live.
+    pub fn archive(&mut self, object: ObjectType, id: u64) -> bool {
+        let now = self.now();
+        let schema = &self.schemas[object.index()];
+        let table = &mut self.tables[object.index()];
+        let Some(mut record) = table.records.remove(&id) else {
+            return false;
+        };
+        let was_live = !record.is_archived();
+        if was_live {
+            index_record(table, object, schema, &record, false);
+            record.archived_at = Some(now);
+            record.updated_at = now;
+        }
+        table.records.insert(id, record);
+        was_live
+    }
+
+    /// Permanently deletes a record and its associations (GDPR delete).
+    pub fn purge(&mut self, object: ObjectType, id: u64) -> bool {
+        let schema = &self.schemas[object.index()];
+        let table = &mut self.tables[object.index()];
+        let Some(record) = table.records.remove(&id) else {
+            return false;
+        };
+        if !record.is_archived() {
+            index_record(table, object, schema, &record, false);
+        }
+        self.links.forget((object, id));
+        true
+    }
+
+    /// Merges `absorbed` into `primary` (both live, same type): the primary's values win,
+    /// missing ones are taken from the absorbed record, associations move over and the
+    /// absorbed id keeps resolving to the survivor (FACTS 2.4).
+    pub fn merge(
+        &mut self,
+        object: ObjectType,
+        primary: u64,
+        absorbed: u64,
+    ) -> Result<(), ApiError> {
+        if primary == absorbed {
+            return Err(ApiError::validation("Cannot merge a record with itself"));
+        }
+        let (Some(_), Some(other)) = (
+            self.live(object, primary),
+            self.live(object, absorbed).cloned(),
+        ) else {
+            return Err(ApiError::not_found(format!(
+                "Unable to merge: {} {primary} or {absorbed} does not exist",
+                object.singular()
+            )));
+        };
+        let now = self.now();
+        let schema = &self.schemas[object.index()];
+        let table = &mut self.tables[object.index()];
+        if let Some(gone) = table.records.remove(&absorbed) {
+            index_record(table, object, schema, &gone, false);
+        }
+        table.merged_into.insert(absorbed, primary);
+        if let Some(mut record) = table.records.remove(&primary) {
+            index_record(table, object, schema, &record, false);
+            let skip = [
+                "hs_object_id",
+                "createdate",
+                object.last_modified_property(),
+            ];
+            for (name, value) in &other.props {
+                if !skip.contains(&name.as_str()) && !record.props.contains_key(name) {
+                    record.props.insert(name.clone(), value.clone());
+                }
+            }
+            let mut merged: Vec<String> = record
+                .props
+                .get("hs_merged_object_ids")
+                .map(|s| {
+                    s.split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            merged.push(absorbed.to_string());
+            let merged = merged.join(";");
+            record
+                .props
+                .insert("hs_merged_object_ids".to_owned(), merged.clone());
+            if object == ObjectType::Contacts {
+                record
+                    .props
+                    .insert("hs_calculated_merged_vids".to_owned(), merged);
+                if let Some(email) = other.props.get("email")
+                    && record.props.get("email") != Some(email)
+                {
+                    let mut extra: Vec<String> = record
+                        .props
+                        .get("hs_additional_emails")
+                        .map(|s| s.split(';').map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    extra.push(email.clone());
+                    record
+                        .props
+                        .insert("hs_additional_emails".to_owned(), extra.join(";"));
+                }
+            }
+            record
+                .props
+                .insert(object.last_modified_property().to_owned(), iso(now));
+            record.updated_at = now;
+            index_record(table, object, schema, &record, true);
+            table.records.insert(primary, record);
+        }
+        self.links.absorb((object, absorbed), (object, primary));
+        Ok(())
+    }
+}
+
+/// Adds (`add = true`) or removes a live record's unique values in the index.
+fn index_record(
+    table: &mut Table,
+    object: ObjectType,
+    schema: &BTreeMap<String, PropertyDef>,
+    record: &Record,
+    add: bool,
+) {
+    for (name, value) in &record.props {
+        let unique = (object == ObjectType::Contacts && name == "email")
+            || schema
+                .get(name)
+                .is_some_and(|d| d.has_unique_value && name != "hs_object_id");
+        if !unique {
+            continue;
+        }
+        let key = Store::index_key(name, value);
+        let index = table.unique.entry(name.clone()).or_default();
+        if add {
+            index.insert(key, record.id);
+        } else if index.get(&key) == Some(&record.id) {
+            index.remove(&key);
+        }
+    }
+}
+
+/// The deal's stage must belong to its pipeline (FACTS 2.8): unknown stage → INVALID_OPTION.
+fn check_deal_stage(
+    changes: &Changes,
+    target: Option<&Record>,
+    problems: &mut Vec<PropertyProblem>,
+) {
+    let current = |name: &str| target.and_then(|r| r.props.get(name)).cloned();
+    let pipeline = match changes.get("pipeline") {
+        Some(value) => value.clone(),
+        None => current("pipeline"),
+    }
+    .unwrap_or_else(|| pipelines::DEFAULT_ID.to_owned());
+    let stage = match changes.get("dealstage") {
+        Some(value) => value.clone(),
+        None => current("dealstage"),
+    };
+    let touched = changes.contains_key("dealstage") || changes.contains_key("pipeline");
+    if let Some(stage) = stage
+        && touched
+        && !pipelines::stage_in_pipeline(&pipeline, &stage)
+        && !problems.iter().any(|p| p.name == "dealstage")
+    {
+        problems.push(PropertyProblem {
+            name: "dealstage".to_owned(),
+            error: "INVALID_OPTION",
+            message: format!("{stage} was not one of the allowed options for pipeline {pipeline}"),
+        });
+    }
+}
