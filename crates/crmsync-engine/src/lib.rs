@@ -1,1 +1,18 @@
-//! placeholder
+//! The crmsync engine: find what changed in the app database ([`capture`]), decide what to send
+//! ([`plan`]), queue it durably and deliver it to the CRM in full batches ([`dispatch`]), parents
+//! before children ([`order`]). [`push::push_once`] runs one pass of all of it.
+
+pub mod capture;
+pub mod dispatch;
+pub mod error;
+pub mod order;
+pub mod plan;
+pub mod progress;
+pub mod push;
+pub mod report;
+pub mod status;
+
+pub use error::EngineError;
+pub use progress::{NoProgress, Progress};
+pub use push::{CallBuffer, Engine, check_source, install, push_once};
+pub use report::{RunReport, SyncReport};

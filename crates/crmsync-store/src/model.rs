@@ -1,0 +1,131 @@
+//! Rows the [`crate::Store`] reads and writes.
+
+/// Where one app record lives in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub crm_object: String,
+    /// `None` until the CRM answered.
+    pub crm_id: Option<String>,
+    /// Hash of the last payload the CRM accepted.
+    pub pushed_hash: Option<String>,
+}
+
+/// A push to queue: the record's mapped payload (JSON) and its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub sync: String,
+    pub local_id: String,
+    pub payload: String,
+    pub hash: String,
+    /// Higher runs first: interactive edits over backfill.
+    pub priority: i32,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub sync: String,
+    pub local_id: String,
+    pub payload: String,
+    pub hash: String,
+    pub attempts: i64,
+}
+
+/// A job the CRM accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub job_id: i64,
+    pub local_id: String,
+    pub crm_id: String,
+    pub hash: String,
+}
+
+/// Why a record is in quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineKind {
+    /// A validation rule failed before any call was spent.
+    Invalid,
+    /// The CRM refused it.
+    Rejected,
+    /// Not an error: waiting for something (a confirmation, a parent record).
+    Held,
+}
+
+impl QuarantineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineKind::Invalid => "invalid",
+            QuarantineKind::Rejected => "rejected",
+            QuarantineKind::Held => "held",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "invalid" => QuarantineKind::Invalid,
+            "held" => QuarantineKind::Held,
+            _ => QuarantineKind::Rejected,
+        }
+    }
+}
+
+/// One quarantined record and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    pub sync: String,
+    pub local_id: String,
+    pub kind: QuarantineKind,
+    /// The app column at fault, when known.
+    pub field: Option<String>,
+    /// The rule (`email`, `required`, `map`, ...) or the CRM's error code.
+    pub rule: String,
+    pub message: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub attempts: i64,
+}
+
+/// One logged CRM request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRow {
+    pub at_ms: i64,
+    pub method: String,
+    pub endpoint: String,
+    pub status: Option<u16>,
+    pub attempt: u32,
+    pub latency_ms: i64,
+    pub records: u32,
+    /// Rate-limit headers as a JSON object.
+    pub rate_limits: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Queue and quarantine counts of one sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Jobs waiting or being worked on (ready, running, retrying).
+    pub pending: i64,
+    /// Jobs that ran out of retries.
+    pub dead: i64,
+    pub invalid: i64,
+    pub rejected: i64,
+    pub held: i64,
+    /// Links with a CRM id.
+    pub linked: i64,
+}
+
+/// Totals over the call log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    pub calls: i64,
+    /// Calls with attempt > 1.
+    pub retries: i64,
+    pub rate_limited: i64,
+    /// Calls without a 2xx answer.
+    pub errors: i64,
+    /// Records carried by successful calls.
+    pub records: i64,
+    /// Successful write calls that carried records.
+    pub write_calls: i64,
+}

@@ -1,0 +1,438 @@
+//! The SQLite state store: WAL mode, a busy timeout, and every multi-row change in one
+//! transaction. SQLite has a single writer, so claiming is an `UPDATE ... RETURNING` that no
+//! other writer can interleave with.
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::model::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// crmsync's state in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state database at `url` and applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            what: "state",
+            url: url.to_string(),
+            source,
+        };
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                what: "state",
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The underlying pool (for tests and diagnostics).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Every call logged, oldest first, up to `limit` (for `explain` and tests).
+    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error
+             FROM calls ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<CallRow> = rows
+            .into_iter()
+            .map(|r| CallRow {
+                at_ms: r.get(0),
+                method: r.get(1),
+                endpoint: r.get(2),
+                status: r.get::<Option<i64>, _>(3).map(|s| s as u16),
+                attempt: r.get::<i64, _>(4) as u32,
+                latency_ms: r.get(5),
+                records: r.get::<i64, _>(6) as u32,
+                rate_limits: r.get(7),
+                error: r.get(8),
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}
+
+impl Store for SqliteStore {
+    async fn links(&self, sync: &str) -> Result<HashMap<String, Link>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT local_id, crm_object, crm_id, pushed_hash FROM links WHERE sync = ?",
+        )
+        .bind(sync)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    Link {
+                        crm_object: r.get(1),
+                        crm_id: r.get(2),
+                        pushed_hash: r.get(3),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn link(&self, sync: &str, local_id: &str) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query(
+            "SELECT crm_object, crm_id, pushed_hash FROM links WHERE sync = ? AND local_id = ?",
+        )
+        .bind(sync)
+        .bind(local_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Link {
+            crm_object: r.get(0),
+            crm_id: r.get(1),
+            pushed_hash: r.get(2),
+        }))
+    }
+
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for j in jobs {
+            sqlx::query(
+                "INSERT INTO jobs (sync, local_id, direction, state, payload, hash, priority, attempts, run_at, created_at, updated_at)
+                 VALUES (?, ?, 'push', 'ready', ?, ?, ?, 0, ?, ?, ?)
+                 ON CONFLICT (sync, local_id, direction) DO UPDATE SET
+                   payload = excluded.payload, hash = excluded.hash,
+                   priority = max(jobs.priority, excluded.priority),
+                   state = CASE WHEN jobs.state = 'running' THEN 'running' ELSE 'ready' END,
+                   attempts = CASE WHEN jobs.hash = excluded.hash THEN jobs.attempts ELSE 0 END,
+                   run_at = CASE WHEN jobs.hash = excluded.hash THEN jobs.run_at ELSE excluded.run_at END,
+                   updated_at = excluded.updated_at",
+            )
+            .bind(&j.sync)
+            .bind(&j.local_id)
+            .bind(&j.payload)
+            .bind(&j.hash)
+            .bind(j.priority)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        sync: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, StoreError> {
+        let now = now_ms();
+        let lease_until = now + lease.as_millis() as i64;
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_until = ?, attempts = attempts + 1, updated_at = ?
+             WHERE id IN (
+               SELECT id FROM jobs
+               WHERE sync = ? AND (
+                 (state IN ('ready', 'retrying') AND run_at <= ?)
+                 OR (state = 'running' AND lease_until < ?))
+               ORDER BY priority DESC, run_at, id
+               LIMIT ?)
+             RETURNING id, sync, local_id, payload, hash, attempts",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(sync)
+        .bind(now)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut jobs: Vec<Job> = rows
+            .into_iter()
+            .map(|r| Job {
+                id: r.get(0),
+                sync: r.get(1),
+                local_id: r.get(2),
+                payload: r.get(3),
+                hash: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn complete(
+        &self,
+        sync: &str,
+        crm_object: &str,
+        done: &[Delivered],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for d in done {
+            sqlx::query(
+                "INSERT INTO links (sync, local_id, crm_object, crm_id, pushed_hash, pushed_at) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (sync, local_id) DO UPDATE SET
+                   crm_object = excluded.crm_object, crm_id = excluded.crm_id,
+                   pushed_hash = excluded.pushed_hash, pushed_at = excluded.pushed_at",
+            )
+            .bind(sync)
+            .bind(&d.local_id)
+            .bind(crm_object)
+            .bind(&d.crm_id)
+            .bind(&d.hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // A job whose payload changed while it was in flight stays, to carry the new state.
+            sqlx::query("DELETE FROM jobs WHERE id = ? AND hash = ?")
+                .bind(d.job_id)
+                .bind(&d.hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE jobs SET state = 'ready', lease_until = NULL, attempts = 0 WHERE id = ?",
+            )
+            .bind(d.job_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM quarantine WHERE sync = ? AND local_id = ?")
+                .bind(sync)
+                .bind(&d.local_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        job_ids: &[i64],
+        error: &str,
+        run_at_ms: i64,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        let state = if dead { "dead" } else { "retrying" };
+        let mut tx = self.pool.begin().await?;
+        for id in job_ids {
+            sqlx::query(
+                "UPDATE jobs SET state = ?, run_at = ?, lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(state)
+            .bind(run_at_ms)
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quarantine(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO quarantine (sync, local_id, kind, field, rule, message, first_seen, last_seen, attempts)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+                 ON CONFLICT (sync, local_id) DO UPDATE SET
+                   kind = excluded.kind, field = excluded.field, rule = excluded.rule,
+                   message = excluded.message, last_seen = excluded.last_seen,
+                   attempts = quarantine.attempts + 1",
+            )
+            .bind(&e.sync)
+            .bind(&e.local_id)
+            .bind(e.kind.as_str())
+            .bind(&e.field)
+            .bind(&e.rule)
+            .bind(&e.message)
+            .bind(e.first_seen_ms)
+            .bind(e.last_seen_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM jobs WHERE sync = ? AND local_id = ?")
+                .bind(&e.sync)
+                .bind(&e.local_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn clear_quarantine(&self, sync: &str, local_ids: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for id in local_ids {
+            sqlx::query("DELETE FROM quarantine WHERE sync = ? AND local_id = ?")
+                .bind(sync)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quarantined(&self, sync: &str) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sync, local_id, kind, field, rule, message, first_seen, last_seen, attempts
+             FROM quarantine WHERE sync = ? ORDER BY local_id",
+        )
+        .bind(sync)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QuarantineEntry {
+                sync: r.get(0),
+                local_id: r.get(1),
+                kind: QuarantineKind::parse(r.get::<&str, _>(2)),
+                field: r.get(3),
+                rule: r.get(4),
+                message: r.get(5),
+                first_seen_ms: r.get(6),
+                last_seen_ms: r.get(7),
+                attempts: r.get(8),
+            })
+            .collect())
+    }
+
+    async fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for c in calls {
+            sqlx::query(
+                "INSERT INTO calls (at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(c.at_ms)
+            .bind(&c.method)
+            .bind(&c.endpoint)
+            .bind(c.status.map(i64::from))
+            .bind(i64::from(c.attempt))
+            .bind(c.latency_ms)
+            .bind(i64::from(c.records))
+            .bind(&c.rate_limits)
+            .bind(&c.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn cursor(&self, sync: &str, mechanism: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT value FROM cursors WHERE sync = ? AND direction = 'push' AND mechanism = ?",
+        )
+        .bind(sync)
+        .bind(mechanism)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn set_cursor(&self, sync: &str, mechanism: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cursors (sync, direction, mechanism, value, updated_at) VALUES (?, 'push', ?, ?, ?)
+             ON CONFLICT (sync, direction, mechanism) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(mechanism)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn counts(&self, sync: &str) -> Result<QueueCounts, StoreError> {
+        let jobs = sqlx::query(
+            "SELECT COALESCE(SUM(state != 'dead'), 0), COALESCE(SUM(state = 'dead'), 0) FROM jobs WHERE sync = ?",
+        )
+        .bind(sync)
+        .fetch_one(&self.pool)
+        .await?;
+        let q = sqlx::query(
+            "SELECT COALESCE(SUM(kind = 'invalid'), 0), COALESCE(SUM(kind = 'rejected'), 0), COALESCE(SUM(kind = 'held'), 0)
+             FROM quarantine WHERE sync = ?",
+        )
+        .bind(sync)
+        .fetch_one(&self.pool)
+        .await?;
+        let linked: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE sync = ? AND crm_id IS NOT NULL")
+                .bind(sync)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(QueueCounts {
+            pending: jobs.get(0),
+            dead: jobs.get(1),
+            invalid: q.get(0),
+            rejected: q.get(1),
+            held: q.get(2),
+            linked,
+        })
+    }
+
+    async fn call_summary(&self, since_ms: i64) -> Result<CallSummary, StoreError> {
+        let r = sqlx::query(
+            "SELECT COUNT(*),
+                    COALESCE(SUM(attempt > 1), 0),
+                    COALESCE(SUM(status = 429), 0),
+                    COALESCE(SUM(status IS NULL OR status < 200 OR status >= 300), 0),
+                    COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 THEN records ELSE 0 END), 0),
+                    COALESCE(SUM(status BETWEEN 200 AND 299 AND records > 0), 0)
+             FROM calls WHERE at_ms >= ?",
+        )
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CallSummary {
+            calls: r.get(0),
+            retries: r.get(1),
+            rate_limited: r.get(2),
+            errors: r.get(3),
+            records: r.get(4),
+            write_calls: r.get(5),
+        })
+    }
+}
