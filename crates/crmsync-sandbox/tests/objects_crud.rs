@@ -179,6 +179,8 @@ async fn pipelines_and_properties_are_served() {
     );
     let prop = h.get("/crm/v3/properties/contacts/lastmodifieddate").await;
     assert_eq!(prop.body["type"], "datetime");
+    let account = h.get("/account-info/v3/details").await;
+    assert_eq!(account.body["portalId"], 62515, "default portal id");
     let groups = h.get("/crm/v3/properties/deals/groups").await;
     assert_eq!(groups.body["results"][0]["name"], "dealinformation");
 }

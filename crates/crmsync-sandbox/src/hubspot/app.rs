@@ -4,7 +4,7 @@ use axum::Router;
 use axum::middleware;
 
 use super::state::AppState;
-use super::{admin, associations, batch, gate, objects, pipelines, properties, search};
+use super::{account, admin, associations, batch, gate, objects, pipelines, properties, search};
 use crate::SandboxConfig;
 
 /// The whole application for `config`.
@@ -17,6 +17,7 @@ pub(crate) fn app(config: SandboxConfig) -> Router {
         .merge(properties::router())
         .merge(pipelines::router())
         .merge(associations::router())
+        .merge(account::router())
         .merge(admin::router())
         .fallback(gate::not_found)
         .method_not_allowed_fallback(gate::method_not_allowed)

@@ -1,5 +1,6 @@
 //! The HubSpot emulator: one file per HTTP area plus the shared state they work on.
 
+mod account;
 mod admin;
 mod app;
 mod associations;

@@ -15,6 +15,7 @@ pub(crate) struct AppState(Arc<Shared>);
 
 pub(crate) struct Shared {
     token: Option<String>,
+    portal_id: u64,
     store: Mutex<Store>,
     limiter: Mutex<Limiter>,
     stats: Mutex<Stats>,
@@ -38,6 +39,7 @@ impl AppState {
         };
         AppState(Arc::new(Shared {
             token: config.token.clone(),
+            portal_id: config.portal_id,
             store: Mutex::new(Store::new()),
             limiter: Mutex::new(Limiter::new(limits)),
             stats: Mutex::new(Stats::default()),
@@ -47,6 +49,11 @@ impl AppState {
     /// The configured token, if only one token is accepted.
     pub fn token(&self) -> Option<&str> {
         self.0.token.as_deref()
+    }
+
+    /// The emulated portal (hub) id.
+    pub fn portal_id(&self) -> u64 {
+        self.0.portal_id
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
