@@ -112,7 +112,9 @@ impl<C: Crm, S: Store> Engine<C, S> {
         }
         let calls = self.store.call_summary(since).await?;
         report.calls = calls.calls as u64;
-        report.write_calls = calls.write_calls as u64;
+        report.upsert_calls = calls.upsert_calls as u64;
+        report.upserted_records = calls.upserted as u64;
+        report.association_calls = calls.association_calls as u64;
         report.retries = calls.retries as u64;
         report.rate_limited = calls.rate_limited as u64;
         report.elapsed_ms = started.elapsed().as_millis() as u64;

@@ -32,8 +32,11 @@ pub struct RunReport {
     pub syncs: Vec<SyncReport>,
     /// CRM requests made in this pass (retries included).
     pub calls: u64,
-    /// Of which carried records in a successful write.
-    pub write_calls: u64,
+    /// Successful batch upserts, and the records they carried.
+    pub upsert_calls: u64,
+    pub upserted_records: u64,
+    /// Successful association batch calls.
+    pub association_calls: u64,
     pub retries: u64,
     pub rate_limited: u64,
     pub elapsed_ms: u64,

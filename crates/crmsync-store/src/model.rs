@@ -124,8 +124,10 @@ pub struct CallSummary {
     pub rate_limited: i64,
     /// Calls without a 2xx answer.
     pub errors: i64,
-    /// Records carried by successful calls.
-    pub records: i64,
-    /// Successful write calls that carried records.
-    pub write_calls: i64,
+    /// Records carried by successful batch upserts.
+    pub upserted: i64,
+    /// Successful batch upsert calls.
+    pub upsert_calls: i64,
+    /// Successful association calls.
+    pub association_calls: i64,
 }

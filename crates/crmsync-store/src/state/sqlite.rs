@@ -419,8 +419,9 @@ impl Store for SqliteStore {
                     COALESCE(SUM(attempt > 1), 0),
                     COALESCE(SUM(status = 429), 0),
                     COALESCE(SUM(status IS NULL OR status < 200 OR status >= 300), 0),
-                    COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 THEN records ELSE 0 END), 0),
-                    COALESCE(SUM(status BETWEEN 200 AND 299 AND records > 0), 0)
+                    COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert' THEN records ELSE 0 END), 0),
+                    COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert'), 0),
+                    COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/associations/%'), 0)
              FROM calls WHERE at_ms >= ?",
         )
         .bind(since_ms)
@@ -431,8 +432,9 @@ impl Store for SqliteStore {
             retries: r.get(1),
             rate_limited: r.get(2),
             errors: r.get(3),
-            records: r.get(4),
-            write_calls: r.get(5),
+            upserted: r.get(4),
+            upsert_calls: r.get(5),
+            association_calls: r.get(6),
         })
     }
 }

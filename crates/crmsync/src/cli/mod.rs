@@ -1,0 +1,56 @@
+//! The command line: one file per subcommand, all parsed by clap here.
+
+mod common;
+mod demo;
+mod install;
+mod sandbox;
+mod status;
+mod sync;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Keeps your application database in sync with your CRM (HubSpot; Salesforce later).
+#[derive(Debug, Parser)]
+#[command(name = "crmsync", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a sample robot order system and sync it into a local sandbox CRM.
+    Demo(demo::DemoArgs),
+    /// Run the local HubSpot sandbox (an emulator of HubSpot's REST API).
+    Sandbox(sandbox::SandboxArgs),
+    /// Install change-capture triggers on the app tables synced with `capture = "trigger"`.
+    Install(ConfigArg),
+    /// Push app changes to the CRM.
+    Sync(sync::SyncArgs),
+    /// Show what is synced, pending, failed and quarantined, and the API calls made.
+    Status(status::StatusArgs),
+}
+
+/// `--config FILE`, shared by the commands that work on a configured project.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The crmsync config file.
+    #[arg(short, long, default_value = "crmsync.toml", env = "CRMSYNC_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(a) => demo::run(a).await,
+        Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Install(a) => install::run(a).await,
+        Command::Sync(a) => sync::run(a).await,
+        Command::Status(a) => status::run(a).await,
+    }
+}

@@ -1,0 +1,80 @@
+//! The commented config `crmsync demo` writes next to the generated database.
+
+/// The demo's `crmsync.toml`, pointing at `base_url`.
+pub fn render(base_url: &str) -> String {
+    format!(
+        r#"# crmsync config written by `crmsync demo` for its sample robot order system (orders.db).
+# Every key is explained in docs/config-reference.toml. Paths are relative to this file.
+# Run it again with:  crmsync sync --once --config <this file>
+
+# The app database: customers (a company and its contact person each) and their orders.
+[source]
+url = "sqlite://orders.db"
+
+# crmsync's own state: which record is which in the CRM, the queue, the call log.
+[state]
+url = "sqlite://crmsync-state.db"
+
+[crm]
+kind = "hubspot"
+environment = "sandbox"
+# The local HubSpot sandbox; start one with `crmsync sandbox --port 4010`.
+base_url = "{base_url}"
+# The token is read from this environment variable, never from this file. The sandbox accepts
+# any non-empty token unless started with --token.
+token_env = "HUBSPOT_ACCESS_TOKEN"
+# HubSpot Free/Starter: 100 requests per 10 seconds, 250,000 per day.
+requests_per_interval = 100
+interval_ms = 10000
+daily_limit = 250000
+daily_budget_share = 0.8
+
+# Each customer's company -> a HubSpot company. Synced first: contacts and deals point at it.
+[[sync]]
+name = "companies"
+table = "customers"
+object = "companies"
+# A unique HubSpot property holding our customer id: every write is an upsert by it.
+id_property = "crmsync_customer_id"
+capture = "trigger"
+# The HubSpot company id is written back into the order system.
+write_back_column = "hubspot_company_id"
+[sync.fields]
+company_name = {{ crm = "name", transform = ["trim", "collapse_whitespace"], validate = "required" }}
+phone = {{ crm = "phone" }}
+city = {{ crm = "city" }}
+country = {{ crm = "country" }}
+
+# Each customer's contact person -> a HubSpot contact, associated to the company.
+[[sync]]
+name = "contacts"
+table = "customers"
+object = "contacts"
+id_property = "crmsync_customer_id"
+capture = "trigger"
+associate = {{ id = "companies" }}
+[sync.fields]
+# Only valid, confirmed addresses are sent; invalid ones are quarantined with the reason,
+# unconfirmed ones wait until `email_confirmed_at` is set.
+email = {{ crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"], confirmed_by = "email_confirmed_at" }}
+contact_first_name = {{ crm = "firstname" }}
+contact_last_name = {{ crm = "lastname" }}
+phone = {{ crm = "phone" }}
+
+# Each order -> a HubSpot deal in the default pipeline, associated to the customer's company.
+[[sync]]
+name = "deals"
+table = "orders"
+object = "deals"
+id_property = "crmsync_order_id"
+capture = "trigger"
+associate = {{ customer_id = "companies" }}
+[sync.fields]
+title = {{ crm = "dealname", validate = "required" }}
+amount = {{ crm = "amount" }}
+ordered_at = {{ crm = "closedate" }}
+# Order status -> deal stage of HubSpot's default pipeline.
+status = {{ crm = "dealstage", map = {{ new = "appointmentscheduled", paid = "contractsent", shipped = "closedwon", cancelled = "closedlost" }} }}
+"#
+    )
+}
