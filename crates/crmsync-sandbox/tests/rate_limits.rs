@@ -15,6 +15,7 @@ fn tiny(interval: Option<u32>, daily: Option<u32>, search: Option<u32>) -> Sandb
         daily_limit: daily,
         search_per_second: search,
         portal_id: 1,
+        ..SandboxConfig::default()
     }
 }
 

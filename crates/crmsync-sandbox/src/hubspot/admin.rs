@@ -12,14 +12,17 @@ use super::extract::JsonBody;
 use super::limits::Limits;
 use super::object_type::ObjectType;
 use super::state::AppState;
-use super::store::Store;
 
-/// Clears records, associations, custom properties, statistics and rate-limit usage; the
-/// configuration (token, limits) stays.
+/// Clears records, associations, custom properties, statistics, rate-limit usage and the
+/// webhook delivery log; the configuration (token, limits, faults, webhook target) stays.
 async fn reset(State(state): State<AppState>) -> StatusCode {
-    *state.store() = Store::new();
+    {
+        let mut store = state.store();
+        *store = store.emptied();
+    }
     state.stats().clear();
     state.limiter().reset();
+    state.webhooks().clear_log();
     StatusCode::NO_CONTENT
 }
 

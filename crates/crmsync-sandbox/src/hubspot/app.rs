@@ -4,12 +4,13 @@ use axum::Router;
 use axum::middleware;
 
 use super::state::AppState;
-use super::{account, admin, associations, batch, gate, objects, pipelines, properties, search};
-use crate::SandboxConfig;
+use super::{
+    account, admin, associations, batch, faults, gate, objects, pipelines, properties, search,
+    webhooks,
+};
 
-/// The whole application for `config`.
-pub(crate) fn app(config: SandboxConfig) -> Router {
-    let state = AppState::new(&config);
+/// The whole application on `state`.
+pub(crate) fn app(state: AppState) -> Router {
     Router::new()
         .merge(objects::router())
         .merge(batch::router())
@@ -19,6 +20,8 @@ pub(crate) fn app(config: SandboxConfig) -> Router {
         .merge(associations::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(faults::router())
+        .merge(webhooks::router())
         .fallback(gate::not_found)
         .method_not_allowed_fallback(gate::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate::gate))

@@ -139,7 +139,7 @@ async fn create_labeled(
         ));
     }
     for kind in kinds {
-        store.links.add(from_node, to_node, kind);
+        store.associate(from_node, to_node, kind);
     }
     Ok((
         StatusCode::CREATED,
@@ -158,7 +158,7 @@ async fn create_default(
     let from_node = (from, live_id(&store, from, &from_id)?);
     let to_node = (to, live_id(&store, to, &to_id)?);
     let kind = default_kind(from, to)?;
-    store.links.add(from_node, to_node, kind);
+    store.associate(from_node, to_node, kind);
     // HubSpot reports both directions of the default association.
     let results = match default_kind(to, from) {
         Ok(inverse) => vec![
@@ -230,7 +230,7 @@ async fn remove(
     let mut store = state.store();
     let from_node = (from, live_id(&store, from, &from_id)?);
     let to_node = (to, live_id(&store, to, &to_id)?);
-    store.links.remove_pair(from_node, to_node);
+    store.dissociate(from_node, to_node);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,7 +282,7 @@ async fn batch_create(
                     kinds
                 };
                 for kind in kinds {
-                    store.links.add((from, f), (to, t), kind);
+                    store.associate((from, f), (to, t), kind);
                 }
                 results.push(labels_between(&store, (from, f), (to, t)));
             }
@@ -310,7 +310,7 @@ async fn batch_default(
             .and_then(|f| Ok((f, live_id(&store, to, &input.to.id.text())?)));
         match ends {
             Ok((f, t)) => {
-                store.links.add((from, f), (to, t), kind);
+                store.associate((from, f), (to, t), kind);
                 results.push(default_result(f, t, kind));
             }
             Err(error) => errors.push(error.standard_error()),
@@ -368,7 +368,7 @@ async fn batch_archive(
         };
         for target in &input.to {
             if let Some(t) = store.resolve(to, &target.id.text(), None)? {
-                store.links.remove_pair((from, f), (to, t));
+                store.dissociate((from, f), (to, t));
             }
         }
     }
@@ -394,7 +394,7 @@ async fn batch_archive_labels(
         let f = store.resolve(from, &input.from.id.text(), None)?;
         let t = store.resolve(to, &input.to.id.text(), None)?;
         if let (Some(f), Some(t)) = (f, t) {
-            store.links.remove_labels((from, f), (to, t), &kinds);
+            store.remove_labels((from, f), (to, t), &kinds);
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -2,16 +2,24 @@
 //!
 //! With a configured token only that token passes; without one any non-empty bearer token
 //! passes, so SDK examples with placeholder tokens work. Anything else is 401
-//! `INVALID_AUTHENTICATION`.
+//! `INVALID_AUTHENTICATION`. Tokens listed in `other_tokens` always pass and make the request
+//! another user's (see [`Actor`]).
+
+use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, header};
 
+use super::actor::Actor;
 use super::error::ApiError;
 
 const NOT_FOUND: &str = "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview";
 
-/// Checks the `Authorization` header against the configured token.
-pub(crate) fn check(headers: &HeaderMap, expected: Option<&str>) -> Result<(), ApiError> {
+/// Checks the `Authorization` header against the configured tokens and says who is calling.
+pub(crate) fn check(
+    headers: &HeaderMap,
+    expected: Option<&str>,
+    others: &BTreeMap<String, u64>,
+) -> Result<Actor, ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -20,12 +28,15 @@ pub(crate) fn check(headers: &HeaderMap, expected: Option<&str>) -> Result<(), A
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .filter(|token| !token.is_empty());
+    if let Some(&user) = presented.and_then(|token| others.get(token)) {
+        return Ok(Actor::User(user));
+    }
     match (presented, expected) {
         (None, _) => Err(ApiError::unauthorized(NOT_FOUND)),
         (Some(token), Some(expected)) if token != expected => Err(ApiError::unauthorized(
             "The access token provided is not valid for this sandbox portal. Check the token configured with `crmsync sandbox --token`.",
         )),
-        (Some(_), _) => Ok(()),
+        (Some(_), _) => Ok(Actor::Integration),
     }
 }
 
@@ -44,10 +55,24 @@ mod tests {
 
     #[test]
     fn accepts_only_the_configured_token() {
-        assert!(check(&with("Bearer pat-1"), Some("pat-1")).is_ok());
-        assert!(check(&with("Bearer pat-2"), Some("pat-1")).is_err());
-        assert!(check(&with("Bearer anything"), None).is_ok());
-        assert!(check(&with("Bearer "), None).is_err());
-        assert!(check(&HeaderMap::new(), None).is_err());
+        let none = BTreeMap::new();
+        assert!(check(&with("Bearer pat-1"), Some("pat-1"), &none).is_ok());
+        assert!(check(&with("Bearer pat-2"), Some("pat-1"), &none).is_err());
+        assert!(check(&with("Bearer anything"), None, &none).is_ok());
+        assert!(check(&with("Bearer "), None, &none).is_err());
+        assert!(check(&HeaderMap::new(), None, &none).is_err());
+    }
+
+    #[test]
+    fn other_tokens_belong_to_users() {
+        let others = BTreeMap::from([("ui-token".to_owned(), 7)]);
+        assert_eq!(
+            check(&with("Bearer ui-token"), Some("pat-1"), &others).ok(),
+            Some(Actor::User(7))
+        );
+        assert_eq!(
+            check(&with("Bearer pat-1"), Some("pat-1"), &others).ok(),
+            Some(Actor::Integration)
+        );
     }
 }

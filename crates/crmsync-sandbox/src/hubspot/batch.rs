@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::extract::{IdValue, JsonBody, Params};
 use super::object_type::ObjectType;
-use super::objects::{IdRef, InlineAssociation, object_type, resolve_inline, written_selection};
+use super::objects::{
+    IdRef, InlineAssociation, object_type, resolve_inline, with_history, written_selection,
+};
 use super::record::iso;
 use super::state::AppState;
 use super::store::{Changes, Claims};
@@ -45,6 +47,8 @@ struct ReadRequest {
     inputs: Vec<IdRef>,
     #[serde(default)]
     properties: Vec<String>,
+    #[serde(rename = "propertiesWithHistory", default)]
+    properties_with_history: Vec<String>,
     #[serde(rename = "idProperty", default)]
     id_property: Option<String>,
 }
@@ -142,7 +146,7 @@ async fn create(
         let selection = written_selection(object, &changes);
         let id = store.create(object, changes);
         for (target, kind) in targets {
-            store.links.add((object, id), target, kind);
+            store.associate((object, id), target, kind);
         }
         if let Some(record) = store.live(object, id) {
             let body = record.render(object, store.schema(object), Some(&selection));
@@ -174,11 +178,16 @@ async fn read(
             .and_then(|rid| store.table(object).records.get(&rid))
             .filter(|r| r.is_archived() == archived);
         match record {
-            Some(record) => results.push(Value::Object(record.render(
-                object,
-                store.schema(object),
-                selection,
-            ))),
+            Some(record) => {
+                let mut body = record.render(object, store.schema(object), selection);
+                with_history(
+                    &mut body,
+                    record,
+                    Some(&request.properties_with_history),
+                    state.app_id(),
+                );
+                results.push(Value::Object(body));
+            }
             None => missing.push(id),
         }
     }

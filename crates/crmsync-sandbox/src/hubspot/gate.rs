@@ -1,9 +1,13 @@
-//! The middleware every API request passes: authentication, rate limits, rate-limit headers,
-//! call statistics, and the guarantee that no error leaves without a HubSpot JSON body.
+//! The middleware every API request passes: authentication, injected faults, rate limits,
+//! rate-limit headers, call statistics, and the guarantee that no error leaves without a
+//! HubSpot JSON body.
 //!
 //! Order matters: an unauthenticated request is answered 401 without consuming budget (it
-//! cannot be attributed to an app); a 429 consumes nothing; both still carry the headers
-//! (FACTS 2.10) and are counted in stats. `/_sandbox` requests bypass all of it.
+//! cannot be attributed to an app); then come the injected faults (latency, expired token,
+//! 429 storm, hang, reset, 5xx), which consume nothing either; a 429 consumes nothing; all
+//! still carry the headers (FACTS 2.10) and are counted in stats (a reset as status 0). The
+//! handler runs with the caller as [`actor`] so changes are attributed. `/_sandbox` requests
+//! bypass all of it. After any write the background tasks (webhooks, persistence) are woken.
 
 use std::time::Instant;
 
@@ -12,8 +16,10 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::actor;
 use super::auth;
 use super::error::ApiError;
+use super::faults::{self, Action};
 use super::limits;
 use super::state::AppState;
 
@@ -22,30 +28,67 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub(crate) async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if path == "/_sandbox" || path.starts_with("/_sandbox/") {
-        return ensure_json_error(next.run(request).await).await;
-    }
     let method = request.method().clone();
+    if path == "/_sandbox" || path.starts_with("/_sandbox/") {
+        let response = ensure_json_error(next.run(request).await).await;
+        if method != Method::GET {
+            state.changed();
+        }
+        return response;
+    }
     let search = method == Method::POST && path.ends_with("/search");
-    let response = match auth::check(request.headers(), state.token()) {
+    let response = match auth::check(request.headers(), state.token(), state.other_tokens()) {
         Err(error) => {
             let usage = state.limiter().usage(Instant::now());
             let mut response = error.into_response();
             limits::apply_headers(response.headers_mut(), &usage);
             response
         }
-        Ok(()) => {
-            let verdict = state.limiter().admit(search, Instant::now());
-            match verdict {
-                Err(rejection) => rejection.into_response(),
-                Ok(usage) => {
-                    let mut response = ensure_json_error(next.run(request).await).await;
-                    limits::apply_headers(response.headers_mut(), &usage);
-                    response
+        Ok(caller) => {
+            let (delay, action) = state.faults().plan(Instant::now());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match action {
+                Action::Pass => {
+                    let verdict = state.limiter().admit(search, Instant::now());
+                    match verdict {
+                        Err(rejection) => rejection.into_response(),
+                        Ok(usage) => {
+                            let response = actor::scope(caller, next.run(request)).await;
+                            let mut response = ensure_json_error(response).await;
+                            if response.status().is_success()
+                                && method == Method::POST
+                                && faults::is_batch_write(&path)
+                                && let Some(status) = state.faults().take_fail_after_apply()
+                            {
+                                response = faults::server_error(status);
+                            }
+                            limits::apply_headers(response.headers_mut(), &usage);
+                            response
+                        }
+                    }
                 }
+                Action::Expired(ago) => faults::expired(ago),
+                Action::Storm(policy) => {
+                    let usage = state.limiter().usage(Instant::now());
+                    limits::storm(policy, usage).into_response()
+                }
+                Action::Hang(duration) => {
+                    tokio::time::sleep(duration).await;
+                    faults::server_error(StatusCode::GATEWAY_TIMEOUT)
+                }
+                Action::Reset => {
+                    state.stats().record(method.as_str(), &path, 0);
+                    return faults::reset();
+                }
+                Action::ServerError(status) => faults::server_error(status),
             }
         }
     };
+    if method != Method::GET {
+        state.changed();
+    }
     state
         .stats()
         .record(method.as_str(), &path, response.status().as_u16());

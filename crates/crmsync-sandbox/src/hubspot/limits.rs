@@ -181,6 +181,21 @@ impl Limiter {
     }
 }
 
+/// A 429 forced by a fault storm, with the current usage in its headers.
+pub(crate) fn storm(policy: super::faults::StormPolicy, usage: Usage) -> Rejection {
+    use super::faults::StormPolicy;
+    let (policy, retry_after) = match policy {
+        StormPolicy::TenSecondlyRolling => (Policy::TenSecondlyRolling, Duration::from_secs(10)),
+        StormPolicy::Secondly => (Policy::Secondly, Duration::from_secs(1)),
+        StormPolicy::Daily => (Policy::Daily, Duration::from_secs(3600)),
+    };
+    Rejection {
+        policy,
+        retry_after,
+        usage,
+    }
+}
+
 /// Writes the `X-HubSpot-RateLimit-*` headers.
 pub(crate) fn apply_headers(headers: &mut HeaderMap, usage: &Usage) {
     let pairs = [

@@ -221,6 +221,38 @@ impl Links {
         }
     }
 
+    /// The type ids from `from` to `to`.
+    pub fn types_between(&self, from: Node, to: Node) -> BTreeSet<u32> {
+        self.edges
+            .get(&from)
+            .and_then(|m| m.get(&to))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every directed edge with its types, for persistence.
+    pub fn edges(&self) -> Vec<(Node, Node, Vec<u32>)> {
+        let mut edges: Vec<(Node, Node, Vec<u32>)> = self
+            .edges
+            .iter()
+            .flat_map(|(from, targets)| {
+                targets
+                    .iter()
+                    .filter(|(_, types)| !types.is_empty())
+                    .map(|(to, types)| (*from, *to, types.iter().copied().collect()))
+            })
+            .collect();
+        edges.sort();
+        edges
+    }
+
+    /// Re-inserts one persisted directed edge.
+    pub fn restore(&mut self, from: Node, to: Node, types: &[u32]) {
+        for &type_id in types {
+            self.insert_one(from, to, type_id);
+        }
+    }
+
     /// Forgets a record entirely (GDPR delete).
     pub fn forget(&mut self, node: Node) {
         if let Some(edges) = self.edges.remove(&node) {

@@ -1,7 +1,10 @@
 //! The three emulated object types and the per-type facts HubSpot hard-codes for them.
 
 /// A CRM object type served by the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ObjectType {
     Contacts,
     Companies,

@@ -175,6 +175,21 @@ pub(crate) fn render(
     body
 }
 
+/// Adds `propertiesWithHistory` when the request names properties for it (FACTS 2.2).
+pub(crate) fn with_history(
+    body: &mut Map<String, Value>,
+    record: &Record,
+    names: Option<&[String]>,
+    app_id: u64,
+) {
+    if let Some(names) = names.filter(|n| !n.is_empty()) {
+        body.insert(
+            "propertiesWithHistory".to_owned(),
+            Value::Object(record.history_json(names, app_id)),
+        );
+    }
+}
+
 fn not_found(object: ObjectType, id: &str) -> ApiError {
     ApiError::not_found(format!(
         "Object not found. {} {id} does not exist or is archived.",
@@ -203,6 +218,7 @@ async fn list(
     let archived = params.flag("archived");
     let selection = params.list("properties");
     let associations = params.list("associations");
+    let history = params.list("propertiesWithHistory");
     let store = state.store();
     let mut page = store
         .table(object)
@@ -212,13 +228,15 @@ async fn list(
         .filter(|r| r.is_archived() == archived);
     let mut results = Vec::with_capacity(limit);
     for record in page.by_ref().take(limit) {
-        results.push(Value::Object(render(
+        let mut body = render(
             &store,
             object,
             record,
             selection.as_deref(),
             associations.as_deref(),
-        )));
+        );
+        with_history(&mut body, record, history.as_deref(), state.app_id());
+        results.push(Value::Object(body));
     }
     let mut body = json!({ "results": results });
     if let Some(next) = page.next() {
@@ -252,13 +270,16 @@ async fn get_one(
         .ok_or_else(|| not_found(object, &id))?;
     let selection = params.list("properties");
     let associations = params.list("associations");
-    Ok(axum::Json(Value::Object(render(
+    let mut body = render(
         &store,
         object,
         record,
         selection.as_deref(),
         associations.as_deref(),
-    ))))
+    );
+    let history = params.list("propertiesWithHistory");
+    with_history(&mut body, record, history.as_deref(), state.app_id());
+    Ok(axum::Json(Value::Object(body)))
 }
 
 /// `POST /crm/v3/objects/{objectType}` → 201 (FACTS 2.3).
@@ -275,7 +296,7 @@ async fn create(
     let selection = written_selection(object, &changes);
     let id = store.create(object, changes);
     for (target, kind) in targets {
-        store.links.add((object, id), target, kind);
+        store.associate((object, id), target, kind);
     }
     let record = store
         .live(object, id)

@@ -12,7 +12,7 @@ use super::pipelines;
 use super::record::iso;
 
 /// One enumeration option.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PropertyOption {
     pub label: String,
     pub value: String,
@@ -21,7 +21,7 @@ pub(crate) struct PropertyOption {
 }
 
 /// A property definition as served by `/crm/v3/properties/{objectType}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PropertyDef {
     pub name: String,
     pub label: String,

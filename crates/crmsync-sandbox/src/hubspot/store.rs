@@ -5,15 +5,21 @@
 //!   lower-cased, and every `hasUniqueValue` property), so get/upsert by `idProperty` is a
 //!   hash lookup, never a scan;
 //! - ids are numeric, increasing and never reused, across all object types;
-//! - timestamps never go backwards, so sorting by the modification date is stable.
+//! - timestamps never go backwards, so sorting by the modification date is stable;
+//! - every mutation bumps `generation` (what persistence watches) and, while webhooks are
+//!   on, appends its [`Change`]s to the outbox, attributed to the current [`actor`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use serde::{Deserialize, Serialize};
+
+use super::actor;
 use super::error::{ApiError, PropertyProblem};
-use super::links::Links;
+use super::events::{Change, Outbox, What};
+use super::links::{AssociationType, Links, Node};
 use super::object_type::ObjectType;
 use super::pipelines;
 use super::record::{Record, iso};
@@ -42,6 +48,19 @@ pub(crate) struct Store {
     pub links: Links,
     next_id: u64,
     last_now: DateTime<Utc>,
+    pub outbox: Outbox,
+    generation: u64,
+}
+
+/// The persisted form of a [`Store`]: everything but the derived unique index.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    next_id: u64,
+    last_now: DateTime<Utc>,
+    records: BTreeMap<ObjectType, Vec<Record>>,
+    merged_into: BTreeMap<ObjectType, Vec<(u64, u64)>>,
+    custom_properties: BTreeMap<ObjectType, Vec<PropertyDef>>,
+    links: Vec<(Node, Node, Vec<u32>)>,
 }
 
 impl Store {
@@ -59,6 +78,138 @@ impl Store {
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
             last_now: DateTime::<Utc>::UNIX_EPOCH,
+            outbox: Outbox::default(),
+            generation: 0,
+        }
+    }
+
+    /// An empty portal that keeps this one's webhook switch (admin reset).
+    pub fn emptied(&self) -> Self {
+        let mut store = Self::new();
+        store.outbox.enabled = self.outbox.enabled;
+        store.generation = self.generation + 1;
+        store
+    }
+
+    /// Increases on every mutation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn record_change(&mut self, object: ObjectType, id: u64, at: DateTime<Utc>, what: What) {
+        self.outbox.push(Change {
+            at,
+            actor: actor::current(),
+            object,
+            id,
+            what,
+        });
+    }
+
+    /// The persisted form.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot {
+            next_id: self.next_id,
+            last_now: self.last_now,
+            records: BTreeMap::new(),
+            merged_into: BTreeMap::new(),
+            custom_properties: BTreeMap::new(),
+            links: self.links.edges(),
+        };
+        for object in ObjectType::ALL {
+            let table = self.table(object);
+            snapshot
+                .records
+                .insert(object, table.records.values().cloned().collect());
+            snapshot.merged_into.insert(
+                object,
+                table.merged_into.iter().map(|(&a, &b)| (a, b)).collect(),
+            );
+            snapshot.custom_properties.insert(
+                object,
+                self.schema(object)
+                    .values()
+                    .filter(|d| !d.hubspot_defined)
+                    .cloned()
+                    .collect(),
+            );
+        }
+        snapshot
+    }
+
+    /// Rebuilds a store (and its unique index) from a snapshot.
+    pub fn restore(snapshot: Snapshot) -> Self {
+        let mut store = Self::new();
+        store.next_id = snapshot.next_id.max(store.next_id);
+        store.last_now = snapshot.last_now;
+        for (object, defs) in snapshot.custom_properties {
+            for def in defs {
+                store.schemas[object.index()].insert(def.name.clone(), def);
+            }
+        }
+        for (object, records) in snapshot.records {
+            let schema = &store.schemas[object.index()];
+            let table = &mut store.tables[object.index()];
+            for record in records {
+                if !record.is_archived() {
+                    index_record(table, object, schema, &record, true);
+                }
+                table.records.insert(record.id, record);
+            }
+        }
+        for (object, pairs) in snapshot.merged_into {
+            store.tables[object.index()].merged_into.extend(pairs);
+        }
+        for (from, to, types) in snapshot.links {
+            store.links.restore(from, to, &types);
+        }
+        store
+    }
+
+    /// Adds an association (both ways) and records one change per direction if it is new.
+    pub fn associate(&mut self, from: Node, to: Node, kind: &AssociationType) {
+        let before = self.links.types_between(from, to);
+        self.links.add(from, to, kind);
+        if self.links.types_between(from, to) != before {
+            self.generation += 1;
+            let primary = !kind.unlabeled;
+            self.record_association(from, to, primary, false);
+        }
+    }
+
+    /// Removes every association between the pair, recording the removal.
+    pub fn dissociate(&mut self, a: Node, b: Node) {
+        if self.links.remove_pair(a, b) {
+            self.generation += 1;
+            self.record_association(a, b, false, true);
+        }
+    }
+
+    /// Removes labels between the pair (FACTS 2.6), recording a change if any went away.
+    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[&AssociationType]) {
+        let before = self.links.types_between(from, to);
+        self.links.remove_labels(from, to, kinds);
+        let after = self.links.types_between(from, to);
+        if after != before {
+            self.generation += 1;
+            let primary = kinds.iter().any(|k| !k.unlabeled);
+            self.record_association(from, to, primary, true);
+        }
+    }
+
+    fn record_association(&mut self, a: Node, b: Node, primary: bool, removed: bool) {
+        let now = self.now();
+        for (from, to) in [(a, b), (b, a)] {
+            self.record_change(
+                from.0,
+                from.1,
+                now,
+                What::Association {
+                    to,
+                    primary,
+                    removed,
+                },
+            );
         }
     }
 
@@ -92,6 +243,7 @@ impl Store {
             ));
         }
         schema.insert(def.name.clone(), def);
+        self.generation += 1;
         Ok(())
     }
 
@@ -286,16 +438,28 @@ impl Store {
                 .entry("pipeline".to_owned())
                 .or_insert_with(|| pipelines::DEFAULT_ID.to_owned());
         }
-        let record = Record {
+        let author = actor::current();
+        let mut record = Record {
             id,
             props,
             created_at: now,
             updated_at: now,
             archived_at: None,
+            history: BTreeMap::new(),
         };
+        let written: Vec<(String, String)> = record
+            .props
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, value) in written {
+            record.remember(&name, Some(&value), now, author);
+        }
         let table = &mut self.tables[object.index()];
         index_record(table, object, &self.schemas[object.index()], &record, true);
         table.records.insert(id, record);
+        self.generation += 1;
+        self.record_change(object, id, now, What::Creation);
         id
     }
 
@@ -308,18 +472,36 @@ impl Store {
             return;
         };
         index_record(table, object, schema, &record, false);
+        let author = actor::current();
+        let mut changed = Vec::new();
         for (name, value) in changes {
-            match value {
-                Some(v) => record.props.insert(name, v),
+            record.remember(&name, value.as_deref(), now, author);
+            let previous = match &value {
+                Some(v) => record.props.insert(name.clone(), v.clone()),
                 None => record.props.remove(&name),
             };
+            if previous != value {
+                changed.push((name, value.unwrap_or_default()));
+            }
         }
+        let modified = iso(now);
+        record.remember(
+            object.last_modified_property(),
+            Some(&modified),
+            now,
+            author,
+        );
         record
             .props
-            .insert(object.last_modified_property().to_owned(), iso(now));
+            .insert(object.last_modified_property().to_owned(), modified);
         record.updated_at = now;
         index_record(table, object, schema, &record, true);
         table.records.insert(id, record);
+        self.generation += 1;
+        // One event per property whose value actually changed (FACTS 2.11).
+        for (name, value) in changed {
+            self.record_change(object, id, now, What::Property { name, value });
+        }
     }
 
     /// Soft-deletes a live record (FACTS 2.4). Returns whether it was live.
@@ -337,6 +519,10 @@ impl Store {
             record.updated_at = now;
         }
         table.records.insert(id, record);
+        if was_live {
+            self.generation += 1;
+            self.record_change(object, id, now, What::Deletion { flag: "DELETED" });
+        }
         was_live
     }
 
@@ -351,6 +537,12 @@ impl Store {
             index_record(table, object, schema, &record, false);
         }
         self.links.forget((object, id));
+        self.generation += 1;
+        let now = self.now();
+        self.record_change(object, id, now, What::Deletion { flag: "DELETED" });
+        if object == ObjectType::Contacts {
+            self.record_change(object, id, now, What::PrivacyDeletion);
+        }
         true
     }
 
@@ -376,6 +568,7 @@ impl Store {
             )));
         };
         let now = self.now();
+        let mut moved = 0;
         let schema = &self.schemas[object.index()];
         let table = &mut self.tables[object.index()];
         if let Some(gone) = table.records.remove(&absorbed) {
@@ -389,9 +582,12 @@ impl Store {
                 "createdate",
                 object.last_modified_property(),
             ];
+            let author = actor::current();
             for (name, value) in &other.props {
                 if !skip.contains(&name.as_str()) && !record.props.contains_key(name) {
                     record.props.insert(name.clone(), value.clone());
+                    record.remember(name, Some(value), now, author);
+                    moved += 1;
                 }
             }
             let mut merged: Vec<String> = record
@@ -435,6 +631,21 @@ impl Store {
             table.records.insert(primary, record);
         }
         self.links.absorb((object, absorbed), (object, primary));
+        self.generation += 1;
+        // The sandbox keeps the primary id, so `newObjectId` is the primary; HubSpot also
+        // reports the absorbed record's deletion and no propertyChange for moved values
+        // (FACTS 2.4).
+        self.record_change(
+            object,
+            primary,
+            now,
+            What::Merge {
+                merged: vec![absorbed],
+                new_id: primary,
+                moved,
+            },
+        );
+        self.record_change(object, absorbed, now, What::Deletion { flag: "MERGED" });
         Ok(())
     }
 }
