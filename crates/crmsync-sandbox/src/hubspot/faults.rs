@@ -218,7 +218,7 @@ impl Faults {
         }
         self.fail_after_apply_left -= 1;
         // Alternate 500 and 502 so clients see both.
-        Some(if self.fail_after_apply_left % 2 == 0 {
+        Some(if self.fail_after_apply_left.is_multiple_of(2) {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::BAD_GATEWAY
