@@ -19,9 +19,6 @@ use std::time::Duration;
 /// How long a claimed job is ours before another worker may take it over.
 pub const LEASE: Duration = Duration::from_secs(300);
 
-/// Engine-level retries after the client's own retries are spent; then the job is dead.
-pub const MAX_ATTEMPTS: i64 = 8;
-
 /// What the dispatcher needs to know about the syncs around the one it delivers.
 pub struct Target<'a> {
     pub sync: &'a SyncConfig,
@@ -156,6 +153,7 @@ fn reject(
         first_seen_ms: now_ms,
         last_seen_ms: now_ms,
         attempts: 1,
+        retry_requested: false,
     }
 }
 
@@ -247,6 +245,8 @@ pub fn retry_delay(attempts: i64) -> Duration {
 }
 
 /// Stores an [`Outcome`]: deliveries, rejections and retries.
+/// Jobs that failed `max_attempts` deliveries are marked dead.
+#[allow(clippy::too_many_arguments)]
 pub async fn settle<S: Store>(
     store: &S,
     sync: &SyncConfig,
@@ -254,6 +254,7 @@ pub async fn settle<S: Store>(
     jobs: &[Job],
     outcome: &Outcome,
     now_ms: i64,
+    max_attempts: u32,
     report: &mut SyncReport,
 ) -> Result<(), EngineError> {
     store
@@ -263,7 +264,7 @@ pub async fn settle<S: Store>(
     let attempts: HashMap<i64, i64> = jobs.iter().map(|j| (j.id, j.attempts)).collect();
     for (id, e) in &outcome.failed {
         let n = attempts.get(id).copied().unwrap_or(1);
-        let dead = n >= MAX_ATTEMPTS;
+        let dead = n >= i64::from(max_attempts);
         let wait = e.retry_after().unwrap_or_default().max(retry_delay(n));
         store
             .fail(&[*id], &e.message, now_ms + wait.as_millis() as i64, dead)

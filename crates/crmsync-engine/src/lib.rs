@@ -2,7 +2,9 @@
 //! ([`plan`]), queue it durably and deliver it to the CRM in full batches ([`dispatch`]), parents
 //! before children ([`order`]). [`push::push_once`] runs one pass of all of it.
 
+pub mod budget;
 pub mod capture;
+pub mod clock;
 pub mod dispatch;
 pub mod error;
 pub mod order;

@@ -41,6 +41,9 @@ pub struct PlanInput<'a> {
     pub quarantined: &'a HashSet<String>,
     pub priority: i32,
     pub now_ms: i64,
+    /// For estimates: treat a parent without a CRM id as one that will have one (it is being
+    /// sent in the same backfill) instead of holding the child.
+    pub assume_parents: bool,
 }
 
 /// Plans `rows` of one sync.
@@ -58,6 +61,7 @@ pub fn plan(input: &PlanInput<'_>, rows: &[SourceRow]) -> Plan {
             first_seen_ms: input.now_ms,
             last_seen_ms: input.now_ms,
             attempts: 1,
+            retry_requested: false,
         };
     for row in rows {
         let properties = match map_row(sync, &row.values) {
@@ -111,6 +115,9 @@ pub fn plan(input: &PlanInput<'_>, rows: &[SourceRow]) -> Plan {
             {
                 Some(id) => {
                     associations.insert(target.clone(), id);
+                }
+                None if input.assume_parents => {
+                    associations.insert(target.clone(), String::new());
                 }
                 None => {
                     waiting = Some((

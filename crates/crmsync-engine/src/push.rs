@@ -2,7 +2,9 @@
 //! plan, queue, deliver until the queue holds nothing due, write CRM ids back if configured.
 //! Every CRM call the client reports is appended to the call log after each batch.
 
+use crate::budget::Budget;
 use crate::capture::capture;
+use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{LEASE, Target, deliver, settle};
 use crate::error::EngineError;
 use crate::order::dependency_order;
@@ -12,7 +14,8 @@ use crate::report::{RunReport, SyncReport};
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_crm::{CallObserver, CallRecord, Crm, ObjectKind};
 use crmsync_store::state::sqlite::now_ms;
-use crmsync_store::{CallRow, SqliteSource, Store};
+use crmsync_store::{CallRow, Job, SqliteSource, Store};
+use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -71,13 +74,27 @@ pub struct Engine<C, S> {
     pub store: S,
     pub source: SqliteSource,
     pub calls: CallBuffer,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl<C: Crm, S: Store> Engine<C, S> {
-    async fn flush_calls(&self) -> Result<(), EngineError> {
+    /// An engine on the system clock.
+    pub fn new(config: Config, crm: C, store: S, source: SqliteSource, calls: CallBuffer) -> Self {
+        Engine {
+            config,
+            crm,
+            store,
+            source,
+            calls,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Writes the buffered call records to the call log; returns how many there were.
+    async fn flush_calls(&self) -> Result<i64, EngineError> {
         let rows: Vec<CallRow> = self.calls.drain().into_iter().map(to_row).collect();
         self.store.record_calls(&rows).await?;
-        Ok(())
+        Ok(rows.len() as i64)
     }
 
     fn object_of(sync: &SyncConfig) -> Result<ObjectKind, EngineError> {
@@ -89,25 +106,36 @@ impl<C: Crm, S: Store> Engine<C, S> {
         })
     }
 
-    /// One pass over all syncs.
+    /// Today's daily budget, with the calls already logged today counted.
+    pub async fn budget(&self) -> Result<Budget, EngineError> {
+        let mut b = Budget::new(&self.config.raw.crm, self.clock.now_ms());
+        b.used = self.store.calls_since(b.day_start_ms).await?;
+        Ok(b)
+    }
+
+    /// One pass over all syncs: capture and queue every change, then deliver until the queue
+    /// holds nothing due or today's budget share is spent.
     pub async fn push_once(&self, progress: &dyn Progress) -> Result<RunReport, EngineError> {
         let started = Instant::now();
         let since = now_ms();
         check_source(&self.config, &self.source).await?;
         let syncs = &self.config.raw.syncs;
+        let mut budget = self.budget().await?;
         let mut ensured = HashSet::new();
         for s in syncs {
             let object = Self::object_of(s)?;
             if ensured.insert((object, s.id_property.clone())) {
                 let r = self.crm.ensure_id_property(object, &s.id_property).await;
-                self.flush_calls().await?;
+                budget.used += self.flush_calls().await?;
                 r?;
             }
         }
         let mut report = RunReport::default();
         for i in dependency_order(syncs) {
-            let r = self.push_sync(&syncs[i], progress).await;
-            self.flush_calls().await?;
+            let r = self
+                .push_sync(&syncs[i], &mut budget, &mut report, progress)
+                .await;
+            budget.used += self.flush_calls().await?;
             report.syncs.push(r?);
         }
         let calls = self.store.call_summary(since).await?;
@@ -117,13 +145,72 @@ impl<C: Crm, S: Store> Engine<C, S> {
         report.association_calls = calls.association_calls as u64;
         report.retries = calls.retries as u64;
         report.rate_limited = calls.rate_limited as u64;
+        report.budget_remaining = budget.remaining() as u64;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Reads `sync`'s captured pages and queues what must be sent. Returns whether the capture
+    /// read the whole table.
+    async fn queue_changes(
+        &self,
+        sync: &SyncConfig,
+        report: &mut SyncReport,
+    ) -> Result<bool, EngineError> {
+        let mut captured = capture(&self.source, &self.store, sync).await?;
+        while let Some(rows) = captured.next_page().await? {
+            report.read += rows.len() as u64;
+            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+            let links = self.store.links_for(&sync.name, &keys).await?;
+            let mut parents = HashMap::new();
+            for (column, target) in &sync.associate {
+                let parent_keys: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| r.values.get(column).cloned().flatten())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let found = self.store.links_for(target, &parent_keys).await?;
+                parents
+                    .entry(target.clone())
+                    .or_insert_with(HashMap::new)
+                    .extend(found);
+            }
+            let quarantined = self.store.quarantined_among(&sync.name, &keys).await?;
+            let input = PlanInput {
+                sync,
+                links: &links,
+                parents: &parents,
+                quarantined: &quarantined,
+                // A small change set is someone's edit; let it overtake a backfill.
+                priority: if captured.full { 0 } else { 10 },
+                now_ms: self.clock.now_ms(),
+                assume_parents: false,
+            };
+            let p = plan(&input, &rows);
+            report.unchanged += p.unchanged;
+            report.invalid += p.invalid;
+            report.held += p.held;
+            report.queued += p.jobs.len() as u64;
+            self.store.enqueue(&p.jobs).await?;
+            self.store.quarantine(&p.quarantine).await?;
+            self.store.clear_quarantine(&sync.name, &p.clear).await?;
+        }
+        if !captured.vanished.is_empty() {
+            tracing::info!(sync = %sync.name, count = captured.vanished.len(), "rows deleted in the app; their CRM records are kept (deletion sync is not enabled)");
+        }
+        // Every change up to the cursor is durably queued (or quarantined): now it may move.
+        if let Some((mechanism, value)) = &captured.cursor {
+            self.store.set_cursor(&sync.name, mechanism, value).await?;
+        }
+        Ok(captured.full)
     }
 
     async fn push_sync(
         &self,
         sync: &SyncConfig,
+        budget: &mut Budget,
+        run: &mut RunReport,
         progress: &dyn Progress,
     ) -> Result<SyncReport, EngineError> {
         let object = Self::object_of(sync)?;
@@ -131,89 +218,82 @@ impl<C: Crm, S: Store> Engine<C, S> {
             sync: sync.name.clone(),
             ..Default::default()
         };
-        let captured = capture(&self.source, &self.store, sync).await?;
-        report.read = captured.rows.len() as u64;
-        if !captured.vanished.is_empty() {
-            tracing::info!(sync = %sync.name, count = captured.vanished.len(), "rows deleted in the app; CRM records are kept (deletion sync is not enabled)");
-        }
-        let links = self.store.links(&sync.name).await?;
-        let mut parents = HashMap::new();
-        let mut parent_objects = HashMap::new();
-        for target in sync.associate.values() {
-            if let Some(t) = self.config.sync(target) {
-                parents.insert(target.clone(), self.store.links(target).await?);
-                parent_objects.insert(target.clone(), Self::object_of(t)?);
-            }
-        }
-        let quarantined: HashSet<String> = self
-            .store
-            .quarantined(&sync.name)
-            .await?
-            .into_iter()
-            .map(|q| q.local_id)
-            .collect();
-        let now = now_ms();
-        let input = PlanInput {
-            sync,
-            links: &links,
-            parents: &parents,
-            quarantined: &quarantined,
-            // A small change set is someone's edit; let it overtake a backfill.
-            priority: if captured.full { 0 } else { 10 },
-            now_ms: now,
-        };
-        let p = plan(&input, &captured.rows);
-        report.unchanged = p.unchanged;
-        report.invalid = p.invalid;
-        report.held = p.held;
-        report.queued = p.jobs.len() as u64;
-        self.store.enqueue(&p.jobs).await?;
-        self.store.quarantine(&p.quarantine).await?;
-        self.store.clear_quarantine(&sync.name, &p.clear).await?;
-        // The changes up to the cursor are durably queued (or quarantined): now it may move.
-        if let Some((mechanism, value)) = &captured.cursor {
-            self.store.set_cursor(&sync.name, mechanism, value).await?;
-        }
+        self.queue_changes(sync, &mut report).await?;
         let pending = self.store.counts(&sync.name).await?.pending;
         progress.planned(&sync.name, pending.max(0) as u64);
 
+        let mut parent_objects = HashMap::new();
+        for target in sync.associate.values() {
+            if let Some(t) = self.config.sync(target) {
+                parent_objects.insert(target.clone(), Self::object_of(t)?);
+            }
+        }
         let target = Target {
             sync,
             object,
             parent_objects: &parent_objects,
         };
+        let batch = self.crm.max_batch().max(1);
+        let in_flight = self.config.raw.crm.max_in_flight.max(1) as usize;
+        // Worst case per batch: one upsert plus one association call per target.
+        let per_batch = 1 + parent_objects.len() as i64;
         loop {
+            let affordable = (budget.remaining() / per_batch) as usize;
+            if affordable == 0 {
+                run.paused_until_ms = Some(budget.resets_at_ms());
+                tracing::warn!(sync = %sync.name, remaining = budget.remaining(), "today's API budget share is spent; delivery resumes after the daily reset");
+                break;
+            }
             let jobs = self
                 .store
-                .claim(&sync.name, self.crm.max_batch(), LEASE)
+                .claim(&sync.name, batch * in_flight.min(affordable), LEASE)
                 .await?;
             if jobs.is_empty() {
                 break;
             }
-            let now = now_ms();
-            let outcome = deliver(&self.crm, &target, &jobs, now).await;
-            self.flush_calls().await?;
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    // Hand the claimed jobs back untouched: the run stops, nothing is lost.
-                    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-                    self.store.fail(&ids, &e.to_string(), now, false).await?;
-                    return Err(e);
+            let now = self.clock.now_ms();
+            let batches: Vec<&[Job]> = jobs.chunks(batch).collect();
+            let outcomes =
+                join_all(batches.iter().map(|b| deliver(&self.crm, &target, b, now))).await;
+            budget.used += self.flush_calls().await?;
+            let mut fatal = None;
+            for (b, outcome) in batches.iter().zip(outcomes) {
+                match outcome {
+                    Ok(o) => {
+                        settle(
+                            &self.store,
+                            sync,
+                            object,
+                            b,
+                            &o,
+                            now,
+                            self.config.raw.crm.max_attempts,
+                            &mut report,
+                        )
+                        .await?;
+                        if let Some(col) = &sync.write_back_column {
+                            let pairs: Vec<(String, String)> = o
+                                .delivered
+                                .iter()
+                                .map(|d| (d.local_id.clone(), d.crm_id.clone()))
+                                .collect();
+                            self.source
+                                .write_back(&sync.table, &sync.key, col, &pairs)
+                                .await?;
+                        }
+                    }
+                    Err(e) => {
+                        // Hand the jobs back untouched: the pass stops, nothing is lost.
+                        let ids: Vec<i64> = b.iter().map(|j| j.id).collect();
+                        self.store.fail(&ids, &e.to_string(), now, false).await?;
+                        fatal = Some(e);
+                    }
                 }
-            };
-            settle(&self.store, sync, object, &jobs, &outcome, now, &mut report).await?;
-            if let Some(col) = &sync.write_back_column {
-                let pairs: Vec<(String, String)> = outcome
-                    .delivered
-                    .iter()
-                    .map(|d| (d.local_id.clone(), d.crm_id.clone()))
-                    .collect();
-                self.source
-                    .write_back(&sync.table, &sync.key, col, &pairs)
-                    .await?;
+                progress.advanced(&sync.name, b.len() as u64);
             }
-            progress.advanced(&sync.name, jobs.len() as u64);
+            if let Some(e) = fatal {
+                return Err(e);
+            }
         }
         progress.finished(&sync.name, &report);
         Ok(report)

@@ -39,6 +39,10 @@ pub struct RunReport {
     pub association_calls: u64,
     pub retries: u64,
     pub rate_limited: u64,
+    /// Calls left of today's budget share after the pass.
+    pub budget_remaining: u64,
+    /// Set when the pass stopped because today's budget share was spent: when it refreshes.
+    pub paused_until_ms: Option<i64>,
     pub elapsed_ms: u64,
 }
 

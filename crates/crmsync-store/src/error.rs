@@ -17,6 +17,9 @@ pub enum StoreError {
     /// A table or column named in the config does not exist in the source database.
     #[error("{0}")]
     Schema(String),
+    /// Another process holds the state database.
+    #[error("{0}")]
+    Busy(String),
     /// Any other SQL error.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),

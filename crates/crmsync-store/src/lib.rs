@@ -14,7 +14,7 @@ pub use model::*;
 pub use source::SqliteSource;
 pub use state::SqliteStore;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -23,14 +23,15 @@ use std::time::Duration;
 /// Invariants every implementation keeps:
 /// - at most one live job per `(sync, local_id, direction)`; enqueueing a record that already
 ///   has one replaces its payload (latest state wins) and makes it ready again;
-/// - a job disappears only in [`Store::complete`], in the same transaction that records the
+/// - a job becomes `done` only in [`Store::complete`], in the same transaction that records the
 ///   CRM id and hash on the link and clears the record's quarantine entry, and only if its
-///   payload did not change meanwhile.
+///   payload did not change meanwhile; a done job row is reused by the record's next change.
 pub trait Store: Send + Sync {
-    /// All links of `sync`, by local id (for planning in one read).
-    fn links(
+    /// The links of `keys` in `sync`, by local id (planning reads them a page at a time).
+    fn links_for(
         &self,
         sync: &str,
+        keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, Link>, StoreError>> + Send;
 
     /// The link of one record.
@@ -88,6 +89,23 @@ pub trait Store: Send + Sync {
         &self,
         sync: &str,
     ) -> impl Future<Output = Result<Vec<QuarantineEntry>, StoreError>> + Send;
+
+    /// Which of `keys` have a quarantine entry in `sync`.
+    fn quarantined_among(
+        &self,
+        sync: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashSet<String>, StoreError>> + Send;
+
+    /// Keys of `sync` to look at in every pass whether or not their row changed: held records
+    /// and those `crmsync retry` asked for.
+    fn recheck_keys(
+        &self,
+        sync: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Number of CRM calls logged since `since_ms` (the shared daily budget is counted here).
+    fn calls_since(&self, since_ms: i64) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Appends to the call log.
     fn record_calls(

@@ -84,6 +84,8 @@ pub struct QuarantineEntry {
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
     pub attempts: i64,
+    /// `crmsync retry` asked for this record to be looked at again in the next pass.
+    pub retry_requested: bool,
 }
 
 /// One logged CRM request.

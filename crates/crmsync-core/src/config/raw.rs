@@ -88,6 +88,19 @@ pub struct CrmConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+    /// Share of the interval limit kept unused, in percent, as a margin for clock skew.
+    #[serde(default = "default_headroom_percent")]
+    pub headroom_percent: u32,
+    /// Batch calls in flight at once (the rate limiter still paces them).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Delivery attempts of a record (each with the client's own retries) before its job is dead.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// When the CRM's daily limit resets, as a UTC offset of the account's midnight
+    /// (HubSpot resets at midnight in the account's time zone), e.g. "+01:00".
+    #[serde(default = "default_daily_reset_utc_offset")]
+    pub daily_reset_utc_offset: String,
 }
 
 pub fn default_environment() -> Environment {
@@ -110,6 +123,18 @@ pub fn default_daily_budget_share() -> f64 {
 }
 pub fn default_timeout_ms() -> u64 {
     30_000
+}
+pub fn default_headroom_percent() -> u32 {
+    3
+}
+pub fn default_max_in_flight() -> u32 {
+    4
+}
+pub fn default_max_attempts() -> u32 {
+    8
+}
+pub fn default_daily_reset_utc_offset() -> String {
+    "+00:00".to_string()
 }
 pub fn default_max_retries() -> u32 {
     5

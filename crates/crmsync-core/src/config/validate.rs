@@ -65,6 +65,24 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             "must be at least 1; HubSpot Free allows 100".into(),
         );
     }
+    if crm.headroom_percent >= 100 {
+        push(
+            "crm.headroom_percent".into(),
+            format!("must be below 100, got {}; 3 keeps 3% of the interval limit unused", crm.headroom_percent),
+        );
+    }
+    if crm.max_in_flight == 0 || crm.max_in_flight > 64 {
+        push("crm.max_in_flight".into(), format!("must be 1 to 64, got {}", crm.max_in_flight));
+    }
+    if crm.max_attempts == 0 {
+        push("crm.max_attempts".into(), "must be at least 1".into());
+    }
+    if parse_utc_offset(&crm.daily_reset_utc_offset).is_none() {
+        push(
+            "crm.daily_reset_utc_offset".into(),
+            format!("`{}` is not a UTC offset; write it like \"+01:00\" or \"-05:00\"", crm.daily_reset_utc_offset),
+        );
+    }
     if crm.interval_ms == 0 {
         push(
             "crm.interval_ms".into(),
@@ -232,4 +250,19 @@ fn association_cycle(raw: &RawConfig) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// Minutes east of UTC of an offset written `+HH:MM` / `-HH:MM` (or `Z`).
+pub fn parse_utc_offset(text: &str) -> Option<i32> {
+    if text == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
 }

@@ -124,14 +124,11 @@ impl World {
         let calls = CallBuffer::default();
         let mut hc = HubspotConfig::new(self.sandbox.base_url(), SecretString::from("test-token"));
         hc.max_retries = 6;
+        // The sandbox runs unlimited here; don't let the client pace itself to HubSpot's Free tier.
+        hc.requests_per_interval = 100_000;
+        hc.interval = std::time::Duration::from_secs(1);
         let crm = HubspotClient::new(hc, Some(calls.observer())).expect("client");
-        Engine {
-            config: self.config.clone(),
-            crm,
-            store,
-            source,
-            calls,
-        }
+        Engine::new(self.config.clone(), crm, store, source, calls)
     }
 
     /// Runs SQL on the app database.

@@ -123,6 +123,32 @@ impl SqliteSource {
             .collect()
     }
 
+    /// Up to `limit` rows of `table` with a key above `after` (from the start when `None`), in
+    /// key order. Keyset paging: no read transaction stays open between pages, and memory is
+    /// bounded by one page however large the table.
+    pub async fn scan_page(
+        &self,
+        table: &str,
+        key: &str,
+        columns: &[&str],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SourceRow>, StoreError> {
+        let mut q = Self::select(table, key, columns);
+        if after.is_some() {
+            // A parameter has no affinity and takes the column's: '999' compares as 999 against
+            // an INTEGER key, so text keys and integer keys page alike.
+            q.push_str(&format!(" WHERE {} > ?", quote(key)));
+        }
+        q.push_str(&format!(" ORDER BY {} LIMIT ?", quote(key)));
+        let mut query = sqlx::query(sql(q));
+        if let Some(a) = after {
+            query = query.bind(a);
+        }
+        let rows = query.bind(limit as i64).fetch_all(&self.pool).await?;
+        Ok(Self::to_rows(rows, columns))
+    }
+
     /// Every row of `table` (key and `columns`), ordered by key.
     pub async fn scan(
         &self,
@@ -166,35 +192,48 @@ impl SqliteSource {
         Ok(out)
     }
 
-    /// Rows whose `ts_column` is at or after `since` (all rows when `None`), oldest first.
-    /// `>=` re-reads rows that share the boundary timestamp; their unchanged hash makes that free.
-    pub async fn updated_since(
+    /// Up to `limit` rows ordered by (`ts_column`, key): those at or after `since` for the first
+    /// page, then those after the `(ts, key)` position `after`. `>=` on the first page re-reads
+    /// rows sharing the boundary timestamp (and rows committed late with it); their unchanged
+    /// hash makes that free. `columns` must include `ts_column`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn updated_page(
         &self,
         table: &str,
         key: &str,
         columns: &[&str],
         ts_column: &str,
         since: Option<&str>,
-    ) -> Result<(Vec<SourceRow>, Option<String>), StoreError> {
-        let mut cols: Vec<&str> = columns.to_vec();
-        if !cols.contains(&ts_column) {
-            cols.push(ts_column);
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<SourceRow>, StoreError> {
+        let mut q = Self::select(table, key, columns);
+        let (ts, k) = (quote(ts_column), quote(key));
+        match (after, since) {
+            (Some(_), _) => q.push_str(&format!(" WHERE ({ts}, {k}) > (?, ?)")),
+            (None, Some(_)) => q.push_str(&format!(" WHERE {ts} >= ?")),
+            (None, None) => {}
         }
-        let mut q = Self::select(table, key, &cols);
-        if since.is_some() {
-            q.push_str(&format!(" WHERE {} >= ?", quote(ts_column)));
-        }
-        q.push_str(&format!(" ORDER BY {}, {}", quote(ts_column), quote(key)));
+        q.push_str(&format!(" ORDER BY {ts}, {k} LIMIT ?"));
         let mut query = sqlx::query(sql(q));
-        if let Some(s) = since {
-            query = query.bind(s);
+        match (after, since) {
+            (Some((t, key_value)), _) => query = query.bind(t).bind(key_value),
+            (None, Some(s)) => query = query.bind(s),
+            (None, None) => {}
         }
-        let rows = Self::to_rows(query.fetch_all(&self.pool).await?, &cols);
-        let max = rows
-            .iter()
-            .filter_map(|r| r.values.get(ts_column).cloned().flatten())
-            .max();
-        Ok((rows, max))
+        let rows = query.bind(limit as i64).fetch_all(&self.pool).await?;
+        Ok(Self::to_rows(rows, columns))
+    }
+
+    /// The largest value of `column` in `table` as text (`None` for an empty table).
+    pub async fn max_text(&self, table: &str, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(sql(format!(
+            "SELECT CAST(MAX({}) AS TEXT) FROM {}",
+            quote(column),
+            quote(table)
+        )))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Whether `crmsync install` put triggers on `table`.

@@ -4,11 +4,14 @@
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::ident::sql;
 use crate::model::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -23,6 +26,8 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Held by the one process allowed to deliver (see [`SqliteStore::open_worker`]).
+    _worker_lock: Option<Arc<File>>,
 }
 
 impl SqliteStore {
@@ -50,7 +55,37 @@ impl SqliteStore {
                 source,
             })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            _worker_lock: None,
+        })
+    }
+
+    /// Opens the state database as *the* delivering process. A SQLite state database serves one
+    /// worker at a time (several workers share a PostgreSQL one), so this takes an exclusive lock
+    /// on `<file>.lock` (released by the OS even on SIGKILL) and then hands jobs a killed
+    /// predecessor left `running` back to the queue at once instead of waiting out their lease.
+    pub async fn open_worker(url: &str) -> Result<Self, StoreError> {
+        let mut store = Self::open(url).await?;
+        if let Some(path) = sqlite_file(url) {
+            let lock_path = format!("{path}.lock");
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| StoreError::Busy(format!("cannot open lock file {lock_path}: {e}")))?;
+            file.try_lock().map_err(|_| {
+                StoreError::Busy(format!(
+                    "another crmsync process is delivering from {path}; a SQLite state database serves one worker at a time (use PostgreSQL for several)"
+                ))
+            })?;
+            store._worker_lock = Some(Arc::new(file));
+        }
+        sqlx::query("UPDATE jobs SET state = 'ready', lease_until = NULL WHERE state = 'running'")
+            .execute(&store.pool)
+            .await?;
+        Ok(store)
     }
 
     /// The underlying pool (for tests and diagnostics).
@@ -86,27 +121,43 @@ impl SqliteStore {
     }
 }
 
+/// The file path of a `sqlite://` URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
 impl Store for SqliteStore {
-    async fn links(&self, sync: &str) -> Result<HashMap<String, Link>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT local_id, crm_object, crm_id, pushed_hash FROM links WHERE sync = ?",
-        )
-        .bind(sync)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
+    async fn links_for(
+        &self,
+        sync: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, Link>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let q = format!(
+                "SELECT local_id, crm_object, crm_id, pushed_hash FROM links WHERE sync = ? AND local_id IN ({marks})"
+            );
+            let mut query = sqlx::query(sql(q)).bind(sync);
+            for k in chunk {
+                query = query.bind(k);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                out.insert(
                     r.get::<String, _>(0),
                     Link {
                         crm_object: r.get(1),
                         crm_id: r.get(2),
                         pushed_hash: r.get(3),
                     },
-                )
-            })
-            .collect())
+                );
+            }
+        }
+        Ok(out)
     }
 
     async fn link(&self, sync: &str, local_id: &str) -> Result<Option<Link>, StoreError> {
@@ -134,9 +185,12 @@ impl Store for SqliteStore {
                  ON CONFLICT (sync, local_id, direction) DO UPDATE SET
                    payload = excluded.payload, hash = excluded.hash,
                    priority = max(jobs.priority, excluded.priority),
-                   state = CASE WHEN jobs.state = 'running' THEN 'running' ELSE 'ready' END,
-                   attempts = CASE WHEN jobs.hash = excluded.hash THEN jobs.attempts ELSE 0 END,
-                   run_at = CASE WHEN jobs.hash = excluded.hash THEN jobs.run_at ELSE excluded.run_at END,
+                   state = CASE WHEN jobs.state = 'running' THEN 'running'
+                                WHEN jobs.state IN ('retrying', 'dead') AND jobs.hash = excluded.hash THEN jobs.state
+                                ELSE 'ready' END,
+                   attempts = CASE WHEN jobs.hash = excluded.hash AND jobs.state != 'done' THEN jobs.attempts ELSE 0 END,
+                   run_at = CASE WHEN jobs.hash = excluded.hash AND jobs.state != 'done' THEN jobs.run_at ELSE excluded.run_at END,
+                   last_error = CASE WHEN jobs.hash = excluded.hash THEN jobs.last_error ELSE NULL END,
                    updated_at = excluded.updated_at",
             )
             .bind(&j.sync)
@@ -275,7 +329,7 @@ impl Store for SqliteStore {
                  ON CONFLICT (sync, local_id) DO UPDATE SET
                    kind = excluded.kind, field = excluded.field, rule = excluded.rule,
                    message = excluded.message, last_seen = excluded.last_seen,
-                   attempts = quarantine.attempts + 1",
+                   attempts = quarantine.attempts + 1, retry_requested = 0",
             )
             .bind(&e.sync)
             .bind(&e.local_id)
@@ -312,7 +366,7 @@ impl Store for SqliteStore {
 
     async fn quarantined(&self, sync: &str) -> Result<Vec<QuarantineEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT sync, local_id, kind, field, rule, message, first_seen, last_seen, attempts
+            "SELECT sync, local_id, kind, field, rule, message, first_seen, last_seen, attempts, retry_requested
              FROM quarantine WHERE sync = ? ORDER BY local_id",
         )
         .bind(sync)
@@ -330,8 +384,46 @@ impl Store for SqliteStore {
                 first_seen_ms: r.get(6),
                 last_seen_ms: r.get(7),
                 attempts: r.get(8),
+                retry_requested: r.get::<i64, _>(9) != 0,
             })
             .collect())
+    }
+
+    async fn quarantined_among(
+        &self,
+        sync: &str,
+        keys: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in keys.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let q =
+                format!("SELECT local_id FROM quarantine WHERE sync = ? AND local_id IN ({marks})");
+            let mut query = sqlx::query_scalar::<_, String>(sql(q)).bind(sync);
+            for k in chunk {
+                query = query.bind(k);
+            }
+            out.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn recheck_keys(&self, sync: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT local_id FROM quarantine WHERE sync = ? AND (kind = 'held' OR retry_requested != 0) ORDER BY local_id",
+        )
+        .bind(sync)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn calls_since(&self, since_ms: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE at_ms >= ?")
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError> {
@@ -386,7 +478,8 @@ impl Store for SqliteStore {
 
     async fn counts(&self, sync: &str) -> Result<QueueCounts, StoreError> {
         let jobs = sqlx::query(
-            "SELECT COALESCE(SUM(state != 'dead'), 0), COALESCE(SUM(state = 'dead'), 0) FROM jobs WHERE sync = ?",
+            "SELECT COALESCE(SUM(state IN ('ready', 'running', 'retrying')), 0), COALESCE(SUM(state = 'dead'), 0)
+             FROM jobs WHERE sync = ?",
         )
         .bind(sync)
         .fetch_one(&self.pool)

@@ -34,19 +34,15 @@ pub fn hubspot_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<Hub
     hc.requests_per_interval = crm.requests_per_interval;
     hc.interval = Duration::from_millis(crm.interval_ms);
     hc.max_retries = crm.max_retries;
+    hc.headroom_percent = crm.headroom_percent;
     Ok(HubspotClient::new(hc, Some(calls.observer()))?)
 }
 
-/// The engine for `config` (token required).
+/// The engine for `config` (token required), as the one process delivering from its state.
 pub async fn engine(config: Config) -> anyhow::Result<Engine<HubspotClient, SqliteStore>> {
-    let (store, source) = open_databases(&config).await?;
+    let store = SqliteStore::open_worker(&config.state_url()).await?;
+    let source = SqliteSource::open(&config.source_url()).await?;
     let calls = CallBuffer::default();
     let crm = hubspot_client(&config, &calls)?;
-    Ok(Engine {
-        config,
-        crm,
-        store,
-        source,
-        calls,
-    })
+    Ok(Engine::new(config, crm, store, source, calls))
 }

@@ -104,18 +104,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("CRM: HubSpot sandbox at {base_url} (Free tier limits: 100 requests per 10 s)");
 
-    let store = SqliteStore::open(&cfg.state_url()).await?;
+    let store = SqliteStore::open_worker(&cfg.state_url()).await?;
     let source = SqliteSource::open(&cfg.source_url()).await?;
     crmsync_engine::install(&cfg, &source).await?;
     let calls = CallBuffer::default();
     let crm = super::common::hubspot_client(&cfg, &calls)?;
-    let engine = Engine {
-        config: cfg,
-        crm,
-        store,
-        source,
-        calls,
-    };
+    let engine = Engine::new(cfg, crm, store, source, calls);
     let report = engine.push_once(&Bars::new()).await?;
 
     println!();
