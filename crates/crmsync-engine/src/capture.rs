@@ -14,16 +14,10 @@ use std::collections::{BTreeSet, HashSet};
 /// Rows per page.
 pub const PAGE: usize = 1000;
 
-/// The columns a sync reads: mapped fields, confirmation columns, association columns.
+/// The columns a sync reads: field sources (a column, `concat`, `template`), confirmation
+/// columns, association columns.
 pub fn columns(sync: &SyncConfig) -> Vec<&str> {
-    let mut cols: BTreeSet<&str> = sync.fields.keys().map(String::as_str).collect();
-    cols.extend(
-        sync.fields
-            .values()
-            .filter_map(|f| f.confirmed_by.as_deref()),
-    );
-    cols.extend(sync.associate.keys().map(String::as_str));
-    cols.into_iter().collect()
+    crmsync_core::mapping::referenced_columns(sync)
 }
 
 enum Main {

@@ -192,7 +192,7 @@ impl<C: Crm, S: Store> Engine<C, S> {
             report.invalid += p.invalid;
             report.held += p.held;
             report.queued += p.jobs.len() as u64;
-            self.store.enqueue(&p.jobs).await?;
+            self.store.enqueue(&p.jobs, self.clock.now_ms()).await?;
             self.store.quarantine(&p.quarantine).await?;
             self.store.clear_quarantine(&sync.name, &p.clear).await?;
         }
@@ -246,7 +246,12 @@ impl<C: Crm, S: Store> Engine<C, S> {
             }
             let jobs = self
                 .store
-                .claim(&sync.name, batch * in_flight.min(affordable), LEASE)
+                .claim(
+                    &sync.name,
+                    batch * in_flight.min(affordable),
+                    LEASE,
+                    self.clock.now_ms(),
+                )
                 .await?;
             if jobs.is_empty() {
                 break;

@@ -41,16 +41,21 @@ pub trait Store: Send + Sync {
         local_id: &str,
     ) -> impl Future<Output = Result<Option<Link>, StoreError>> + Send;
 
-    /// Queues (or replaces) push jobs, in one transaction.
-    fn enqueue(&self, jobs: &[NewJob]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Queues (or replaces) push jobs due at `now_ms`, in one transaction.
+    fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Claims up to `limit` due jobs of `sync` (highest priority first) with a lease; expired
+    /// Claims up to `limit` jobs of `sync` due at `now_ms` (highest priority first) with a lease; expired
     /// leases of dead workers are claimable again.
     fn claim(
         &self,
         sync: &str,
         limit: usize,
         lease: Duration,
+        now_ms: i64,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
     /// Records delivered jobs: links updated, jobs removed, quarantine cleared; one transaction.

@@ -75,12 +75,13 @@ pub async fn world(
         .execute(&mut conn)
         .await
         .expect("ddl");
+    let mut tx = conn.begin().await.expect("begin");
     for (id, company, email) in customers {
         sqlx::query("INSERT INTO customers VALUES (?, ?, ?)")
             .bind(id)
             .bind(company)
             .bind(email)
-            .execute(&mut conn)
+            .execute(&mut *tx)
             .await
             .expect("insert");
     }
@@ -90,10 +91,11 @@ pub async fn world(
             .bind(customer)
             .bind(title)
             .bind(status)
-            .execute(&mut conn)
+            .execute(&mut *tx)
             .await
             .expect("insert");
     }
+    tx.commit().await.expect("commit");
     conn.close().await.expect("close");
     let sandbox = Sandbox::start("127.0.0.1:0", sandbox_config)
         .await
@@ -115,6 +117,15 @@ pub async fn world(
 impl World {
     /// A fresh engine over the world's files (as a new process would have).
     pub async fn engine(&self) -> Engine<HubspotClient, SqliteStore> {
+        self.engine_with(self.config.clone(), |_| {}).await
+    }
+
+    /// An engine with `config` and client settings adjusted by `tune`.
+    pub async fn engine_with(
+        &self,
+        config: Config,
+        tune: impl FnOnce(&mut HubspotConfig),
+    ) -> Engine<HubspotClient, SqliteStore> {
         let store = SqliteStore::open(&self.config.state_url())
             .await
             .expect("state db");
@@ -127,8 +138,9 @@ impl World {
         // The sandbox runs unlimited here; don't let the client pace itself to HubSpot's Free tier.
         hc.requests_per_interval = 100_000;
         hc.interval = std::time::Duration::from_secs(1);
+        tune(&mut hc);
         let crm = HubspotClient::new(hc, Some(calls.observer())).expect("client");
-        Engine::new(self.config.clone(), crm, store, source, calls)
+        Engine::new(config, crm, store, source, calls)
     }
 
     /// Runs SQL on the app database.
@@ -181,4 +193,31 @@ impl World {
             .await
             .expect("json")
     }
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug, Default)]
+pub struct TestClock(pub std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    pub fn at(ms: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(TestClock(std::sync::atomic::AtomicI64::new(ms)))
+    }
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl crmsync_engine::clock::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn wall_ms() -> i64 {
+    crmsync_store::state::sqlite::now_ms()
 }

@@ -175,8 +175,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), StoreError> {
-        let now = now_ms();
+    async fn enqueue(&self, jobs: &[NewJob], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for j in jobs {
             sqlx::query(
@@ -213,8 +212,8 @@ impl Store for SqliteStore {
         sync: &str,
         limit: usize,
         lease: Duration,
+        now: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        let now = now_ms();
         let lease_until = now + lease.as_millis() as i64;
         let rows = sqlx::query(
             "UPDATE jobs SET state = 'running', lease_until = ?, attempts = attempts + 1, updated_at = ?

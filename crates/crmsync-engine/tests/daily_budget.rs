@@ -1,0 +1,69 @@
+//! A backfill larger than today's budget share pauses when the share is spent and resumes when
+//! it refreshes at the account's midnight, without losing or duplicating anything.
+
+mod support;
+
+use crmsync_engine::NoProgress;
+use crmsync_sandbox::SandboxConfig;
+use crmsync_store::Store;
+use support::{TestClock, wall_ms, world};
+
+#[tokio::test]
+async fn a_backfill_over_the_daily_share_pauses_and_resumes_the_next_day() {
+    let customers = vec![
+        (1, "Acme", "ada@acme.com"),
+        (2, "Globex", "grace@globex.com"),
+    ];
+    let orders: Vec<(i64, i64, &str, &str)> =
+        (1..=1000).map(|i| (i, 1 + i % 2, "Order", "new")).collect();
+    let w = world(&customers, &orders, SandboxConfig::unlimited()).await;
+    let mut config = w.config.clone();
+    // 20 calls a day for crmsync: 3 property checks + 3 creations, companies 1, contacts 2, then
+    // deals cost 2 calls per batch of 100 (upsert + association).
+    config.raw.crm.daily_limit = 40;
+    config.raw.crm.daily_budget_share = 0.5;
+    let clock = TestClock::at(wall_ms());
+    let mut engine = w.engine_with(config.clone(), |_| {}).await;
+    engine.clock = clock.clone();
+
+    let first = engine.push_once(&NoProgress).await.expect("first pass");
+    let paused_until = first
+        .paused_until_ms
+        .expect("the pass paused on the budget");
+    assert!(
+        first.calls <= 20,
+        "never more than the share: {} calls",
+        first.calls
+    );
+    assert_eq!(first.budget_remaining, 20 - first.calls);
+    let deals = engine.store.counts("deals").await.expect("counts");
+    let delivered = engine.store.counts("deals").await.expect("counts").linked;
+    assert!(
+        delivered > 0 && deals.pending > 0,
+        "part delivered, the rest queued: {deals:?}"
+    );
+    assert_eq!(deals.pending + delivered, 1000);
+
+    // Same day: nothing more goes out.
+    let again = engine.push_once(&NoProgress).await.expect("same-day pass");
+    assert_eq!(again.upsert_calls, 0);
+    assert!(again.paused_until_ms.is_some());
+
+    // After the reset the rest flows; nothing was lost or duplicated.
+    clock.set(paused_until + 1);
+    let mut passes = 0;
+    while engine.store.counts("deals").await.expect("counts").pending > 0 {
+        passes += 1;
+        assert!(
+            passes <= 5,
+            "the backfill must finish within a few budget days"
+        );
+        engine.push_once(&NoProgress).await.expect("next-day pass");
+        clock.advance(86_400_000);
+    }
+    assert_eq!(
+        engine.store.counts("deals").await.expect("counts").linked,
+        1000
+    );
+    assert_eq!(w.objects().await, (2, 2, 1000));
+}
