@@ -1,6 +1,10 @@
 //! `crmsync sandbox`: the HubSpot emulator as a standalone server.
 
-use crmsync_sandbox::{Sandbox, SandboxConfig};
+use crmsync_sandbox::{
+    FaultConfig, RateLimitStorm, Sandbox, SandboxConfig, SignatureVersion, StormPolicy,
+    WebhookConfig,
+};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -29,30 +33,171 @@ pub struct SandboxArgs {
     /// Turn every rate limit off.
     #[arg(long)]
     pub no_limits: bool,
+    /// Keep the portal in this JSON file: loaded at start, saved after changes and on exit.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Another HubSpot user's token, as TOKEN=USER_ID (repeatable); writes made with it are
+    /// reported as UI edits (changeSource CRM_UI, sourceId userId:N).
+    #[arg(long = "other-token", value_name = "TOKEN=USER_ID", value_parser = parse_other_token)]
+    pub other_tokens: Vec<(String, u64)>,
+    /// Seed of the fault dice (same seed, same faults).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of API requests answered 500/502/503 (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_5xx_rate: f64,
+    /// Latency added to every API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Up to this many extra milliseconds of random latency.
+    #[arg(long, default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Share of API requests that hang (see --hang-ms) instead of answering.
+    #[arg(long, default_value_t = 0.0)]
+    pub hang_rate: f64,
+    /// How long a hanging request hangs, in milliseconds.
+    #[arg(long, default_value_t = 300_000)]
+    pub hang_ms: u64,
+    /// Share of API requests whose connection is dropped without a response.
+    #[arg(long, default_value_t = 0.0)]
+    pub reset_rate: f64,
+    /// Answer 429 with this policy: TEN_SECONDLY_ROLLING, SECONDLY or DAILY.
+    #[arg(long, value_name = "POLICY", value_parser = parse_storm_policy)]
+    pub storm: Option<StormPolicy>,
+    /// End the 429 storm after this many requests.
+    #[arg(long, requires = "storm")]
+    pub storm_requests: Option<u32>,
+    /// End the 429 storm after this many milliseconds.
+    #[arg(long, requires = "storm")]
+    pub storm_duration_ms: Option<u64>,
+    /// The token expires this many milliseconds after start (401 EXPIRED_AUTHENTICATION).
+    #[arg(long)]
+    pub token_expires_after_ms: Option<u64>,
+    /// Apply the next N batch writes, then answer them 500/502.
+    #[arg(long, default_value_t = 0)]
+    pub fail_after_apply: u32,
+    /// Search index lag: records appear in /search this long after their last write.
+    #[arg(long, default_value_t = 0)]
+    pub search_lag_ms: u64,
+    /// Most filter groups per search (HubSpot's strictest published figure: 5).
+    #[arg(long, default_value_t = 5)]
+    pub search_max_filter_groups: usize,
+    /// Most filters per search filter group (strictest: 6).
+    #[arg(long, default_value_t = 6)]
+    pub search_max_filters_per_group: usize,
+    /// Most filters per search request (strictest: 18).
+    #[arg(long, default_value_t = 18)]
+    pub search_max_filters: usize,
+    /// POST change notifications (webhooks) to this URL.
+    #[arg(long, requires = "webhook_secret")]
+    pub webhook_url: Option<String>,
+    /// Client secret that signs the webhooks.
+    #[arg(long, env = "CRMSYNC_SANDBOX_WEBHOOK_SECRET", requires = "webhook_url")]
+    pub webhook_secret: Option<String>,
+    /// Webhook signature version: v3 or v1.
+    #[arg(long, default_value = "v3", value_parser = parse_signature)]
+    pub webhook_signature: SignatureVersion,
+    /// Most events per webhook request (1–100).
+    #[arg(long, default_value_t = 100)]
+    pub webhook_max_batch: usize,
+}
+
+fn parse_other_token(raw: &str) -> Result<(String, u64), String> {
+    let (token, user) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected TOKEN=USER_ID, e.g. ui-token=12345, got {raw:?}"))?;
+    let user = user
+        .parse::<u64>()
+        .map_err(|_| format!("USER_ID must be a number, e.g. ui-token=12345, got {user:?}"))?;
+    if token.is_empty() {
+        return Err("TOKEN must not be empty".to_owned());
+    }
+    Ok((token.to_owned(), user))
+}
+
+fn parse_storm_policy(raw: &str) -> Result<StormPolicy, String> {
+    match raw.to_ascii_uppercase().as_str() {
+        "TEN_SECONDLY_ROLLING" => Ok(StormPolicy::TenSecondlyRolling),
+        "SECONDLY" => Ok(StormPolicy::Secondly),
+        "DAILY" => Ok(StormPolicy::Daily),
+        _ => Err(format!(
+            "expected TEN_SECONDLY_ROLLING, SECONDLY or DAILY, got {raw:?}"
+        )),
+    }
+}
+
+fn parse_signature(raw: &str) -> Result<SignatureVersion, String> {
+    match raw {
+        "v3" => Ok(SignatureVersion::V3),
+        "v1" => Ok(SignatureVersion::V1),
+        _ => Err(format!("expected v3 or v1, got {raw:?}")),
+    }
 }
 
 impl SandboxArgs {
     fn config(&self) -> SandboxConfig {
-        if self.no_limits {
-            return SandboxConfig {
-                token: self.token.clone(),
-                ..SandboxConfig::unlimited()
-            };
-        }
+        let base = if self.no_limits {
+            SandboxConfig::unlimited()
+        } else {
+            SandboxConfig {
+                interval_limit: Some(self.interval_limit),
+                interval_ms: self.interval_ms,
+                daily_limit: Some(self.daily_limit),
+                search_per_second: Some(self.search_per_second),
+                ..SandboxConfig::default()
+            }
+        };
+        let webhooks = match (&self.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => Some(WebhookConfig {
+                signature_version: self.webhook_signature,
+                max_batch: self.webhook_max_batch,
+                ..WebhookConfig::new(url, secret)
+            }),
+            _ => None,
+        };
         SandboxConfig {
             token: self.token.clone(),
-            interval_limit: Some(self.interval_limit),
-            interval_ms: self.interval_ms,
-            daily_limit: Some(self.daily_limit),
-            search_per_second: Some(self.search_per_second),
-            ..SandboxConfig::default()
+            other_tokens: self.other_tokens.iter().cloned().collect(),
+            search_max_filter_groups: self.search_max_filter_groups,
+            search_max_filters_per_group: self.search_max_filters_per_group,
+            search_max_filters: self.search_max_filters,
+            search_lag_ms: self.search_lag_ms,
+            faults: FaultConfig {
+                seed: self.seed,
+                error_rate: self.fault_5xx_rate,
+                latency_ms: self.latency_ms,
+                latency_jitter_ms: self.latency_jitter_ms,
+                hang_rate: self.hang_rate,
+                hang_ms: self.hang_ms,
+                reset_rate: self.reset_rate,
+                storm: self.storm.map(|policy| RateLimitStorm {
+                    policy,
+                    requests: self.storm_requests,
+                    duration_ms: self.storm_duration_ms,
+                }),
+                token_expires_after_ms: self.token_expires_after_ms,
+                fail_after_apply: self.fail_after_apply,
+            },
+            webhooks,
+            state_file: self.state.clone(),
+            ..base
         }
     }
 }
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let addr = format!("{}:{}", args.host, args.port);
-    let sandbox = Sandbox::start(&addr, args.config())
+    let config = args.config();
+    for (name, rate) in [
+        ("--fault-5xx-rate", args.fault_5xx_rate),
+        ("--hang-rate", args.hang_rate),
+        ("--reset-rate", args.reset_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            anyhow::bail!("{name} must be between 0.0 and 1.0, e.g. {name} 0.05; got {rate}");
+        }
+    }
+    let sandbox = Sandbox::start(&addr, config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     println!("HubSpot sandbox listening on {}", sandbox.base_url());
@@ -61,7 +206,26 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         sandbox.base_url(),
         sandbox.base_url()
     );
-    tokio::signal::ctrl_c().await?;
+    if let Some(path) = &args.state {
+        println!("state file: {}", path.display());
+    }
+    wait_for_stop().await?;
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM on Unix (scripts and process managers), so the state file is saved.
+async fn wait_for_stop() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
