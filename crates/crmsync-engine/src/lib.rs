@@ -7,6 +7,7 @@ pub mod capture;
 pub mod clock;
 pub mod dispatch;
 pub mod error;
+pub mod estimate;
 pub mod order;
 pub mod plan;
 pub mod progress;

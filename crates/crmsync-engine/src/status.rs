@@ -1,8 +1,10 @@
 //! The numbers `crmsync status` shows: per sync, how many app records are synced, pending,
 //! failed, quarantined or held; for the CRM, calls, retries and 429s from the call log.
 
+use crate::budget::Budget;
 use crate::error::EngineError;
-use crmsync_core::config::Config;
+use crate::estimate::{calls_for, eta};
+use crmsync_core::config::{Capture, Config};
 use crmsync_store::{SqliteSource, Store};
 use serde::Serialize;
 
@@ -26,7 +28,7 @@ pub struct SyncStatus {
 }
 
 /// Call-log totals.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CrmStatus {
     pub kind: String,
     pub environment: String,
@@ -35,11 +37,30 @@ pub struct CrmStatus {
     pub rate_limited: i64,
     pub errors: i64,
     pub calls_today: i64,
-    /// Today's share of the daily budget that is left (`daily_limit * daily_budget_share - calls_today`).
+    /// Share of today's calls that got no 2xx answer.
+    pub error_rate_today: f64,
+    /// Calls crmsync may make per day (`daily_limit * daily_budget_share`).
+    pub daily_budget: i64,
+    /// What is left of it today.
     pub daily_budget_remaining: i64,
+    /// When the budget day ends (the account's midnight), RFC 3339.
+    pub budget_resets_at: String,
+    /// When the queued work will be delivered, if any is queued.
+    pub queued_eta: Option<QueuedEta>,
 }
 
+/// The ETA of the queue.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QueuedEta {
+    /// API calls the queued records need.
+    pub calls: u64,
+    /// Budget days they span (1: today).
+    pub days: u64,
+    /// RFC 3339.
+    pub finishes_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     pub syncs: Vec<SyncStatus>,
     pub crm: CrmStatus,
@@ -56,7 +77,16 @@ pub async fn status<S: Store>(
         let total = source.count(&s.table).await?;
         let c = store.counts(&s.name).await?;
         let quarantined = c.invalid + c.rejected;
-        let synced = (c.linked - c.pending - c.dead).max(0).min(total);
+        // Changes the triggers logged since the last pass are not synced yet, though their
+        // records may be linked.
+        let unseen = match store.cursor(&s.name, "trigger").await? {
+            Some(seq) if s.capture == Capture::Trigger => {
+                let after = seq.parse().unwrap_or(i64::MAX);
+                source.changed_keys(&s.table, after).await?.0.len() as i64
+            }
+            _ => 0,
+        };
+        let synced = (c.linked - c.pending - c.dead - unseen).max(0).min(total);
         let pending = (total - synced - c.dead - quarantined - c.held).max(0);
         syncs.push(SyncStatus {
             sync: s.name.clone(),
@@ -69,15 +99,17 @@ pub async fn status<S: Store>(
             held: c.held,
         });
     }
+    let now = crmsync_store::state::sqlite::now_ms();
+    let mut budget = Budget::new(&config.raw.crm, now);
+    budget.used = store.calls_since(budget.day_start_ms).await?;
     let all = store.call_summary(0).await?;
-    let midnight = chrono::Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or(0);
-    let today = store.call_summary(midnight).await?;
+    let today = store.call_summary(budget.day_start_ms).await?;
+    let mut queued_calls = 0;
+    for s in &config.raw.syncs {
+        let queued = store.counts(&s.name).await?.pending.max(0) as u64;
+        queued_calls += calls_for(s, queued, BATCH);
+    }
     let crm = &config.raw.crm;
-    let budget = (f64::from(crm.daily_limit) * crm.daily_budget_share) as i64;
     Ok(Status {
         syncs,
         crm: CrmStatus {
@@ -88,7 +120,31 @@ pub async fn status<S: Store>(
             rate_limited: all.rate_limited,
             errors: all.errors,
             calls_today: today.calls,
-            daily_budget_remaining: (budget - today.calls).max(0),
+            error_rate_today: if today.calls > 0 {
+                today.errors as f64 / today.calls as f64
+            } else {
+                0.0
+            },
+            daily_budget: budget.allowance,
+            daily_budget_remaining: budget.remaining(),
+            budget_resets_at: rfc3339(budget.resets_at_ms()),
+            queued_eta: (queued_calls > 0).then(|| {
+                let e = eta(config, &budget, queued_calls, now);
+                QueuedEta {
+                    calls: e.calls,
+                    days: e.days,
+                    finishes_at: rfc3339(e.finishes_at_ms),
+                }
+            }),
         },
     })
+}
+
+/// Batch size used for estimates (HubSpot's).
+const BATCH: u64 = 100;
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }

@@ -124,7 +124,7 @@ pub struct CallSummary {
     /// Calls with attempt > 1.
     pub retries: i64,
     pub rate_limited: i64,
-    /// Calls without a 2xx answer.
+    /// Calls without a 2xx answer, except a lookup's 404 (how "does it exist?" is answered).
     pub errors: i64,
     /// Records carried by successful batch upserts.
     pub upserted: i64,

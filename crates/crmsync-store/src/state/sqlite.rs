@@ -510,7 +510,7 @@ impl Store for SqliteStore {
             "SELECT COUNT(*),
                     COALESCE(SUM(attempt > 1), 0),
                     COALESCE(SUM(status = 429), 0),
-                    COALESCE(SUM(status IS NULL OR status < 200 OR status >= 300), 0),
+                    COALESCE(SUM(status IS NULL OR status < 200 OR (status >= 300 AND NOT (method = 'GET' AND status = 404))), 0),
                     COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert' THEN records ELSE 0 END), 0),
                     COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert'), 0),
                     COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/associations/%'), 0)

@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod install;
+mod plan;
 mod sandbox;
 mod status;
 mod sync;
@@ -30,6 +31,8 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Install change-capture triggers on the app tables synced with `capture = "trigger"`.
     Install(ConfigArg),
+    /// Count what a full sync would send, the API calls it takes and how long, changing nothing.
+    Plan(plan::PlanArgs),
     /// Push app changes to the CRM.
     Sync(sync::SyncArgs),
     /// Show what is synced, pending, failed and quarantined, and the API calls made.
@@ -50,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
         Command::Install(a) => install::run(a).await,
+        Command::Plan(a) => plan::run(a).await,
         Command::Sync(a) => sync::run(a).await,
         Command::Status(a) => status::run(a).await,
     }

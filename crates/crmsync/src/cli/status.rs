@@ -34,15 +34,28 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let c = &st.crm;
     println!(
-        "{} ({}): {} calls, {} retries, {} rate-limited (429), {} errors; today {} calls, {} left of today's budget",
-        c.kind,
-        c.environment,
-        c.calls,
-        c.retries,
-        c.rate_limited,
-        c.errors,
-        c.calls_today,
-        c.daily_budget_remaining
+        "\n{} ({}): {} calls, {} retries, {} rate-limited (429), {} errors",
+        c.kind, c.environment, c.calls, c.retries, c.rate_limited, c.errors
     );
+    println!(
+        "today: {} calls, {:.1}% errors; {} of {} budgeted calls left until {}",
+        c.calls_today,
+        c.error_rate_today * 100.0,
+        c.daily_budget_remaining,
+        c.daily_budget,
+        c.budget_resets_at
+    );
+    if let Some(q) = &c.queued_eta {
+        println!(
+            "queued work: {} calls, done around {}{}",
+            q.calls,
+            q.finishes_at,
+            if q.days > 1 {
+                format!(" ({} budget days)", q.days)
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,172 @@
+//! How much work a full sync is, and how long it takes within the API limits: what
+//! `crmsync plan` prints and what `status` uses for its ETA. Reads only; changes nothing.
+
+use crate::budget::Budget;
+use crate::capture::{PAGE, columns};
+use crate::error::EngineError;
+use crate::order::dependency_order;
+use crate::plan::{PlanInput, plan};
+use crmsync_core::config::{Config, SyncConfig};
+use crmsync_store::{SqliteSource, Store};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What a full pass of one sync would do.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SyncEstimate {
+    pub sync: String,
+    pub rows: u64,
+    /// Records whose payload differs from what the CRM has (new or changed).
+    pub to_send: u64,
+    pub unchanged: u64,
+    pub invalid: u64,
+    pub held: u64,
+    pub upsert_calls: u64,
+    pub association_calls: u64,
+}
+
+/// When queued work will be done, given the rate limit and the daily share.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Eta {
+    pub calls: u64,
+    /// Requests per second crmsync allows itself (the interval limit less the headroom).
+    pub requests_per_second: f64,
+    /// Time the calls take at that rate, ignoring the daily share.
+    pub seconds_at_rate: f64,
+    pub daily_allowance: i64,
+    pub calls_left_today: i64,
+    /// Budget days the work spans (1 when it fits into what is left today).
+    pub days: u64,
+    /// Expected end, ms since the epoch.
+    pub finishes_at_ms: i64,
+}
+
+/// A full sync's cost.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Estimate {
+    pub syncs: Vec<SyncEstimate>,
+    pub eta: Eta,
+}
+
+/// The pace crmsync keeps: the interval limit less the headroom.
+pub fn requests_per_second(config: &Config) -> f64 {
+    let crm = &config.raw.crm;
+    let per_interval = f64::from(crm.requests_per_interval)
+        * f64::from(100 - crm.headroom_percent.min(99))
+        / 100.0;
+    per_interval * 1000.0 / crm.interval_ms.max(1) as f64
+}
+
+/// When `calls` calls starting at `now_ms` are done.
+pub fn eta(config: &Config, budget: &Budget, calls: u64, now_ms: i64) -> Eta {
+    let rate = requests_per_second(config).max(f64::MIN_POSITIVE);
+    let seconds_at_rate = calls as f64 / rate;
+    let left = budget.remaining() as u64;
+    let allowance = budget.allowance.max(1) as u64;
+    let (days, finishes_at_ms) = if calls <= left {
+        (1, now_ms + (seconds_at_rate * 1000.0) as i64)
+    } else {
+        let rest = calls - left;
+        let extra_days = rest.div_ceil(allowance);
+        let last_day_calls = rest - (extra_days - 1) * allowance;
+        let start_of_last = budget.resets_at_ms() + (extra_days as i64 - 1) * 86_400_000;
+        (
+            1 + extra_days,
+            start_of_last + (last_day_calls as f64 / rate * 1000.0) as i64,
+        )
+    };
+    Eta {
+        calls,
+        requests_per_second: rate,
+        seconds_at_rate,
+        daily_allowance: budget.allowance,
+        calls_left_today: budget.remaining(),
+        days,
+        finishes_at_ms,
+    }
+}
+
+/// Calls needed to deliver `records` records of `sync` (one upsert and one association call per
+/// target for each full batch).
+pub fn calls_for(sync: &SyncConfig, records: u64, batch: u64) -> u64 {
+    records.div_ceil(batch.max(1))
+        * (1 + sync.associate.values().collect::<HashSet<_>>().len() as u64)
+}
+
+/// Reads every sync's table and counts what a full pass would send.
+pub async fn estimate<S: Store>(
+    config: &Config,
+    store: &S,
+    source: &SqliteSource,
+    budget: &Budget,
+    batch: u64,
+    now_ms: i64,
+) -> Result<Estimate, EngineError> {
+    crate::push::check_source(config, source).await?;
+    let mut syncs = Vec::new();
+    let mut calls = 0;
+    for i in dependency_order(&config.raw.syncs) {
+        let sync = &config.raw.syncs[i];
+        let mut e = SyncEstimate {
+            sync: sync.name.clone(),
+            ..Default::default()
+        };
+        let mut with_assoc: BTreeMap<String, u64> = BTreeMap::new();
+        let cols = columns(sync);
+        let mut after: Option<String> = None;
+        loop {
+            let rows = source
+                .scan_page(&sync.table, &sync.key, &cols, after.as_deref(), PAGE)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.key.clone());
+            e.rows += rows.len() as u64;
+            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+            let links = store.links_for(&sync.name, &keys).await?;
+            let mut parents = HashMap::new();
+            for (column, target) in &sync.associate {
+                let pk: Vec<String> = rows
+                    .iter()
+                    .filter_map(|r| r.values.get(column).cloned().flatten())
+                    .collect();
+                parents
+                    .entry(target.clone())
+                    .or_insert_with(HashMap::new)
+                    .extend(store.links_for(target, &pk).await?);
+            }
+            let none = HashSet::new();
+            let input = PlanInput {
+                sync,
+                links: &links,
+                parents: &parents,
+                quarantined: &none,
+                priority: 0,
+                now_ms,
+                assume_parents: true,
+            };
+            let p = plan(&input, &rows);
+            e.unchanged += p.unchanged;
+            e.invalid += p.invalid;
+            e.held += p.held;
+            e.to_send += p.jobs.len() as u64;
+            for j in &p.jobs {
+                if let Ok(payload) = serde_json::from_str::<crate::plan::Payload>(&j.payload) {
+                    for t in payload.associations.keys() {
+                        *with_assoc.entry(t.clone()).or_default() += 1;
+                    }
+                }
+            }
+            if rows.len() < PAGE {
+                break;
+            }
+        }
+        e.upsert_calls = e.to_send.div_ceil(batch.max(1));
+        e.association_calls = with_assoc.values().map(|n| n.div_ceil(batch.max(1))).sum();
+        calls += e.upsert_calls + e.association_calls;
+        syncs.push(e);
+    }
+    Ok(Estimate {
+        syncs,
+        eta: eta(config, budget, calls, now_ms),
+    })
+}
