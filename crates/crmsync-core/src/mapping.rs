@@ -1,52 +1,32 @@
-//! Turning one app row into the CRM payload of a sync: per field, transforms, then the status
-//! map, then validation. Pure: the same row and config always give the same outcome, so the
-//! payload hash is stable and an unchanged row costs no API call.
+//! Turning one app row into the CRM payload of a sync: per field, the raw value (a column,
+//! `concat`, `template` or `constant`), then transforms, the default, the status map, the
+//! confirmation and the validation rules. Pure: the same row and config always give the same
+//! outcome, so the payload hash is stable and an unchanged row costs no API call.
 
+use crate::compose;
 use crate::config::{Direction, FieldConfig, SyncConfig};
-use crate::email;
+use crate::status_map;
 use crate::transform::Transform;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use crate::rule::Rule;
 
 /// One row of an app table: column -> value as text (`None` for SQL NULL).
 pub type Row = BTreeMap<String, Option<String>>;
 
-/// A validation rule from the config's `validate = ...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// The value must be non-empty.
-    Required,
-    /// The value, when present, must be an e-mail address CRMs accept ([`crate::email`]).
-    Email,
-}
-
-impl Rule {
-    pub const NAMES: [&'static str; 2] = ["required", "email"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "required" => Some(Rule::Required),
-            "email" => Some(Rule::Email),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::Required => "required",
-            Rule::Email => "email",
-        }
-    }
-}
-
 /// Why one field of one record cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
-    /// The app column.
+    /// The field (its key in `[sync.fields]`, which is the app column unless the field names
+    /// another source).
     pub column: String,
-    /// The rule that failed: `required`, `email`, `map`, `confirmed_by`.
+    /// The rule that failed: `required`, `email`, `phone`, `max_length`, `allowed`, `map`,
+    /// `confirmed_by`, or the transform that could not convert the value (`e164`, `date`, ...).
     pub rule: String,
     /// A sentence naming the value and the fix.
     pub message: String,
+    /// The value that failed, as far as it got through the transforms.
+    pub value: Option<String>,
 }
 
 /// What to do with one record.
@@ -60,13 +40,41 @@ pub enum MapOutcome {
     Held(FieldProblem),
 }
 
+/// Whether `field` flows app -> CRM in `sync`.
+pub fn pushes(sync: &SyncConfig, field: &FieldConfig) -> bool {
+    field.direction.unwrap_or(sync.direction) != Direction::Pull
+}
+
+/// Whether `field` flows CRM -> app in `sync`.
+pub fn pulls(sync: &SyncConfig, field: &FieldConfig) -> bool {
+    field.direction.unwrap_or(sync.direction) != Direction::Push
+}
+
+/// Every app column `sync` reads: field sources, confirmation columns, association columns.
+/// Sorted and without duplicates; a `constant` field reads none.
+pub fn referenced_columns(sync: &SyncConfig) -> Vec<&str> {
+    let mut cols: BTreeSet<&str> = BTreeSet::new();
+    for (name, field) in &sync.fields {
+        cols.extend(compose::columns(name, field));
+        cols.extend(field.confirmed_by.as_deref());
+    }
+    cols.extend(sync.associate.keys().map(String::as_str));
+    cols.into_iter().collect()
+}
+
+/// The app value a CRM value of `field` pulls back as (see [`status_map::back`]): the
+/// `reverse` choice, else the single app value mapping to it; an unmapped value is an error.
+pub fn map_value_back(field: &FieldConfig, crm_value: &str) -> Result<String, String> {
+    status_map::back(field, crm_value)
+}
+
 /// Maps `row` through the fields of `sync` that flow app -> CRM.
 pub fn map_row(sync: &SyncConfig, row: &Row) -> MapOutcome {
     let mut props = BTreeMap::new();
     let mut problems = Vec::new();
     let mut held = None;
     for (column, field) in &sync.fields {
-        if field.direction.unwrap_or(sync.direction) == Direction::Pull {
+        if !pushes(sync, field) {
             continue;
         }
         match map_field(column, field, row) {
@@ -93,43 +101,44 @@ enum FieldError {
 }
 
 fn map_field(column: &str, field: &FieldConfig, row: &Row) -> Result<Option<String>, FieldError> {
-    let problem = |rule: &str, message: String| FieldProblem {
+    let problem = |rule: &str, message: String, value: &str| FieldProblem {
         column: column.to_string(),
         rule: rule.to_string(),
         message,
+        value: Some(value.to_string()),
     };
-    let mut value = row.get(column).cloned().flatten().unwrap_or_default();
-    for t in field.transform.iter().filter_map(|t| Transform::parse(t)) {
-        value = t.apply(&value);
+    let mut value = compose::raw_value(column, field, row);
+    // Items were checked by the config validation; one that still fails to read is skipped
+    // rather than failing every record.
+    for t in field
+        .transform
+        .iter()
+        .filter_map(|t| Transform::from_item(t).ok())
+    {
+        value = t.apply(&value).map_err(|why| {
+            FieldError::Invalid(problem(
+                t.name(),
+                format!("`{value}` {why} (transform `{}`)", t.name()),
+                &value,
+            ))
+        })?;
     }
-    if value.is_empty() {
-        if let Some(d) = &field.default {
-            value = d.clone();
-        }
+    if value.is_empty()
+        && let Some(d) = &field.default
+    {
+        value = d.clone();
     }
-    if let Some(map) = &field.map {
-        if !value.is_empty() {
-            match map.get(&value) {
-                Some(v) => value = v.clone(),
-                None => {
-                    let known: Vec<&str> = map.keys().map(String::as_str).collect();
-                    return Err(FieldError::Invalid(problem(
-                        "map",
-                        format!(
-                            "value `{value}` has no mapping to `{}`; mapped values: {}",
-                            field.crm,
-                            known.join(", ")
-                        ),
-                    )));
-                }
-            }
-        }
+    if !value.is_empty()
+        && let Some(mapped) = status_map::forward(field, &value)
+            .map_err(|m| FieldError::Invalid(problem("map", m, &value)))?
+    {
+        value = mapped.to_string();
     }
     let rules: Vec<Rule> = field
         .validate
         .items()
         .into_iter()
-        .filter_map(Rule::parse)
+        .filter_map(|r| Rule::from_item(r).ok())
         .collect();
     if let Some(confirm_col) = &field.confirmed_by {
         let confirmed = row
@@ -142,30 +151,16 @@ fn map_field(column: &str, field: &FieldConfig, row: &Row) -> Result<Option<Stri
                 return Err(FieldError::Held(problem(
                     "confirmed_by",
                     format!("`{column}` is not confirmed yet (`{confirm_col}` is empty)"),
+                    &value,
                 )));
             }
             // Only confirmed values are sent; an optional field is simply left out.
             return Ok(None);
         }
     }
-    for rule in rules {
-        match rule {
-            Rule::Required if value.trim().is_empty() => {
-                return Err(FieldError::Invalid(problem(
-                    "required",
-                    format!("`{column}` is empty"),
-                )));
-            }
-            Rule::Email if !value.is_empty() => {
-                if let Err(why) = email::check(&value) {
-                    return Err(FieldError::Invalid(problem(
-                        "email",
-                        format!("`{value}` {why}"),
-                    )));
-                }
-            }
-            _ => {}
-        }
+    for rule in &rules {
+        rule.check(column, &value)
+            .map_err(|m| FieldError::Invalid(problem(rule.name(), m, &value)))?;
     }
     Ok(Some(value))
 }
@@ -265,5 +260,158 @@ mod tests {
         };
         assert_eq!(p[0].rule, "map");
         assert!(p[0].message.contains("lost"));
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    //! The new field shapes end to end, with the payload pinned by an `insta` snapshot.
+    use super::*;
+    use crate::config::raw::RawConfig;
+
+    const CONFIG: &str = r#"
+        source = { url = "sqlite://a.db" }
+        crm = { kind = "hubspot", token_env = "T" }
+        [[sync]]
+        name = "contacts"
+        table = "customers"
+        object = "contacts"
+        associate = { company_id = "companies" }
+        [sync.fields]
+        email = { crm = "email", transform = ["normalize_email"], validate = ["required", "email", { max_length = 254 }], confirmed_by = "confirmed_at" }
+        full_name = { crm = "name", concat = ["first", "middle", "last"], transform = ["collapse_whitespace", "title_case"] }
+        label = { crm = "description", template = "{first} from {{{city}}}", transform = [{ truncate = 20 }] }
+        phone = { crm = "phone", transform = ["trim", { e164 = "DE" }], validate = "phone" }
+        mobile = { crm = "mobilephone", column = "phone", transform = [{ e164 = "DE" }] }
+        since = { crm = "createdate", column = "created", transform = [{ datetime = "%d.%m.%Y %H:%M", utc_offset = "+01:00" }] }
+        birthday = { crm = "birthday", transform = [{ date = ["%d.%m.%Y", "iso"] }] }
+        revenue = { crm = "annualrevenue", transform = [{ number = { decimal = ",", decimals = 2 } }] }
+        source = { crm = "hs_lead_source", constant = "app" }
+        tier = { crm = "tier", transform = ["lowercase"], validate = { allowed = ["gold", "silver"] }, default = "silver" }
+        [[sync]]
+        name = "companies"
+        table = "companies"
+        object = "companies"
+        fields = { name = { crm = "name" } }
+    "#;
+
+    fn sync() -> SyncConfig {
+        let raw: RawConfig = toml::from_str(CONFIG).expect("test config parses");
+        assert!(
+            crate::config::validate::validate(&raw).is_empty(),
+            "{:?}",
+            crate::config::validate::validate(&raw)
+        );
+        raw.syncs.into_iter().next().expect("one sync")
+    }
+
+    fn good_row() -> Row {
+        [
+            ("email", Some(" Ada.L@Example.COM ")),
+            ("confirmed_at", Some("2026-01-01")),
+            ("first", Some("ada")),
+            ("middle", None),
+            ("last", Some("LOVELACE")),
+            ("city", Some("London")),
+            ("phone", Some("030 1234567")),
+            ("created", Some("04.03.2026 10:20")),
+            ("birthday", Some("10.12.1815")),
+            ("revenue", Some("1.234,5")),
+            ("tier", Some("GOLD")),
+            ("company_id", Some("7")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect()
+    }
+
+    #[test]
+    fn payload_of_every_field_shape() {
+        let MapOutcome::Ready(p) = map_row(&sync(), &good_row()) else {
+            panic!("expected ready")
+        };
+        insta::assert_debug_snapshot!(p);
+    }
+
+    #[test]
+    fn referenced_columns_cover_every_source() {
+        assert_eq!(
+            referenced_columns(&sync()),
+            vec![
+                "birthday",
+                "city",
+                "company_id",
+                "confirmed_at",
+                "created",
+                "email",
+                "first",
+                "last",
+                "middle",
+                "phone",
+                "revenue",
+                "tier"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_failing_field_is_reported_with_rule_and_value() {
+        let mut row = good_row();
+        for (k, v) in [
+            ("phone", "not a phone"),
+            ("created", "yesterday"),
+            ("revenue", "lots"),
+            ("tier", "bronze"),
+            ("email", "ada@@x.com"),
+        ] {
+            row.insert(k.into(), Some(v.into()));
+        }
+        let MapOutcome::Invalid(p) = map_row(&sync(), &row) else {
+            panic!("expected invalid")
+        };
+        let got: Vec<(&str, &str, Option<&str>)> = p
+            .iter()
+            .map(|p| (p.column.as_str(), p.rule.as_str(), p.value.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("email", "email", Some("ada@@x.com")),
+                ("mobile", "e164", Some("not a phone")),
+                ("phone", "e164", Some("not a phone")),
+                ("revenue", "number", Some("lots")),
+                ("since", "datetime", Some("yesterday")),
+                ("tier", "allowed", Some("bronze")),
+            ]
+        );
+        insta::assert_debug_snapshot!(p.iter().map(|p| &p.message).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn over_long_values_fail_max_length() {
+        let mut row = good_row();
+        row.insert(
+            "email".into(),
+            Some(format!("{}@example.com", "a".repeat(60))),
+        );
+        assert!(matches!(map_row(&sync(), &row), MapOutcome::Ready(_)));
+        let mut cfg = sync();
+        if let Some(f) = cfg.fields.get_mut("email") {
+            f.validate = crate::config::OneOrMany::Many(vec![
+                "email".into(),
+                crate::config::Item::Table(
+                    [("max_length".to_string(), toml::Value::Integer(20))].into(),
+                ),
+            ]);
+        }
+        let MapOutcome::Invalid(p) = map_row(&cfg, &row) else {
+            panic!("expected invalid")
+        };
+        assert_eq!(p[0].rule, "max_length");
+        assert!(
+            p[0].message.contains("more than the 20 allowed"),
+            "{}",
+            p[0].message
+        );
     }
 }

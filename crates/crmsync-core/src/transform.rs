@@ -1,45 +1,250 @@
-//! Value transforms applied to a column before it is validated and sent. Pure functions of
-//! one string; unknown names are config errors, caught by the validation pass.
+//! Value transforms applied, in order, to a field's value before it is mapped and validated.
+//! A config item is a bare name (`"trim"`) or a one-key table carrying the argument
+//! (`{ e164 = "DE" }`); [`Transform::from_item`] reads it and the config's validation pass
+//! reports a bad one with its dotted path. Applying is pure; transforms that convert
+//! (phone, date, number) fail with a reason, which quarantines the record before any call.
 
-/// A named transform from the config's `transform = [...]` list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::config::Item;
+use crate::email;
+use crate::normalize::datetime::{self, Format};
+use crate::normalize::{number, phone};
+use chrono::FixedOffset;
+use std::collections::BTreeMap;
+
+/// One transform with its arguments.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
     Trim,
     Lowercase,
     Uppercase,
     TitleCase,
     CollapseWhitespace,
+    /// Trim, lowercase the domain.
+    NormalizeEmail,
+    /// E.164 phone number; national numbers are read in `region`.
+    E164 {
+        region: Option<phonenumber::country::Id>,
+    },
+    /// `YYYY-MM-DD` from the app's formats.
+    Date {
+        formats: Vec<Format>,
+    },
+    /// ISO-8601 UTC with milliseconds from the app's formats; zone-less values at `offset`.
+    Datetime {
+        formats: Vec<Format>,
+        offset: Option<FixedOffset>,
+    },
+    /// A plain decimal from the app's notation.
+    Number {
+        decimal: char,
+        decimals: Option<u32>,
+    },
+    /// Cut to at most this many characters (the `max_length` rule rejects instead).
+    Truncate(usize),
 }
 
 impl Transform {
-    /// The names the config accepts.
-    pub const NAMES: [&'static str; 5] = [
+    /// The names the config accepts (with the shape of their argument, for messages).
+    pub const NAMES: [&'static str; 11] = [
         "trim",
         "lowercase",
         "uppercase",
         "title_case",
         "collapse_whitespace",
+        "normalize_email",
+        "e164 / { e164 = \"DE\" }",
+        "{ date = \"%d.%m.%Y\" }",
+        "{ datetime = \"%d.%m.%Y %H:%M\", utc_offset = \"+01:00\" }",
+        "number / { number = { decimal = \",\", decimals = 2 } }",
+        "{ truncate = 40 }",
     ];
 
+    /// Reads a bare name (for the simple transforms).
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "trim" => Transform::Trim,
-            "lowercase" => Transform::Lowercase,
-            "uppercase" => Transform::Uppercase,
-            "title_case" => Transform::TitleCase,
-            "collapse_whitespace" => Transform::CollapseWhitespace,
-            _ => return None,
-        })
+        Self::from_item(&Item::Name(name.to_string())).ok()
     }
 
-    pub fn apply(self, value: &str) -> String {
-        match self {
+    /// Reads one config item, or says what is wrong with it.
+    pub fn from_item(item: &Item) -> Result<Self, String> {
+        match item {
+            Item::Name(n) => Ok(match n.as_str() {
+                "trim" => Transform::Trim,
+                "lowercase" => Transform::Lowercase,
+                "uppercase" => Transform::Uppercase,
+                "title_case" => Transform::TitleCase,
+                "collapse_whitespace" => Transform::CollapseWhitespace,
+                "normalize_email" => Transform::NormalizeEmail,
+                "e164" => Transform::E164 { region: None },
+                "number" => Transform::Number {
+                    decimal: '.',
+                    decimals: None,
+                },
+                "date" | "datetime" | "truncate" => {
+                    return Err(format!(
+                        "`{n}` needs an argument, e.g. {}",
+                        match n.as_str() {
+                            "date" => "`{ date = \"%d.%m.%Y\" }`",
+                            "datetime" => "`{ datetime = \"iso\" }`",
+                            _ => "`{ truncate = 40 }`",
+                        }
+                    ));
+                }
+                other => return Err(unknown(other)),
+            }),
+            Item::Table(t) => from_table(t),
+        }
+    }
+
+    /// Applies the transform to one value.
+    pub fn apply(&self, value: &str) -> Result<String, String> {
+        Ok(match self {
             Transform::Trim => value.trim().to_string(),
             Transform::Lowercase => value.to_lowercase(),
             Transform::Uppercase => value.to_uppercase(),
             Transform::TitleCase => title_case(value),
             Transform::CollapseWhitespace => value.split_whitespace().collect::<Vec<_>>().join(" "),
+            Transform::NormalizeEmail => email::normalize(value),
+            Transform::E164 { region } => phone::to_e164(value, *region)?,
+            Transform::Date { formats } => datetime::to_date(value, formats)?,
+            Transform::Datetime { formats, offset } => {
+                datetime::to_datetime(value, formats, *offset)?
+            }
+            Transform::Number { decimal, decimals } => {
+                number::normalize(value, *decimal, *decimals)?
+            }
+            Transform::Truncate(n) => value.chars().take(*n).collect(),
+        })
+    }
+
+    /// The config name, used as the quarantine rule when the transform fails.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::Trim => "trim",
+            Transform::Lowercase => "lowercase",
+            Transform::Uppercase => "uppercase",
+            Transform::TitleCase => "title_case",
+            Transform::CollapseWhitespace => "collapse_whitespace",
+            Transform::NormalizeEmail => "normalize_email",
+            Transform::E164 { .. } => "e164",
+            Transform::Date { .. } => "date",
+            Transform::Datetime { .. } => "datetime",
+            Transform::Number { .. } => "number",
+            Transform::Truncate(_) => "truncate",
         }
+    }
+}
+
+fn unknown(name: &str) -> String {
+    format!(
+        "unknown transform `{name}`; expected one of {}",
+        Transform::NAMES.join(", ")
+    )
+}
+
+fn from_table(t: &BTreeMap<String, toml::Value>) -> Result<Transform, String> {
+    let mut keys = t.keys().map(String::as_str);
+    let allowed_extra: &[&str] = if t.contains_key("datetime") {
+        &["datetime", "utc_offset"]
+    } else {
+        &[]
+    };
+    let name = match (keys.next(), t.len()) {
+        (Some(_), 1) => t.keys().next().map(String::as_str).unwrap_or(""),
+        (Some(_), _) if t.keys().all(|k| allowed_extra.contains(&k.as_str())) => "datetime",
+        _ => {
+            return Err(format!(
+                "a transform table names exactly one transform, e.g. `{{ e164 = \"DE\" }}`; got keys {}",
+                t.keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    };
+    let arg = t.get(name).ok_or_else(|| unknown(name))?;
+    match name {
+        "e164" => Ok(Transform::E164 {
+            region: Some(phone::parse_region(as_str(name, arg)?)?),
+        }),
+        "date" => Ok(Transform::Date {
+            formats: formats(name, arg)?,
+        }),
+        "datetime" => Ok(Transform::Datetime {
+            formats: formats(name, arg)?,
+            offset: match t.get("utc_offset") {
+                Some(o) => Some(datetime::parse_offset(as_str("utc_offset", o)?)?),
+                None => None,
+            },
+        }),
+        "truncate" => Ok(Transform::Truncate(as_len(name, arg)?)),
+        "number" => {
+            let toml::Value::Table(opts) = arg else {
+                return Err(
+                    "`number` takes a table, e.g. `{ number = { decimal = \",\", decimals = 2 } }`"
+                        .into(),
+                );
+            };
+            let mut decimal = '.';
+            let mut decimals = None;
+            for (k, v) in opts {
+                match k.as_str() {
+                    "decimal" => {
+                        decimal = match as_str("decimal", v)? {
+                            "." => '.',
+                            "," => ',',
+                            other => {
+                                return Err(format!("`decimal` is \".\" or \",\", got `{other}`"));
+                            }
+                        }
+                    }
+                    "decimals" => {
+                        decimals = Some(
+                            u32::try_from(as_len("decimals", v)?)
+                                .map_err(|_| "`decimals` is too large".to_string())?,
+                        );
+                        if decimals.is_some_and(|d| d > 20) {
+                            return Err("`decimals` must be at most 20".into());
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown `number` option `{other}`; expected `decimal` or `decimals`"
+                        ));
+                    }
+                }
+            }
+            Ok(Transform::Number { decimal, decimals })
+        }
+        simple => match Transform::from_item(&Item::Name(simple.to_string())) {
+            Ok(_) => Err(format!(
+                "`{simple}` takes no argument; write it as \"{simple}\""
+            )),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn as_str<'a>(key: &str, v: &'a toml::Value) -> Result<&'a str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("`{key}` takes a string, got {}", v.type_str()))
+}
+
+fn as_len(key: &str, v: &toml::Value) -> Result<usize, String> {
+    v.as_integer()
+        .and_then(|i| usize::try_from(i).ok())
+        .filter(|n| *n > 0 || key == "decimals")
+        .ok_or_else(|| format!("`{key}` takes a positive whole number, got `{v}`"))
+}
+
+fn formats(key: &str, v: &toml::Value) -> Result<Vec<Format>, String> {
+    match v {
+        toml::Value::String(s) => Ok(vec![Format::parse(s)?]),
+        toml::Value::Array(a) if !a.is_empty() => {
+            a.iter().map(|f| Format::parse(as_str(key, f)?)).collect()
+        }
+        _ => Err(format!(
+            "`{key}` takes a format or a list of formats, e.g. \"%d.%m.%Y\" or [\"%d.%m.%Y\", \"iso\"]"
+        )),
     }
 }
 
@@ -65,24 +270,120 @@ fn title_case(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn each_transform_does_what_its_name_says() {
-        assert_eq!(Transform::Trim.apply("  a b "), "a b");
-        assert_eq!(Transform::Lowercase.apply("A@B.COM"), "a@b.com");
-        assert_eq!(Transform::Uppercase.apply("de"), "DE");
-        assert_eq!(
-            Transform::TitleCase.apply("ada LOVELACE-byron"),
-            "Ada Lovelace-Byron"
-        );
-        assert_eq!(Transform::CollapseWhitespace.apply(" a \t b\n c "), "a b c");
+    fn item(toml_value: &str) -> Item {
+        #[derive(serde::Deserialize)]
+        struct W {
+            t: Item,
+        }
+        toml::from_str::<W>(&format!("t = {toml_value}"))
+            .expect("test item parses")
+            .t
+    }
+
+    fn apply(toml_value: &str, value: &str) -> Result<String, String> {
+        Transform::from_item(&item(toml_value))?.apply(value)
     }
 
     #[test]
-    fn every_listed_name_parses() {
-        for n in Transform::NAMES {
-            assert!(Transform::parse(n).is_some(), "{n}");
+    fn each_simple_transform_does_what_its_name_says() {
+        assert_eq!(apply("\"trim\"", "  a b ").as_deref(), Ok("a b"));
+        assert_eq!(apply("\"lowercase\"", "A@B.COM").as_deref(), Ok("a@b.com"));
+        assert_eq!(apply("\"uppercase\"", "de").as_deref(), Ok("DE"));
+        assert_eq!(
+            apply("\"title_case\"", "ada LOVELACE-byron").as_deref(),
+            Ok("Ada Lovelace-Byron")
+        );
+        assert_eq!(
+            apply("\"collapse_whitespace\"", " a \t b\n c ").as_deref(),
+            Ok("a b c")
+        );
+        assert_eq!(
+            apply("\"normalize_email\"", " Ada@X.COM ").as_deref(),
+            Ok("Ada@x.com")
+        );
+    }
+
+    #[test]
+    fn transforms_with_arguments() {
+        assert_eq!(
+            apply("{ e164 = \"DE\" }", "030 1234567").as_deref(),
+            Ok("+49301234567")
+        );
+        assert_eq!(
+            apply("\"e164\"", "+49 30 1234567").as_deref(),
+            Ok("+49301234567")
+        );
+        assert_eq!(
+            apply("{ date = \"%d.%m.%Y\" }", "04.03.2026").as_deref(),
+            Ok("2026-03-04")
+        );
+        assert_eq!(
+            apply("{ date = [\"%d.%m.%Y\", \"%m/%d/%Y\"] }", "03/04/2026").as_deref(),
+            Ok("2026-03-04")
+        );
+        assert_eq!(
+            apply(
+                "{ datetime = \"%d.%m.%Y %H:%M\", utc_offset = \"+01:00\" }",
+                "04.03.2026 10:20"
+            )
+            .as_deref(),
+            Ok("2026-03-04T09:20:00.000Z")
+        );
+        assert_eq!(
+            apply("{ number = { decimal = \",\", decimals = 2 } }", "1.234,5").as_deref(),
+            Ok("1234.50")
+        );
+        assert_eq!(apply("\"number\"", "1,234.5").as_deref(), Ok("1234.5"));
+        assert_eq!(apply("{ truncate = 3 }", "Robots").as_deref(), Ok("Rob"));
+    }
+
+    #[test]
+    fn conversion_failures_say_why() {
+        let e = apply("{ date = \"%d.%m.%Y\" }", "yesterday").expect_err("must fail");
+        assert!(e.contains("%d.%m.%Y"), "{e}");
+        assert!(apply("{ e164 = \"DE\" }", "call me").is_err());
+        assert!(apply("\"number\"", "12 apples").is_err());
+    }
+
+    #[test]
+    fn bad_items_are_described() {
+        for (bad, says) in [
+            ("\"rot13\"", "unknown transform `rot13`"),
+            ("\"date\"", "needs an argument"),
+            ("{ e164 = \"Germany\" }", "region code"),
+            ("{ e164 = \"DE\", truncate = 3 }", "exactly one transform"),
+            ("{ trim = true }", "takes no argument"),
+            ("{ truncate = 0 }", "positive whole number"),
+            ("{ number = { decimal = \";\" } }", "`decimal`"),
+            (
+                "{ number = { thousands = \".\" } }",
+                "unknown `number` option",
+            ),
+            ("{ date = \"dd.mm.yyyy\" }", "strftime"),
+            ("{ datetime = \"iso\", utc_offset = \"1h\" }", "UTC offset"),
+        ] {
+            let e = Transform::from_item(&item(bad)).expect_err("must fail");
+            assert!(e.contains(says), "{bad}: {e}");
         }
-        assert!(Transform::parse("rot13").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn text_normalisers_are_idempotent_and_total(s in "\\PC{0,40}") {
+            for t in [Transform::Trim, Transform::Lowercase, Transform::Uppercase, Transform::CollapseWhitespace, Transform::NormalizeEmail, Transform::Truncate(5)] {
+                let once = t.apply(&s);
+                prop_assert!(once.is_ok());
+                let once = once.unwrap_or_default();
+                prop_assert_eq!(t.apply(&once), Ok(once.clone()), "{:?}", t);
+            }
+        }
+
+        #[test]
+        fn title_case_is_idempotent(s in "[a-zA-Z -]{0,30}") {
+            let once = Transform::TitleCase.apply(&s).unwrap_or_default();
+            prop_assert_eq!(Transform::TitleCase.apply(&once), Ok(once.clone()));
+        }
     }
 }

@@ -54,7 +54,7 @@ fn a_wrong_type_names_line_and_key() {
         Secrets::Required,
         &env_with_token,
     )
-    .unwrap_err();
+    .expect_err("must fail");
     let msg = err.to_string();
     assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
     assert!(msg.contains("c.toml"), "{msg}");
@@ -74,7 +74,7 @@ fn an_unknown_key_is_rejected_with_its_line() {
         Secrets::Required,
         &env_with_token,
     )
-    .unwrap_err();
+    .expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("unknown field `tabel`"), "{msg}");
     assert!(msg.contains("line 12"), "{msg}");
@@ -82,7 +82,8 @@ fn an_unknown_key_is_rejected_with_its_line() {
 
 #[test]
 fn a_missing_token_variable_is_a_config_error_naming_it() {
-    let err = load_str(GOOD, Path::new("c.toml"), Secrets::Required, &no_env).unwrap_err();
+    let err =
+        load_str(GOOD, Path::new("c.toml"), Secrets::Required, &no_env).expect_err("must fail");
     let p = err.problems();
     assert_eq!(p.len(), 1, "{err}");
     assert_eq!(p[0].path, "crm.token_env");
@@ -108,7 +109,7 @@ table = "orders"
 object = "tickets"
 associate = { customer_id = "customers" }
 [sync.fields]
-status = { crm = "dealstage", transform = ["reverse"], validate = "phone" }
+status = { crm = "dealstage", transform = ["reverse"], validate = "phonetic" }
 
 [[sync]]
 name = "orders"
@@ -117,7 +118,8 @@ object = "deals"
 [sync.fields]
 x = { crm = "y" }
 "#;
-    let err = load_str(text, Path::new("bad.toml"), Secrets::Required, &no_env).unwrap_err();
+    let err =
+        load_str(text, Path::new("bad.toml"), Secrets::Required, &no_env).expect_err("must fail");
     let got: Vec<(String, Option<usize>)> = err
         .problems()
         .iter()
@@ -150,7 +152,8 @@ x = { crm = "y" }
 
 #[test]
 fn an_unreadable_file_names_the_path() {
-    let err = load(Path::new("/nonexistent/crmsync.toml"), Secrets::NotNeeded).unwrap_err();
+    let err =
+        load(Path::new("/nonexistent/crmsync.toml"), Secrets::NotNeeded).expect_err("must fail");
     assert!(
         err.to_string().contains("/nonexistent/crmsync.toml"),
         "{err}"
@@ -163,4 +166,96 @@ fn the_config_reference_parses_and_validates() {
     let text = std::fs::read_to_string(&path).expect("docs/config-reference.toml exists");
     load_str(&text, &path, Secrets::Required, &env_with_token)
         .unwrap_or_else(|e| panic!("the reference config must stay valid: {e}"));
+}
+
+#[test]
+fn transform_and_rule_items_with_arguments_are_checked_with_dotted_paths() {
+    let text = r#"
+[source]
+url = "sqlite://orders.db"
+[crm]
+kind = "hubspot"
+token_env = "HUBSPOT_ACCESS_TOKEN"
+[[sync]]
+name = "contacts"
+table = "customers"
+object = "contacts"
+[sync.fields]
+phone = { crm = "phone", transform = ["trim", { e164 = "Germany" }, { truncate = 0 }], validate = ["phone", { max_length = "long" }] }
+name = { crm = "firstname", concat = ["a", "b"], template = "{a}" }
+note = { crm = "notes", separator = "-", template = "{oops" }
+ok = { crm = "lastname", transform = [{ date = "%d.%m.%Y" }, { number = { decimal = "," } }], validate = { allowed = ["x"] } }
+"#;
+    let err = load_str(
+        text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let got: Vec<(String, Option<usize>)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.path.clone(), p.line))
+        .collect();
+    let want = [
+        ("sync[0].fields.phone.transform[1]", Some(12)),
+        ("sync[0].fields.phone.transform[2]", Some(12)),
+        ("sync[0].fields.phone.validate[1]", Some(12)),
+        ("sync[0].fields.name.template", Some(13)),
+        ("sync[0].fields.note.separator", Some(14)),
+        ("sync[0].fields.note.template", Some(14)),
+    ];
+    for (path, line) in want {
+        assert!(
+            got.contains(&(path.to_string(), line)),
+            "missing {path}; got {got:?}\n{err}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{err}");
+    assert!(err.to_string().contains("region code"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_in_a_field_is_still_a_parse_error() {
+    let text = GOOD.replace(
+        "company_name = { crm = \"name\" }",
+        "company_name = { crm = \"name\", transfrom = [\"trim\"] }",
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    assert!(err.to_string().contains("transfrom"), "{err}");
+}
+
+#[test]
+fn a_pulled_many_to_one_status_map_needs_reverse() {
+    let base = GOOD.replace(
+        "company_name = { crm = \"name\" }",
+        "company_name = { crm = \"name\" }\nstatus = { crm = \"dealstage\", direction = \"both\", map = { shipped = \"closedwon\", delivered = \"closedwon\" }REV }",
+    );
+    let err = load_str(
+        &base.replace("REV", ""),
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let p = err.problems();
+    assert_eq!(p.len(), 1, "{err}");
+    assert_eq!(p[0].path, "sync[0].fields.status.reverse");
+    assert_eq!(p[0].line, Some(15));
+    assert!(p[0].message.contains("reverse = { closedwon = "), "{err}");
+    load_str(
+        &base.replace("REV", ", reverse = { closedwon = \"shipped\" }"),
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect("with a reverse choice the map is valid");
 }

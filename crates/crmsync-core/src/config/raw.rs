@@ -205,44 +205,86 @@ pub fn default_capture() -> Capture {
     Capture::Trigger
 }
 
-/// One mapped column: `[sync.fields] email = { crm = "email", ... }`.
+/// One mapped field: `[sync.fields] email = { crm = "email", ... }`. The key names the field;
+/// its value comes from the column of the same name unless `column`, `concat`, `template` or
+/// `constant` says otherwise (at most one of them).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldConfig {
-    /// The CRM property the column maps to.
+    /// The CRM property the field maps to.
     pub crm: String,
     /// Overrides the sync's direction for this field.
     pub direction: Option<Direction>,
-    /// Transforms applied in order before validation, e.g. `["trim", "lowercase"]`.
+    /// The app column to read, when it differs from the field's key (two fields from one column).
+    pub column: Option<String>,
+    /// Columns joined with `separator` (default one space); empty parts are skipped.
+    pub concat: Option<Vec<String>>,
+    /// Separator of `concat`.
+    pub separator: Option<String>,
+    /// Columns filled into a text: `"{contact_first_name} {contact_last_name}"` (`{{` is a brace).
+    pub template: Option<String>,
+    /// A fixed value, reading no column (e.g. the deal `pipeline`).
+    pub constant: Option<String>,
+    /// Transforms applied in order before validation: names (`"trim"`) or one-key tables with
+    /// an argument (`{ e164 = "DE" }`); see `docs/mapping.md`.
     #[serde(default)]
-    pub transform: Vec<String>,
-    /// Validation rules, e.g. `"email"` or `["required", "email"]`.
+    pub transform: Vec<Item>,
+    /// Validation rules: `"email"`, `["required", { max_length = 40 }]`.
     #[serde(default)]
     pub validate: OneOrMany,
     /// A column that must be non-empty for this field's value to be sent (e.g. `email_confirmed_at`).
     pub confirmed_by: Option<String>,
-    /// App value -> CRM value (e.g. order status -> deal stage); unmapped values are record errors.
+    /// App value -> CRM value (e.g. order status -> deal stage); several app values may share
+    /// one CRM value. Unmapped values are record errors.
     pub map: Option<BTreeMap<String, String>>,
+    /// CRM value -> app value, choosing the app value a shared CRM value pulls back as.
+    pub reverse: Option<BTreeMap<String, String>>,
     /// Value sent when the column is empty.
     pub default: Option<String>,
 }
 
-/// A string or a list of strings.
+/// One entry of a `transform` or `validate` list: a bare name, or a table naming one
+/// transform or rule with its argument (`{ max_length = 40 }`). Checked by the validation pass,
+/// so a wrong name or argument is reported with its dotted path like every other problem.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Item {
+    Name(String),
+    Table(BTreeMap<String, toml::Value>),
+}
+
+impl Item {
+    /// The transform or rule name: the string, or the table's first key.
+    pub fn name(&self) -> &str {
+        match self {
+            Item::Name(n) => n,
+            Item::Table(t) => t.keys().next().map(String::as_str).unwrap_or(""),
+        }
+    }
+}
+
+impl From<&str> for Item {
+    fn from(s: &str) -> Self {
+        Item::Name(s.to_string())
+    }
+}
+
+/// One item or a list of them (`validate = "email"` or `validate = ["required", "email"]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     #[default]
     None,
-    One(String),
-    Many(Vec<String>),
+    One(Item),
+    Many(Vec<Item>),
 }
 
 impl OneOrMany {
-    pub fn items(&self) -> Vec<&str> {
+    pub fn items(&self) -> Vec<&Item> {
         match self {
             OneOrMany::None => vec![],
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v.iter().collect(),
         }
     }
 }

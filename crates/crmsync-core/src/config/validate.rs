@@ -3,7 +3,7 @@
 //! *every* problem with its dotted path, so the user fixes the file in one go.
 
 use super::load::Problem;
-use super::raw::{Capture, RawConfig};
+use super::raw::{Capture, OneOrMany, RawConfig};
 use crate::mapping::Rule;
 use crate::transform::Transform;
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,11 +68,17 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     if crm.headroom_percent >= 100 {
         push(
             "crm.headroom_percent".into(),
-            format!("must be below 100, got {}; 3 keeps 3% of the interval limit unused", crm.headroom_percent),
+            format!(
+                "must be below 100, got {}; 3 keeps 3% of the interval limit unused",
+                crm.headroom_percent
+            ),
         );
     }
     if crm.max_in_flight == 0 || crm.max_in_flight > 64 {
-        push("crm.max_in_flight".into(), format!("must be 1 to 64, got {}", crm.max_in_flight));
+        push(
+            "crm.max_in_flight".into(),
+            format!("must be 1 to 64, got {}", crm.max_in_flight),
+        );
     }
     if crm.max_attempts == 0 {
         push("crm.max_attempts".into(), "must be at least 1".into());
@@ -80,7 +86,10 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     if parse_utc_offset(&crm.daily_reset_utc_offset).is_none() {
         push(
             "crm.daily_reset_utc_offset".into(),
-            format!("`{}` is not a UTC offset; write it like \"+01:00\" or \"-05:00\"", crm.daily_reset_utc_offset),
+            format!(
+                "`{}` is not a UTC offset; write it like \"+01:00\" or \"-05:00\"",
+                crm.daily_reset_utc_offset
+            ),
         );
     }
     if crm.interval_ms == 0 {
@@ -175,26 +184,78 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                 );
             }
             for (j, t) in f.transform.iter().enumerate() {
-                if Transform::parse(t).is_none() {
-                    push(
-                        format!("{}[{j}]", fat("transform")),
-                        format!(
-                            "unknown transform `{t}`; expected one of {}",
-                            Transform::NAMES.join(", ")
-                        ),
-                    );
+                if let Err(e) = Transform::from_item(t) {
+                    push(format!("{}[{j}]", fat("transform")), e);
                 }
             }
-            for r in f.validate.items() {
-                if Rule::parse(r).is_none() {
-                    push(
-                        fat("validate"),
-                        format!(
-                            "unknown rule `{r}`; expected one of {}",
-                            Rule::NAMES.join(", ")
-                        ),
-                    );
+            let rules = f.validate.items();
+            let many = matches!(f.validate, OneOrMany::Many(_));
+            for (j, r) in rules.iter().enumerate() {
+                if let Err(e) = Rule::from_item(r) {
+                    let path = if many {
+                        format!("{}[{j}]", fat("validate"))
+                    } else {
+                        fat("validate")
+                    };
+                    push(path, e);
                 }
+            }
+            let sources: Vec<&str> = [
+                ("column", f.column.is_some()),
+                ("concat", f.concat.is_some()),
+                ("template", f.template.is_some()),
+                ("constant", f.constant.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect();
+            if sources.len() > 1 {
+                push(
+                    fat(sources[1]),
+                    format!(
+                        "a field reads from one source; remove all but one of {}",
+                        sources
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            if f.separator.is_some() && f.concat.is_none() {
+                push(
+                    fat("separator"),
+                    "`separator` only applies to `concat`".into(),
+                );
+            }
+            if f.concat
+                .as_ref()
+                .is_some_and(|c| c.is_empty() || c.iter().any(|c| c.trim().is_empty()))
+            {
+                push(
+                    fat("concat"),
+                    "list the columns to join, e.g. `concat = [\"first_name\", \"last_name\"]`"
+                        .into(),
+                );
+            }
+            if let Some(t) = &f.template
+                && let Err(e) = crate::compose::template(t)
+            {
+                push(fat("template"), e);
+            }
+            if f.column.as_ref().is_some_and(|c| c.trim().is_empty()) {
+                push(fat("column"), "must name a column of the table".into());
+            }
+            let pulls = f.direction.unwrap_or(s.direction) != crate::config::Direction::Push;
+            if pulls && (f.concat.is_some() || f.template.is_some() || f.constant.is_some()) {
+                push(
+                    fat("direction"),
+                    "a `concat`, `template` or `constant` field has no single column to pull into; make it `direction = \"push\"`".into(),
+                );
+            }
+            for (key, message) in crate::status_map::problems(f, pulls) {
+                push(fat(key), message);
             }
         }
     }
@@ -234,10 +295,10 @@ fn association_cycle(raw: &RawConfig) -> Option<Vec<String>> {
         }
         stack.push(n);
         for m in edges.get(n).into_iter().flatten() {
-            if *m != n {
-                if let Some(c) = visit(m, edges, stack, done) {
-                    return Some(c);
-                }
+            if *m != n
+                && let Some(c) = visit(m, edges, stack, done)
+            {
+                return Some(c);
             }
         }
         stack.pop();

@@ -1,0 +1,92 @@
+//! Phone numbers in E.164 (`+4930123456`), the form HubSpot and Salesforce store and dial
+//! best. Parsing and validity come from libphonenumber's metadata (the `phonenumber` crate); a
+//! number written without a country code needs the app's default region (`{ e164 = "DE" }`).
+
+use phonenumber::country::Id;
+
+/// Reads a region code such as `DE` or `us` (ISO 3166-1 alpha-2).
+pub fn parse_region(s: &str) -> Result<Id, String> {
+    s.trim().to_ascii_uppercase().parse::<Id>().map_err(|_| {
+        format!("`{s}` is not a region code; use ISO 3166 letters such as \"DE\" or \"US\"")
+    })
+}
+
+fn parse(value: &str, region: Option<Id>) -> Result<phonenumber::PhoneNumber, String> {
+    // The parser has panicked on odd input in past releases; a panic must never take a sync
+    // down, so it is contained and reported like any unparseable number.
+    let v = value.to_string();
+    let parsed = std::panic::catch_unwind(move || phonenumber::parse(region, v))
+        .map_err(|_| "is not a phone number".to_string())?;
+    parsed.map_err(|e| match region {
+        None => {
+            format!("is not a phone number ({e}); without a default region it must start with +")
+        }
+        Some(_) => format!("is not a phone number ({e})"),
+    })
+}
+
+/// `value` in E.164. Empty stays empty. Fails only when it cannot be parsed; whether the
+/// number exists in its numbering plan is the `phone` rule's question.
+pub fn to_e164(value: &str, region: Option<Id>) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let n = parse(value, region)?;
+    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Whether `value` is a valid number of its numbering plan.
+pub fn check(value: &str, region: Option<Id>) -> Result<(), String> {
+    let n = parse(value.trim(), region)?;
+    if phonenumber::is_valid(&n) {
+        Ok(())
+    } else {
+        Err("is not a valid phone number for its country".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn national_numbers_get_the_default_region() {
+        let de = parse_region("de").ok();
+        assert_eq!(to_e164("030 1234567", de).as_deref(), Ok("+49301234567"));
+        assert_eq!(
+            to_e164("+49 30 1234567", None).as_deref(),
+            Ok("+49301234567")
+        );
+        assert_eq!(
+            to_e164("(617) 555-0123", parse_region("US").ok()).as_deref(),
+            Ok("+16175550123")
+        );
+        assert_eq!(to_e164("", de).as_deref(), Ok(""));
+        assert!(to_e164("call me", de).is_err());
+        assert!(to_e164("030 1234567", None).is_err());
+        assert!(parse_region("Germany").is_err());
+    }
+
+    #[test]
+    fn validity_uses_the_numbering_plan() {
+        assert!(check("+49 30 1234567", None).is_ok());
+        assert!(check("+1 617 111 0123", None).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".{0,30}") {
+            let _ = to_e164(&s, Some(Id::DE));
+            let _ = check(&s, None);
+        }
+
+        #[test]
+        fn idempotent(s in "[+]?[0-9 ()-]{3,18}") {
+            if let Ok(once) = to_e164(&s, Some(Id::DE)) {
+                prop_assert_eq!(to_e164(&once, Some(Id::DE)), Ok(once.clone()));
+            }
+        }
+    }
+}
