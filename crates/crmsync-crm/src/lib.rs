@@ -13,10 +13,12 @@ pub mod call;
 pub mod error;
 pub mod hubspot;
 pub mod object;
+pub mod schema;
 
 pub use call::{CallObserver, CallRecord};
 pub use error::{CrmError, ErrorKind};
 pub use object::ObjectKind;
+pub use schema::{Pipeline, PropertyInfo, Stage};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -70,6 +72,39 @@ pub trait Crm: Send + Sync {
         &self,
         object: ObjectKind,
     ) -> impl Future<Output = Result<Vec<String>, CrmError>> + Send;
+
+    /// Every (non-archived) property of `object` with its type and options, for preflight
+    /// checks. The default describes only names, from [`Crm::property_names`].
+    fn properties(
+        &self,
+        object: ObjectKind,
+    ) -> impl Future<Output = Result<Vec<PropertyInfo>, CrmError>> + Send {
+        async move {
+            Ok(self
+                .property_names(object)
+                .await?
+                .into_iter()
+                .map(|name| PropertyInfo {
+                    name,
+                    kind: String::new(),
+                    field_type: String::new(),
+                    has_unique_value: false,
+                    read_only: false,
+                    options: Vec::new(),
+                })
+                .collect())
+        }
+    }
+
+    /// The pipelines of `object` and their stages (HubSpot: deals). The default has none,
+    /// for CRMs without pipelines.
+    fn pipelines(
+        &self,
+        object: ObjectKind,
+    ) -> impl Future<Output = Result<Vec<Pipeline>, CrmError>> + Send {
+        let _ = object;
+        async { Ok(Vec::new()) }
+    }
 
     /// Upserts up to [`Crm::max_batch`] records by `id_property`. Returns one outcome per input,
     /// in input order. An `Err` means the whole call failed and nothing can be said per record

@@ -25,8 +25,8 @@ use super::error as hs_error;
 use super::limiter::Limiter;
 use super::wire;
 use crate::{
-    AssociationInput, CallObserver, CallRecord, Crm, CrmError, ErrorKind, ObjectKind,
-    RecordOutcome, UpsertInput,
+    AssociationInput, CallObserver, CallRecord, Crm, CrmError, ErrorKind, ObjectKind, Pipeline,
+    PropertyInfo, RecordOutcome, Stage, UpsertInput,
 };
 
 /// HubSpot's limit of inputs per batch call (FACTS 2.3).
@@ -371,6 +371,78 @@ impl Crm for HubspotClient {
             .into_iter()
             .filter(|p| !p.archived)
             .map(|p| p.name)
+            .collect())
+    }
+
+    async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
+        let what = format!("{object} property listing");
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                endpoint: format!("/crm/v3/properties/{object}"),
+                path: format!("/crm/v3/properties/{object}"),
+                body: None,
+                records: 0,
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let listing: wire::CollectionResponseProperty =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        Ok(listing
+            .results
+            .into_iter()
+            .filter(|p| !p.archived)
+            .map(|p| PropertyInfo {
+                read_only: p.calculated
+                    || p.modification_metadata
+                        .as_ref()
+                        .is_some_and(|m| m.read_only_value),
+                options: p.options.into_iter().map(|o| o.value).collect(),
+                kind: p.kind.unwrap_or_default(),
+                field_type: p.field_type.unwrap_or_default(),
+                has_unique_value: p.has_unique_value,
+                name: p.name,
+            })
+            .collect())
+    }
+
+    async fn pipelines(&self, object: ObjectKind) -> Result<Vec<Pipeline>, CrmError> {
+        // Only deals (and tickets, which we do not sync) have pipelines in HubSpot.
+        if object != ObjectKind::Deals {
+            return Ok(Vec::new());
+        }
+        let what = format!("{object} pipeline listing");
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                endpoint: format!("/crm/v3/pipelines/{object}"),
+                path: format!("/crm/v3/pipelines/{object}"),
+                body: None,
+                records: 0,
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let listing: wire::CollectionResponsePipeline =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        Ok(listing
+            .results
+            .into_iter()
+            .filter(|p| !p.archived)
+            .map(|p| Pipeline {
+                id: p.id,
+                label: p.label,
+                stages: p
+                    .stages
+                    .into_iter()
+                    .filter(|s| !s.archived)
+                    .map(|s| Stage {
+                        id: s.id,
+                        label: s.label,
+                    })
+                    .collect(),
+            })
             .collect())
     }
 

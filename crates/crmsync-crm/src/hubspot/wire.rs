@@ -111,6 +111,53 @@ pub struct Property {
     pub kind: Option<String>,
     pub has_unique_value: bool,
     pub archived: bool,
+    pub field_type: Option<String>,
+    pub options: Vec<PropertyOption>,
+    pub calculated: bool,
+    pub modification_metadata: Option<PropertyModificationMetadata>,
+}
+
+/// `OptionInput`/`Option` of an enumeration property: only the stored value matters here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PropertyOption {
+    pub value: String,
+    pub hidden: bool,
+}
+
+/// `PropertyModificationMetadata`: whether the API may write values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PropertyModificationMetadata {
+    pub read_only_value: bool,
+}
+
+/// `CollectionResponsePipelineNoPaging`: answer of `GET /crm/v3/pipelines/{objectType}` (FACTS 2.8).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CollectionResponsePipeline {
+    pub results: Vec<Pipeline>,
+}
+
+/// `Pipeline`, only the fields this client reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Pipeline {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    pub label: String,
+    pub archived: bool,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// `PipelineStage`, only the fields this client reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PipelineStage {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    pub label: String,
+    pub archived: bool,
 }
 
 /// `CollectionResponsePropertyNoPaging`: answer of `GET /crm/v3/properties/{objectType}`.
