@@ -272,15 +272,18 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            // A job whose payload changed while it was in flight stays, to carry the new state.
-            sqlx::query("DELETE FROM jobs WHERE id = ? AND hash = ?")
-                .bind(d.job_id)
-                .bind(&d.hash)
-                .execute(&mut *tx)
-                .await?;
+            // A job whose payload changed while it was in flight goes back to ready, to carry
+            // the new state; otherwise it is done (and its row is reused by the next change).
             sqlx::query(
-                "UPDATE jobs SET state = 'ready', lease_until = NULL, attempts = 0 WHERE id = ?",
+                "UPDATE jobs SET
+                   state = CASE WHEN hash = ? THEN 'done' ELSE 'ready' END,
+                   attempts = CASE WHEN hash = ? THEN attempts ELSE 0 END,
+                   lease_until = NULL, last_error = NULL, updated_at = ?
+                 WHERE id = ?",
             )
+            .bind(&d.hash)
+            .bind(&d.hash)
+            .bind(now)
             .bind(d.job_id)
             .execute(&mut *tx)
             .await?;
