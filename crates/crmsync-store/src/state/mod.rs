@@ -1,5 +1,6 @@
 //! State-database implementations of [`crate::Store`].
 
+pub mod inspect;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
