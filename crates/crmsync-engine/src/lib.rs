@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod capture;
+pub mod check;
 pub mod clock;
 pub mod dispatch;
 pub mod error;

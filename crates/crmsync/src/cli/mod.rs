@@ -1,9 +1,11 @@
 //! The command line: one file per subcommand, all parsed by clap here.
 
+mod check;
 mod common;
 mod demo;
 mod install;
 mod plan;
+mod retry;
 mod sandbox;
 mod status;
 mod sync;
@@ -37,6 +39,10 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Show what is synced, pending, failed and quarantined, and the API calls made.
     Status(status::StatusArgs),
+    /// Check the config against the CRM and scan the source for problems, changing nothing.
+    Check(check::CheckArgs),
+    /// Look at quarantined records again (rejected ones; --all: invalid and held too) and push.
+    Retry(retry::RetryArgs),
 }
 
 /// `--config FILE`, shared by the commands that work on a configured project.
@@ -56,5 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a).await,
         Command::Sync(a) => sync::run(a).await,
         Command::Status(a) => status::run(a).await,
+        Command::Check(a) => check::run(a).await,
+        Command::Retry(a) => retry::run(a).await,
     }
 }

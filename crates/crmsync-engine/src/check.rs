@@ -1,0 +1,524 @@
+//! `crmsync check`: a preflight that validates the config against the live CRM and scans the
+//! source, without changing anything. On the CRM side it only reads (property and pipeline
+//! listings: GETs); it never opens the state database; it reads the app tables page by page.
+//! Every problem is counted with up to N examples, so a user sees before the first sync what
+//! would be quarantined, refused or merged.
+
+use crate::error::EngineError;
+use crmsync_core::config::{Config, SyncConfig};
+use crmsync_core::mapping::{MapOutcome, map_row, pushes, referenced_columns};
+use crmsync_crm::{Crm, ObjectKind, Pipeline, PropertyInfo};
+use crmsync_store::SqliteSource;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Rows read per page while scanning.
+const PAGE: usize = 1000;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Records would be quarantined or refused, or the config cannot work.
+    Error,
+    /// Would surprise: the CRM would merge or refuse some records.
+    Warning,
+    /// Worth knowing, not a problem (held records, a property created on first sync).
+    Note,
+}
+
+/// One example of a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Example {
+    /// The record's key, when the finding is about records.
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub detail: String,
+}
+
+/// One kind of problem, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub sync: String,
+    /// The field (key in `[sync.fields]`), when it is about one.
+    pub field: Option<String>,
+    /// What kind: `property_missing`, `read_only`, `unknown_option`, `id_property`,
+    /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`.
+    pub kind: String,
+    /// The failed rule for `invalid`/`held`, the CRM property for `crm_type`.
+    pub rule: Option<String>,
+    /// Records concerned (1 for a config-level finding).
+    pub count: u64,
+    pub message: String,
+    pub examples: Vec<Example>,
+}
+
+/// Per sync, how its rows would fare.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    pub sync: String,
+    pub object: String,
+    pub rows: u64,
+    /// Rows that would be sent.
+    pub ready: u64,
+    pub invalid: u64,
+    pub held: u64,
+}
+
+/// The whole preflight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub syncs: Vec<SyncSummary>,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Whether something is an error or a warning (notes alone are clean).
+    pub fn has_problems(&self) -> bool {
+        self.findings.iter().any(|f| f.severity != Severity::Note)
+    }
+}
+
+/// Collects record-level findings grouped by (sync, field, kind, rule).
+struct Groups {
+    max_examples: usize,
+    map: BTreeMap<(String, Option<String>, String, Option<String>), Finding>,
+}
+
+impl Groups {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        severity: Severity,
+        sync: &str,
+        field: Option<&str>,
+        kind: &str,
+        rule: Option<&str>,
+        message: impl FnOnce() -> String,
+        example: Example,
+    ) {
+        let k = (
+            sync.to_string(),
+            field.map(str::to_string),
+            kind.to_string(),
+            rule.map(str::to_string),
+        );
+        let max = self.max_examples;
+        let f = self.map.entry(k).or_insert_with(|| Finding {
+            severity,
+            sync: sync.to_string(),
+            field: field.map(str::to_string),
+            kind: kind.to_string(),
+            rule: rule.map(str::to_string),
+            count: 0,
+            message: message(),
+            examples: Vec::new(),
+        });
+        f.count += 1;
+        if f.examples.len() < max {
+            f.examples.push(example);
+        }
+    }
+}
+
+fn config_finding(
+    severity: Severity,
+    sync: &SyncConfig,
+    field: Option<&str>,
+    kind: &str,
+    message: String,
+) -> Finding {
+    Finding {
+        severity,
+        sync: sync.name.clone(),
+        field: field.map(str::to_string),
+        kind: kind.to_string(),
+        rule: None,
+        count: 1,
+        message,
+        examples: Vec::new(),
+    }
+}
+
+/// What the CRM says about the objects the config uses.
+struct CrmSchema {
+    properties: HashMap<ObjectKind, HashMap<String, PropertyInfo>>,
+    pipelines: Vec<Pipeline>,
+}
+
+impl CrmSchema {
+    fn property(&self, object: ObjectKind, name: &str) -> Option<&PropertyInfo> {
+        self.properties.get(&object).and_then(|p| p.get(name))
+    }
+
+    /// Allowed values of `prop` for a sync: deal stages of its pipeline for `dealstage`,
+    /// the options of an enumeration otherwise; `None` when any value goes.
+    fn allowed(&self, sync: &SyncConfig, prop: &PropertyInfo) -> Option<Vec<String>> {
+        if prop.name == "dealstage" {
+            let pipeline = pipeline_of(sync);
+            return Some(
+                self.pipelines
+                    .iter()
+                    .find(|p| p.id == pipeline)
+                    .map(|p| p.stages.iter().map(|s| s.id.clone()).collect())
+                    .unwrap_or_default(),
+            );
+        }
+        (prop.kind == "enumeration" && !prop.options.is_empty()).then(|| prop.options.clone())
+    }
+}
+
+/// The deal pipeline a sync writes into: a `pipeline` field's constant or default, else
+/// HubSpot's `default` pipeline.
+fn pipeline_of(sync: &SyncConfig) -> String {
+    sync.fields
+        .values()
+        .find(|f| f.crm == "pipeline")
+        .and_then(|f| f.constant.clone().or_else(|| f.default.clone()))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// Whether `value` fits a CRM property's data type; the reason when it does not.
+fn type_problem(prop: &PropertyInfo, value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    let blanks = value.trim() != value;
+    match prop.kind.as_str() {
+        "number" if blanks || value.parse::<f64>().map_or(true, |n| !n.is_finite()) => Some(
+            format!("`{value}` is not a number; add a `number` transform"),
+        ),
+        "date" if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() => Some(format!(
+            "`{value}` is not a YYYY-MM-DD date; add a `{{ date = \"...\" }}` transform"
+        )),
+        "datetime"
+            if chrono::DateTime::parse_from_rfc3339(value).is_err()
+                && value.parse::<i64>().is_err()
+                && chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() =>
+        {
+            Some(format!(
+                "`{value}` is not an ISO-8601 datetime; add a `{{ datetime = \"...\" }}` transform"
+            ))
+        }
+        "bool" if !matches!(value, "true" | "false") => {
+            Some(format!("`{value}` is not true or false"))
+        }
+        _ => None,
+    }
+}
+
+/// Runs the preflight. `max_examples` bounds the examples per finding.
+pub async fn check<C: Crm>(
+    config: &Config,
+    crm: &C,
+    source: &SqliteSource,
+    max_examples: usize,
+) -> Result<CheckReport, EngineError> {
+    let syncs = &config.raw.syncs;
+    let mut schema = CrmSchema {
+        properties: HashMap::new(),
+        pipelines: Vec::new(),
+    };
+    for s in syncs {
+        let object = ObjectKind::parse(&s.object).ok_or_else(|| {
+            EngineError::Config(format!(
+                "sync `{}`: unknown CRM object `{}`",
+                s.name, s.object
+            ))
+        })?;
+        if let std::collections::hash_map::Entry::Vacant(e) = schema.properties.entry(object) {
+            let props = crm.properties(object).await?;
+            e.insert(props.into_iter().map(|p| (p.name.clone(), p)).collect());
+            if object == ObjectKind::Deals {
+                schema.pipelines = crm.pipelines(object).await?;
+            }
+        }
+    }
+
+    let mut report = CheckReport::default();
+    let mut groups = Groups {
+        max_examples,
+        map: BTreeMap::new(),
+    };
+    for s in syncs {
+        let object = ObjectKind::parse(&s.object).unwrap_or(ObjectKind::Contacts);
+        report.findings.extend(check_config(s, object, &schema));
+        report.syncs.push(
+            scan_sync(
+                s,
+                object,
+                &schema,
+                source,
+                &mut groups,
+                &mut report.findings,
+            )
+            .await?,
+        );
+    }
+    report.findings.extend(groups.map.into_values());
+    report.findings.sort_by(|a, b| {
+        (a.severity, &a.sync, &a.field, &a.kind).cmp(&(b.severity, &b.sync, &b.field, &b.kind))
+    });
+    Ok(report)
+}
+
+/// Config against the CRM's schema: id property, mapped properties, map targets.
+fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match schema.property(object, &s.id_property) {
+        Some(p) if p.has_unique_value => {}
+        Some(_) => out.push(config_finding(
+            Severity::Error,
+            s,
+            None,
+            "id_property",
+            format!(
+                "{object} property `{}` exists but is not unique-valued, so upserts cannot use it; choose another `id_property`",
+                s.id_property
+            ),
+        )),
+        None => out.push(config_finding(
+            Severity::Note,
+            s,
+            None,
+            "id_property",
+            format!(
+                "{object} property `{}` does not exist yet; the first sync creates it (unique-valued)",
+                s.id_property
+            ),
+        )),
+    }
+    for (name, f) in &s.fields {
+        if !pushes(s, f) {
+            continue;
+        }
+        let Some(prop) = schema.property(object, &f.crm) else {
+            out.push(config_finding(
+                Severity::Error,
+                s,
+                Some(name),
+                "property_missing",
+                format!(
+                    "{object} has no property `{}`; create it in the CRM or fix `crm`",
+                    f.crm
+                ),
+            ));
+            continue;
+        };
+        if prop.read_only {
+            out.push(config_finding(
+                Severity::Error,
+                s,
+                Some(name),
+                "read_only",
+                format!(
+                    "{object} property `{}` is read-only; it cannot be written",
+                    f.crm
+                ),
+            ));
+        }
+        if f.crm == "dealstage" && !schema.pipelines.iter().any(|p| p.id == pipeline_of(s)) {
+            out.push(config_finding(
+                Severity::Error,
+                s,
+                Some(name),
+                "unknown_option",
+                format!(
+                    "deal pipeline `{}` does not exist; pipelines: {}",
+                    pipeline_of(s),
+                    schema
+                        .pipelines
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if let (Some(map), Some(allowed)) = (&f.map, schema.allowed(s, prop)) {
+            let mut bad: Vec<&str> = map
+                .values()
+                .map(String::as_str)
+                .filter(|v| !allowed.iter().any(|a| a == v))
+                .collect();
+            bad.dedup();
+            if !bad.is_empty() {
+                out.push(config_finding(
+                    Severity::Error,
+                    s,
+                    Some(name),
+                    "unknown_option",
+                    format!(
+                        "`map` sends {} which `{}` does not accept; allowed: {}",
+                        bad.iter()
+                            .map(|b| format!("`{b}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        f.crm,
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Reads every row of a sync and records what would happen to it.
+async fn scan_sync(
+    s: &SyncConfig,
+    object: ObjectKind,
+    schema: &CrmSchema,
+    source: &SqliteSource,
+    groups: &mut Groups,
+    findings: &mut Vec<Finding>,
+) -> Result<SyncSummary, EngineError> {
+    let mut summary = SyncSummary {
+        sync: s.name.clone(),
+        object: s.object.clone(),
+        ..Default::default()
+    };
+    let cols = referenced_columns(s);
+    let mut needed = cols.clone();
+    needed.push(&s.key);
+    if let Err(e) = source.check_columns(&s.table, &needed).await {
+        findings.push(config_finding(
+            Severity::Error,
+            s,
+            None,
+            "source_schema",
+            e.to_string(),
+        ));
+        return Ok(summary);
+    }
+    let field_of_prop: HashMap<&str, &str> = s
+        .fields
+        .iter()
+        .map(|(n, f)| (f.crm.as_str(), n.as_str()))
+        .collect();
+    let mut keys: HashMap<String, u32> = HashMap::new();
+    let mut emails: HashMap<String, String> = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = source
+            .scan_page(&s.table, &s.key, &cols, after.as_deref(), PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        for row in &page {
+            summary.rows += 1;
+            let seen = keys.entry(row.key.clone()).or_default();
+            *seen += 1;
+            if *seen == 2 {
+                groups.add(
+                    Severity::Error,
+                    &s.name,
+                    None,
+                    "duplicate_key",
+                    None,
+                    || format!("key column `{}` has duplicate values; each record must have its own key", s.key),
+                    Example { key: Some(row.key.clone()), value: None, detail: "key used more than once".into() },
+                );
+            }
+            match map_row(s, &row.values) {
+                MapOutcome::Invalid(problems) => {
+                    summary.invalid += 1;
+                    for p in problems {
+                        groups.add(
+                            Severity::Error,
+                            &s.name,
+                            Some(&p.column),
+                            "invalid",
+                            Some(&p.rule),
+                            || format!("`{}` fails `{}`: these records would be quarantined as invalid, nothing sent", p.column, p.rule),
+                            Example { key: Some(row.key.clone()), value: p.value.clone(), detail: p.message.clone() },
+                        );
+                    }
+                }
+                MapOutcome::Held(p) => {
+                    summary.held += 1;
+                    groups.add(
+                        Severity::Note,
+                        &s.name,
+                        Some(&p.column),
+                        "held",
+                        Some(&p.rule),
+                        || {
+                            format!(
+                                "`{}` is not confirmed yet: these records wait (held) until it is",
+                                p.column
+                            )
+                        },
+                        Example {
+                            key: Some(row.key.clone()),
+                            value: p.value.clone(),
+                            detail: p.message.clone(),
+                        },
+                    );
+                }
+                MapOutcome::Ready(props) => {
+                    let mut ok = true;
+                    for (prop_name, value) in &props {
+                        let Some(prop) = schema.property(object, prop_name) else {
+                            continue;
+                        };
+                        let why = type_problem(prop, value).or_else(|| {
+                            schema
+                                .allowed(s, prop)
+                                .filter(|a| !a.iter().any(|x| x == value))
+                                .map(|a| format!("`{value}` is not one of {}", a.join(", ")))
+                        });
+                        if let Some(why) = why {
+                            ok = false;
+                            let field = field_of_prop.get(prop_name.as_str()).copied();
+                            groups.add(
+                                Severity::Error,
+                                &s.name,
+                                field,
+                                "crm_type",
+                                Some(prop_name),
+                                || {
+                                    format!(
+                                        "the CRM would refuse these values of `{prop_name}` ({})",
+                                        prop.kind
+                                    )
+                                },
+                                Example {
+                                    key: Some(row.key.clone()),
+                                    value: Some(value.clone()),
+                                    detail: why,
+                                },
+                            );
+                        }
+                    }
+                    if object == ObjectKind::Contacts
+                        && let Some(email) = props.get("email")
+                    {
+                        let norm = email.to_lowercase();
+                        if let Some(first) = emails.get(&norm) {
+                            groups.add(
+                                Severity::Warning,
+                                &s.name,
+                                field_of_prop.get("email").copied(),
+                                "duplicate_email",
+                                None,
+                                || "HubSpot keys contacts by e-mail too: records sharing an address would be refused (409 CONFLICT) or merged into one contact".to_string(),
+                                Example { key: Some(row.key.clone()), value: Some(email.clone()), detail: format!("same e-mail as record {first}") },
+                            );
+                        } else {
+                            emails.insert(norm, row.key.clone());
+                        }
+                    }
+                    if ok {
+                        summary.ready += 1;
+                    }
+                }
+            }
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,84 @@
+//! `crmsync retry`: asks for quarantined records to be looked at again (by default the ones
+//! the CRM rejected; `--all` also invalid and held ones), then runs one push pass and tells
+//! which of them left the quarantine and which are still there, with the reason.
+
+use super::ConfigArg;
+use super::common::{engine, load_config};
+use super::sync::print_report;
+use crate::exit::FAILURE;
+use crate::exit::UsageError;
+use crate::progress::Bars;
+use crmsync_core::config::Secrets;
+use crmsync_store::QuarantineKind;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this sync's entries.
+    #[arg(long)]
+    pub sync: Option<String>,
+    /// Retry invalid and held entries too, not only rejected ones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config.config, Secrets::Required)?;
+    if let Some(s) = &args.sync
+        && config.sync(s).is_none()
+    {
+        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
+        return Err(UsageError(format!("no sync named `{s}`; syncs: {}", names.join(", "))).into());
+    }
+    let engine = engine(config).await?;
+    let kinds: &[QuarantineKind] = if args.all {
+        &[
+            QuarantineKind::Rejected,
+            QuarantineKind::Invalid,
+            QuarantineKind::Held,
+        ]
+    } else {
+        &[QuarantineKind::Rejected]
+    };
+    let asked = engine
+        .store
+        .request_retry(args.sync.as_deref(), kinds)
+        .await?;
+    println!(
+        "{} quarantined record{} marked for retry.",
+        asked.len(),
+        if asked.len() == 1 { "" } else { "s" }
+    );
+    let report = engine.push_once(&Bars::new()).await?;
+    print_report(&report);
+    let mut still = Vec::new();
+    for (sync, key) in &asked {
+        if let Some(e) = engine.store.quarantine_entry(sync, key).await? {
+            still.push(e);
+        }
+    }
+    println!(
+        "{} of {} left the quarantine.",
+        asked.len() - still.len(),
+        asked.len()
+    );
+    for e in &still {
+        println!(
+            "  still {} {}/{}: {} ({})",
+            e.kind.as_str(),
+            e.sync,
+            e.local_id,
+            e.message,
+            e.rule
+        );
+    }
+    Ok(
+        if still.iter().any(|e| e.kind != QuarantineKind::Held) || report.has_record_failures() {
+            ExitCode::from(FAILURE)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
