@@ -41,7 +41,8 @@ capture = "trigger"
 write_back_column = "hubspot_company_id"
 [sync.fields]
 company_name = {{ crm = "name", transform = ["trim", "collapse_whitespace"], validate = "required" }}
-phone = {{ crm = "phone" }}
+# Phone numbers in E.164 (+4930...); a number without a country code would be read as German.
+phone = {{ crm = "phone", transform = [{{ e164 = "DE" }}] }}
 city = {{ crm = "city" }}
 country = {{ crm = "country" }}
 
@@ -59,7 +60,7 @@ associate = {{ id = "companies" }}
 email = {{ crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"], confirmed_by = "email_confirmed_at" }}
 contact_first_name = {{ crm = "firstname" }}
 contact_last_name = {{ crm = "lastname" }}
-phone = {{ crm = "phone" }}
+phone = {{ crm = "phone", transform = [{{ e164 = "DE" }}] }}
 
 # Each order -> a HubSpot deal in the default pipeline, associated to the customer's company.
 [[sync]]
@@ -72,7 +73,7 @@ associate = {{ customer_id = "companies" }}
 [sync.fields]
 title = {{ crm = "dealname", validate = "required" }}
 amount = {{ crm = "amount" }}
-ordered_at = {{ crm = "closedate" }}
+ordered_at = {{ crm = "closedate", transform = [{{ datetime = "iso" }}] }}
 # Order status -> deal stage of HubSpot's default pipeline.
 status = {{ crm = "dealstage", map = {{ new = "appointmentscheduled", paid = "contractsent", shipped = "closedwon", cancelled = "closedlost" }} }}
 "#
