@@ -9,6 +9,7 @@ pub mod clock;
 pub mod dispatch;
 pub mod error;
 pub mod estimate;
+pub mod explain;
 pub mod order;
 pub mod plan;
 pub mod progress;

@@ -221,6 +221,47 @@ async fn invalid_emails_show_in_check_then_quarantine_and_a_fixed_row_flows() {
         "both contacts arrived"
     );
 
+    // explain tells the record's story: in the CRM with the current payload, out of quarantine,
+    // and the calls around its push.
+    let (code, out, err) = run(vec![
+        "explain".into(),
+        "contacts".into(),
+        "37".into(),
+        "--json".into(),
+        "--config".into(),
+        cfg.clone(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let e: Value = serde_json::from_str(&out).expect("explain --json");
+    assert_eq!(e["source"]["email"], "fixed37@example.com", "{e}");
+    assert_eq!(e["mapped"]["status"], "ready", "{e}");
+    assert_eq!(e["mapped"]["properties"]["email"], "fixed37@example.com");
+    assert_eq!(e["in_sync"], true, "{e}");
+    assert!(e["link"]["crm_id"].is_string(), "{e}");
+    assert!(e["quarantine"].is_null(), "{e}");
+    let calls = e["calls"].as_array().cloned().unwrap_or_default();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["endpoint"] == "/crm/v3/objects/contacts/batch/upsert" && c["status"] == 200),
+        "the upsert that carried it: {e}"
+    );
+    let (code, out, _) = run(vec![
+        "explain".into(),
+        "contacts".into(),
+        "135".into(),
+        "--config".into(),
+        cfg.clone(),
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("held: email"),
+        "an unconfirmed contact is held:\n{out}"
+    );
+    assert!(out.contains("quarantine: held"), "{out}");
+
     // 4. retry: nothing rejected, so nothing marked; a clean pass.
     let (code, out, err) = run(vec!["retry".into(), "--config".into(), cfg.clone()]).await;
     assert_eq!(code, 0, "{out}\n{err}");

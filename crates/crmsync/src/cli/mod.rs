@@ -3,6 +3,7 @@
 mod check;
 mod common;
 mod demo;
+mod explain;
 mod install;
 mod plan;
 mod retry;
@@ -43,6 +44,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Look at quarantined records again (rejected ones; --all: invalid and held too) and push.
     Retry(retry::RetryArgs),
+    /// Show one record's story: source values, payload, link, queue, quarantine, calls.
+    Explain(explain::ExplainArgs),
 }
 
 /// `--config FILE`, shared by the commands that work on a configured project.
@@ -64,5 +67,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(a).await,
         Command::Check(a) => check::run(a).await,
         Command::Retry(a) => retry::run(a).await,
+        Command::Explain(a) => explain::run(a).await,
     }
 }

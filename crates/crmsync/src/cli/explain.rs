@@ -1,0 +1,162 @@
+//! `crmsync explain <sync> <key>`: one record's story (source values, mapped payload or
+//! problems, link and whether the CRM has the current payload, queue state, quarantine entry,
+//! the calls around its last push). Reads only.
+
+use super::ConfigArg;
+use super::common::{load_config, open_databases};
+use crate::exit::UsageError;
+use crmsync_core::config::Secrets;
+use crmsync_engine::explain::{Explanation, Mapped};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The sync's name, e.g. `contacts`.
+    pub sync: String,
+    /// The record's key in the app table.
+    pub key: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config.config, Secrets::NotNeeded)?;
+    if config.sync(&args.sync).is_none() {
+        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
+        return Err(UsageError(format!(
+            "no sync named `{}`; syncs: {}",
+            args.sync,
+            names.join(", ")
+        ))
+        .into());
+    }
+    let (store, source) = open_databases(&config).await?;
+    let e =
+        crmsync_engine::explain::explain(&config, &store, &source, &args.sync, &args.key).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    } else {
+        print(&e);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn print(e: &Explanation) {
+    println!("{} record {} ({})", e.sync, e.key, e.object);
+    match &e.source {
+        None => println!("source: no such row (deleted, or another key)"),
+        Some(values) => {
+            println!("source:");
+            for (k, v) in values {
+                println!(
+                    "  {k} = {}",
+                    v.as_deref()
+                        .map_or("NULL".to_string(), |v| format!("{v:?}"))
+                );
+            }
+        }
+    }
+    match &e.mapped {
+        None => {}
+        Some(Mapped::Ready {
+            properties,
+            associations,
+            hash,
+        }) => {
+            println!("mapped payload (hash {hash}):");
+            for (k, v) in properties {
+                println!("  {k} = {v:?}");
+            }
+            for (sync, id) in associations {
+                println!("  associated to {sync} record {id}");
+            }
+        }
+        Some(Mapped::Invalid { problems }) => {
+            println!("invalid, not sent:");
+            for (field, rule, message) in problems {
+                println!("  {field}: {message} ({rule})");
+            }
+        }
+        Some(Mapped::Held {
+            field,
+            rule,
+            message,
+        }) => println!("held: {field}: {message} ({rule})"),
+    }
+    match &e.link {
+        None => println!("link: not in the CRM yet"),
+        Some(l) => println!(
+            "link: crm id {}, last push {}{}",
+            l.crm_id.as_deref().unwrap_or("-"),
+            l.pushed_at_ms.map_or("never".to_string(), time),
+            match e.in_sync {
+                Some(true) => "; the CRM has the current payload",
+                Some(false) => "; the current payload differs from what the CRM accepted",
+                None => "",
+            }
+        ),
+    }
+    if e.jobs.is_empty() {
+        println!("queue: no job");
+    }
+    for j in &e.jobs {
+        println!(
+            "queue: {} job {}, {} attempt(s), due {}{}",
+            j.direction,
+            j.state,
+            j.attempts,
+            time(j.run_at_ms),
+            j.last_error
+                .as_deref()
+                .map(|m| format!(", last error: {m}"))
+                .unwrap_or_default()
+        );
+    }
+    match &e.quarantine {
+        None => println!("quarantine: none"),
+        Some(q) => println!(
+            "quarantine: {} since {} ({} time(s)): {}{} ({}){}",
+            q.kind,
+            time(q.first_seen_ms),
+            q.attempts,
+            q.field
+                .as_deref()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            q.message,
+            q.rule,
+            if q.retry_requested {
+                "; retry requested"
+            } else {
+                ""
+            }
+        ),
+    }
+    if !e.calls.is_empty() {
+        println!("calls that may have carried it (the call log keeps no record ids):");
+        for c in &e.calls {
+            println!(
+                "  {} {} {} -> {} (attempt {}, {} records){}",
+                time(c.at_ms),
+                c.method,
+                c.endpoint,
+                c.status.map_or("no answer".to_string(), |s| s.to_string()),
+                c.attempt,
+                c.records,
+                c.error
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
