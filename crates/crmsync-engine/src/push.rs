@@ -218,7 +218,10 @@ impl<C: Crm, S: Store> Engine<C, S> {
             sync: sync.name.clone(),
             ..Default::default()
         };
+        let t = Instant::now();
         self.queue_changes(sync, &mut report).await?;
+        tracing::info!(sync = %sync.name, read = report.read, queued = report.queued, unchanged = report.unchanged, ms = t.elapsed().as_millis() as u64, "changes captured and queued");
+        let t = Instant::now();
         let pending = self.store.counts(&sync.name).await?.pending;
         progress.planned(&sync.name, pending.max(0) as u64);
 
@@ -300,6 +303,7 @@ impl<C: Crm, S: Store> Engine<C, S> {
                 return Err(e);
             }
         }
+        tracing::info!(sync = %sync.name, created = report.created, updated = report.updated, ms = t.elapsed().as_millis() as u64, "delivered");
         progress.finished(&sync.name, &report);
         Ok(report)
     }

@@ -4,8 +4,8 @@
 //! Two parts:
 //! - a GCRA limiter (`governor`) sized to `requests_per_interval` minus the headroom. Its burst
 //!   plus its steady rate add up to the budget, so even a *rolling* window of `interval` never
-//!   sees more than the budget: with 100/10 s and 10 % headroom that is a burst of 9 plus one
-//!   request every 10 s / 81;
+//!   sees more than the budget: with 100/10 s and 10 % headroom that is a burst of 1 plus one
+//!   request every 10 s / 89;
 //! - a pause that every request waits out, set when HubSpot says the window is nearly used up
 //!   (`X-HubSpot-RateLimit-Remaining` below the headroom: other apps share the account) or when a
 //!   429 asked for a wait, so all concurrent callers back off together instead of each one
@@ -52,7 +52,9 @@ impl Limiter {
         }
         let budget =
             (u64::from(requests_per_interval) * u64::from(100 - headroom_percent) / 100).max(1);
-        let burst = (budget / 10).max(1);
+        // A small burst: what the burst takes, the steady rate loses for the whole run (the two
+        // add up to the budget), and a backfill lives on the steady rate.
+        let burst = (budget / 50).max(1);
         let steady = budget.saturating_sub(burst).max(1);
         let period = interval / u32::try_from(steady).unwrap_or(u32::MAX);
         let quota = Quota::with_period(period.max(Duration::from_nanos(1)))

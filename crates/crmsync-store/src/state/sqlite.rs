@@ -14,6 +14,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters at 9 per row.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -176,11 +179,18 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, jobs: &[NewJob], now: i64) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // One multi-row statement per chunk: with SQLite behind a worker thread, the round
+        // trip per statement costs more than the row itself.
         let mut tx = self.pool.begin().await?;
-        for j in jobs {
-            sqlx::query(
+        for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+            let values =
+                vec!["(?, ?, 'push', 'ready', ?, ?, ?, 0, ?, ?, ?)"; chunk.len()].join(", ");
+            let q = format!(
                 "INSERT INTO jobs (sync, local_id, direction, state, payload, hash, priority, attempts, run_at, created_at, updated_at)
-                 VALUES (?, ?, 'push', 'ready', ?, ?, ?, 0, ?, ?, ?)
+                 VALUES {values}
                  ON CONFLICT (sync, local_id, direction) DO UPDATE SET
                    payload = excluded.payload, hash = excluded.hash,
                    priority = max(jobs.priority, excluded.priority),
@@ -190,18 +200,21 @@ impl Store for SqliteStore {
                    attempts = CASE WHEN jobs.hash = excluded.hash AND jobs.state != 'done' THEN jobs.attempts ELSE 0 END,
                    run_at = CASE WHEN jobs.hash = excluded.hash AND jobs.state != 'done' THEN jobs.run_at ELSE excluded.run_at END,
                    last_error = CASE WHEN jobs.hash = excluded.hash THEN jobs.last_error ELSE NULL END,
-                   updated_at = excluded.updated_at",
-            )
-            .bind(&j.sync)
-            .bind(&j.local_id)
-            .bind(&j.payload)
-            .bind(&j.hash)
-            .bind(j.priority)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                   updated_at = excluded.updated_at"
+            );
+            let mut query = sqlx::query(sql(q));
+            for j in chunk {
+                query = query
+                    .bind(&j.sync)
+                    .bind(&j.local_id)
+                    .bind(&j.payload)
+                    .bind(&j.hash)
+                    .bind(j.priority)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -215,23 +228,27 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Vec<Job>, StoreError> {
         let lease_until = now + lease.as_millis() as i64;
+        // One index range per state, each walked in claim order and cut at the limit: an `OR`
+        // across states would scan every queued job on each claim.
         let rows = sqlx::query(
-            "UPDATE jobs SET state = 'running', lease_until = ?, attempts = attempts + 1, updated_at = ?
+            "UPDATE jobs SET state = 'running', lease_until = ?4, attempts = attempts + 1, updated_at = ?2
              WHERE id IN (
-               SELECT id FROM jobs
-               WHERE sync = ? AND (
-                 (state IN ('ready', 'retrying') AND run_at <= ?)
-                 OR (state = 'running' AND lease_until < ?))
-               ORDER BY priority DESC, run_at, id
-               LIMIT ?)
+               SELECT id FROM (
+                 SELECT id FROM (SELECT id FROM jobs WHERE sync = ?1 AND state = 'ready' AND run_at <= ?2
+                                 ORDER BY priority DESC, run_at, id LIMIT ?3)
+                 UNION ALL
+                 SELECT id FROM (SELECT id FROM jobs WHERE sync = ?1 AND state = 'retrying' AND run_at <= ?2
+                                 ORDER BY priority DESC, run_at, id LIMIT ?3)
+                 UNION ALL
+                 SELECT id FROM (SELECT id FROM jobs WHERE sync = ?1 AND state = 'running' AND lease_until < ?2
+                                 ORDER BY priority DESC, run_at, id LIMIT ?3))
+               LIMIT ?3)
              RETURNING id, sync, local_id, payload, hash, attempts",
         )
-        .bind(lease_until)
-        .bind(now)
         .bind(sync)
         .bind(now)
-        .bind(now)
         .bind(limit as i64)
+        .bind(lease_until)
         .fetch_all(&self.pool)
         .await?;
         let mut jobs: Vec<Job> = rows
@@ -255,43 +272,55 @@ impl Store for SqliteStore {
         crm_object: &str,
         done: &[Delivered],
     ) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        for d in done {
-            sqlx::query(
-                "INSERT INTO links (sync, local_id, crm_object, crm_id, pushed_hash, pushed_at) VALUES (?, ?, ?, ?, ?, ?)
+        for chunk in done.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut links = sqlx::query(sql(format!(
+                "INSERT INTO links (sync, local_id, crm_object, crm_id, pushed_hash, pushed_at) VALUES {values}
                  ON CONFLICT (sync, local_id) DO UPDATE SET
                    crm_object = excluded.crm_object, crm_id = excluded.crm_id,
-                   pushed_hash = excluded.pushed_hash, pushed_at = excluded.pushed_at",
-            )
-            .bind(sync)
-            .bind(&d.local_id)
-            .bind(crm_object)
-            .bind(&d.crm_id)
-            .bind(&d.hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                   pushed_hash = excluded.pushed_hash, pushed_at = excluded.pushed_at"
+            )));
+            for d in chunk {
+                links = links
+                    .bind(sync)
+                    .bind(&d.local_id)
+                    .bind(crm_object)
+                    .bind(&d.crm_id)
+                    .bind(&d.hash)
+                    .bind(now);
+            }
+            links.execute(&mut *tx).await?;
+
             // A job whose payload changed while it was in flight goes back to ready, to carry
             // the new state; otherwise it is done (and its row is reused by the next change).
-            sqlx::query(
-                "UPDATE jobs SET
-                   state = CASE WHEN hash = ? THEN 'done' ELSE 'ready' END,
-                   attempts = CASE WHEN hash = ? THEN attempts ELSE 0 END,
+            let values = vec!["(?, ?)"; chunk.len()].join(", ");
+            let mut jobs = sqlx::query(sql(format!(
+                "WITH delivered (id, hash) AS (VALUES {values})
+                 UPDATE jobs SET
+                   state = CASE WHEN hash = (SELECT d.hash FROM delivered d WHERE d.id = jobs.id) THEN 'done' ELSE 'ready' END,
+                   attempts = CASE WHEN hash = (SELECT d.hash FROM delivered d WHERE d.id = jobs.id) THEN attempts ELSE 0 END,
                    lease_until = NULL, last_error = NULL, updated_at = ?
-                 WHERE id = ?",
-            )
-            .bind(&d.hash)
-            .bind(&d.hash)
-            .bind(now)
-            .bind(d.job_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM quarantine WHERE sync = ? AND local_id = ?")
-                .bind(sync)
-                .bind(&d.local_id)
-                .execute(&mut *tx)
-                .await?;
+                 WHERE id IN (SELECT id FROM delivered)"
+            )));
+            for d in chunk {
+                jobs = jobs.bind(d.job_id).bind(&d.hash);
+            }
+            jobs.bind(now).execute(&mut *tx).await?;
+
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "DELETE FROM quarantine WHERE sync = ? AND local_id IN ({marks})"
+            )))
+            .bind(sync);
+            for d in chunk {
+                q = q.bind(&d.local_id);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -304,6 +333,9 @@ impl Store for SqliteStore {
         run_at_ms: i64,
         dead: bool,
     ) -> Result<(), StoreError> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
         let state = if dead { "dead" } else { "retrying" };
         let mut tx = self.pool.begin().await?;
         for id in job_ids {
@@ -323,6 +355,9 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         for e in entries {
             sqlx::query(
@@ -354,6 +389,9 @@ impl Store for SqliteStore {
     }
 
     async fn clear_quarantine(&self, sync: &str, local_ids: &[String]) -> Result<(), StoreError> {
+        if local_ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         for id in local_ids {
             sqlx::query("DELETE FROM quarantine WHERE sync = ? AND local_id = ?")
@@ -433,22 +471,24 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for c in calls {
-            sqlx::query(
-                "INSERT INTO calls (at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(c.at_ms)
-            .bind(&c.method)
-            .bind(&c.endpoint)
-            .bind(c.status.map(i64::from))
-            .bind(i64::from(c.attempt))
-            .bind(c.latency_ms)
-            .bind(i64::from(c.records))
-            .bind(&c.rate_limits)
-            .bind(&c.error)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in calls.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "INSERT INTO calls (at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error) VALUES {values}"
+            )));
+            for c in chunk {
+                q = q
+                    .bind(c.at_ms)
+                    .bind(&c.method)
+                    .bind(&c.endpoint)
+                    .bind(c.status.map(i64::from))
+                    .bind(i64::from(c.attempt))
+                    .bind(c.latency_ms)
+                    .bind(i64::from(c.records))
+                    .bind(&c.rate_limits)
+                    .bind(&c.error);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
