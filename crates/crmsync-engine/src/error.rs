@@ -11,7 +11,7 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The CRM refused the whole connection (auth, schema) so no record can be sent.
-    #[error("{0}")]
+    #[error(transparent)]
     Crm(#[from] CrmError),
     /// The config names something the engine cannot find (e.g. an unknown object).
     #[error("{0}")]

@@ -41,10 +41,11 @@ impl SandboxProcess {
             .spawn()
             .expect("start crmsync sandbox");
         let out = child.stdout.take().expect("sandbox stdout");
+        let mut reader = BufReader::new(out);
         let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("sandbox prints its address");
+        reader.read_line(&mut line).expect("sandbox prints its address");
+        // Keep draining its output: a closed pipe would end the sandbox at its next line.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let url = line.split_whitespace().last().expect("address").to_string();
         SandboxProcess { child, url }
     }
@@ -128,13 +129,14 @@ city = {{ crm = "city" }}
 /// Runs `crmsync ARGS`, returning its wall time and peak resident memory in MiB.
 fn run_crmsync(args: &[&str], config: &Path) -> (Duration, f64) {
     let started = Instant::now();
+    let log = config.with_extension("log");
     let mut child = Command::new(BIN)
         .args(args)
         .arg("--config")
         .arg(config)
         .env("HUBSPOT_ACCESS_TOKEN", "bench-token")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("crmsync runs");
     let status_file = format!("/proc/{}/status", child.id());
@@ -151,7 +153,11 @@ fn run_crmsync(args: &[&str], config: &Path) -> (Duration, f64) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "crmsync {args:?} failed");
+    assert!(
+        status.success(),
+        "crmsync {args:?} failed:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     (started.elapsed(), peak_kib as f64 / 1024.0)
 }
 
@@ -193,7 +199,7 @@ fn naive() -> f64 {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let took = rt.block_on(async {
         let mut hc = HubspotConfig::new(sandbox.url.clone(), SecretString::from("bench-token"));
-        hc.headroom_percent = 3;
+        hc.headroom_percent = 2;
         let client = HubspotClient::new(hc, None).expect("client");
         client
             .ensure_id_property(ObjectKind::Companies, "crmsync_id")

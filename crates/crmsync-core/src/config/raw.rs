@@ -13,6 +13,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub state: StateConfig,
     pub crm: CrmConfig,
+    #[serde(default)]
+    pub run: RunConfig,
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncConfig>,
 }
@@ -43,6 +45,46 @@ impl Default for StateConfig {
 
 pub fn default_state_url() -> String {
     "sqlite://crmsync-state.db".to_string()
+}
+
+/// `[run]`: the long-running loop of `crmsync run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Time between two rounds (a push pass, then a poll of CRM changes), in ms.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            poll_interval_ms: default_poll_interval_ms(),
+        }
+    }
+}
+
+pub fn default_poll_interval_ms() -> u64 {
+    5_000
+}
+
+/// Who wins when a two-way field changed on both sides since the last value they agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The app's value stays and is pushed.
+    AppWins,
+    /// The CRM's value is written into the app (the default).
+    CrmWins,
+    /// The later change wins: the CRM's modification time against the row's
+    /// `updated_at_column` (the CRM wins when the sync has none).
+    Newest,
+    /// Neither: the record is parked in `crmsync conflicts` until `crmsync resolve`.
+    Review,
+}
+
+pub fn default_conflict() -> ConflictPolicy {
+    ConflictPolicy::CrmWins
 }
 
 /// Which CRM the `[crm]` section talks to.
@@ -125,10 +167,10 @@ pub fn default_timeout_ms() -> u64 {
     30_000
 }
 pub fn default_headroom_percent() -> u32 {
-    3
+    2
 }
 pub fn default_max_in_flight() -> u32 {
-    4
+    8
 }
 pub fn default_max_attempts() -> u32 {
     8
@@ -241,6 +283,8 @@ pub struct FieldConfig {
     pub reverse: Option<BTreeMap<String, String>>,
     /// Value sent when the column is empty.
     pub default: Option<String>,
+    /// For a field pulled from the CRM: who wins when both sides changed it (default `crm_wins`).
+    pub conflict: Option<ConflictPolicy>,
 }
 
 /// One entry of a `transform` or `validate` list: a bare name, or a table naming one

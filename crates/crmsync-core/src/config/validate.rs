@@ -69,7 +69,7 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         push(
             "crm.headroom_percent".into(),
             format!(
-                "must be below 100, got {}; 3 keeps 3% of the interval limit unused",
+                "must be below 100, got {}; 2 keeps 2% of the interval limit unused",
                 crm.headroom_percent
             ),
         );
@@ -254,10 +254,22 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                     "a `concat`, `template` or `constant` field has no single column to pull into; make it `direction = \"push\"`".into(),
                 );
             }
+            if !pulls && f.conflict.is_some() {
+                push(
+                    fat("conflict"),
+                    "`conflict` applies to fields pulled from the CRM; set `direction = \"both\"` or remove it".into(),
+                );
+            }
             for (key, message) in crate::status_map::problems(f, pulls) {
                 push(fat(key), message);
             }
         }
+    }
+    if raw.run.poll_interval_ms == 0 {
+        push(
+            "run.poll_interval_ms".into(),
+            "must be above 0; 5000 polls the CRM every 5 seconds".into(),
+        );
     }
     if let Some(cycle) = association_cycle(raw) {
         push(
