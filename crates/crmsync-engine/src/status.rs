@@ -37,6 +37,8 @@ pub struct CrmStatus {
     pub rate_limited: i64,
     pub errors: i64,
     pub calls_today: i64,
+    pub retries_today: i64,
+    pub rate_limited_today: i64,
     /// Share of today's calls that got no 2xx answer.
     pub error_rate_today: f64,
     /// Calls crmsync may make per day (`daily_limit * daily_budget_share`).
@@ -120,6 +122,8 @@ pub async fn status<S: Store>(
             rate_limited: all.rate_limited,
             errors: all.errors,
             calls_today: today.calls,
+            retries_today: today.retries,
+            rate_limited_today: today.rate_limited,
             error_rate_today: if today.calls > 0 {
                 today.errors as f64 / today.calls as f64
             } else {

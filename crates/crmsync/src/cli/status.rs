@@ -38,8 +38,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         c.kind, c.environment, c.calls, c.retries, c.rate_limited, c.errors
     );
     println!(
-        "today: {} calls, {:.1}% errors; {} of {} budgeted calls left until {}",
+        "today: {} calls, {} retries, {} rate-limited, {:.1}% errors; {} of {} budgeted calls left until {}",
         c.calls_today,
+        c.retries_today,
+        c.rate_limited_today,
         c.error_rate_today * 100.0,
         c.daily_budget_remaining,
         c.daily_budget,
