@@ -3,7 +3,7 @@
 # (../shared/conformance/hubspot/run.sh, beside the repository) and crmsync's own extra checks
 # (tests/sdk/run.sh). Builds and starts `crmsync sandbox --no-limits` on a free port, waits for
 # it with a deadline, runs both, stops the server and exits non-zero if either failed.
-# Usage: scripts/conformance.sh [PORT]   (env: CONFORMANCE_VENV, CARGO_TARGET_DIR)
+# Usage: scripts/conformance.sh [PORT]   (env: CONFORMANCE_VENV, CONFORMANCE_PROFILE, CARGO_TARGET_DIR)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,10 +12,16 @@ base="http://127.0.0.1:$port"
 shared="$root/../shared/conformance/hubspot/run.sh"
 [[ -x $shared || -f $shared ]] || { echo "missing $shared (clone shared/ beside the repository)" >&2; exit 2; }
 
-cargo build --release -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
+# The test build's binary (CI has just built it); CONFORMANCE_PROFILE=release for a release one.
+profile=${CONFORMANCE_PROFILE:-debug}
+if [[ $profile == release ]]; then
+  cargo build --release -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
+else
+  cargo build -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
+fi
 target=${CARGO_TARGET_DIR:-$root/target}
 log=$(mktemp)
-"$target/release/crmsync" sandbox --port "$port" --no-limits >"$log" 2>&1 &
+"$target/$profile/crmsync" sandbox --port "$port" --no-limits >"$log" 2>&1 &
 server=$!
 trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 
