@@ -68,6 +68,12 @@ pub fn map_value_back(field: &FieldConfig, crm_value: &str) -> Result<String, St
     status_map::back(field, crm_value)
 }
 
+/// The CRM value field `column` of `row` maps to, whatever its direction; `None` when it is
+/// not sent (unconfirmed) or fails a rule. Two-way sync compares it with the CRM's value.
+pub fn map_one(column: &str, field: &FieldConfig, row: &Row) -> Option<String> {
+    map_field(column, field, row).ok().flatten()
+}
+
 /// Maps `row` through the fields of `sync` that flow app -> CRM.
 pub fn map_row(sync: &SyncConfig, row: &Row) -> MapOutcome {
     let mut props = BTreeMap::new();

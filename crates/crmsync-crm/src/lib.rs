@@ -52,7 +52,17 @@ pub struct AssociationInput {
     pub to_id: String,
 }
 
-/// A CRM the engine can push records to.
+/// A record the CRM reports as modified at or after a cursor (see [`Crm::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedRecord {
+    pub crm_id: String,
+    /// The requested properties; a cleared (null) value is `""`.
+    pub properties: BTreeMap<String, String>,
+    /// The CRM's last-modified time of the record, ms since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+/// A CRM the engine can push records to and poll changes from.
 ///
 /// Implementations are cheap to clone-share behind an `Arc` and safe to call concurrently.
 pub trait Crm: Send + Sync {
@@ -115,6 +125,20 @@ pub trait Crm: Send + Sync {
         id_property: &str,
         inputs: &[UpsertInput],
     ) -> impl Future<Output = Result<Vec<RecordOutcome>, CrmError>> + Send;
+
+    /// Records of `object` modified after the position `(cursor_ms, after_id)`, oldest first
+    /// (ties by id), with `properties`; at least `limit` of them when there are that many (a
+    /// page may add a few more). A record modified exactly at `cursor_ms` with an id at or
+    /// below `after_id` is left out; `after_id = None` includes every record at `cursor_ms`.
+    /// The caller stores the last returned `(modified_ms, crm_id)` as its next position.
+    fn changes_since(
+        &self,
+        object: ObjectKind,
+        cursor_ms: i64,
+        after_id: Option<&str>,
+        properties: &[String],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChangedRecord>, CrmError>> + Send;
 
     /// Creates default (unlabelled) associations `from` -> `to`, up to [`Crm::max_batch`] per call.
     /// Creating an association that already exists is not an error.

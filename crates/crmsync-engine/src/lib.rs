@@ -1,11 +1,15 @@
 //! The crmsync engine: find what changed in the app database ([`capture`]), decide what to send
 //! ([`plan`]), queue it durably and deliver it to the CRM in full batches ([`dispatch`]), parents
-//! before children ([`order`]). [`push::push_once`] runs one pass of all of it.
+//! before children ([`order`]). [`push::push_once`] runs one pass of all of it. Two-way sync:
+//! [`pull`] polls CRM changes, [`apply`] writes them into the app, [`conflict`] decides fields
+//! changed on both sides.
 
+pub mod apply;
 pub mod budget;
 pub mod capture;
 pub mod check;
 pub mod clock;
+pub mod conflict;
 pub mod dispatch;
 pub mod error;
 pub mod estimate;
@@ -13,10 +17,12 @@ pub mod explain;
 pub mod order;
 pub mod plan;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod report;
 pub mod status;
 
+pub use apply::PullReport;
 pub use error::EngineError;
 pub use progress::{NoProgress, Progress};
 pub use push::{CallBuffer, Engine, check_source, install, push_once};

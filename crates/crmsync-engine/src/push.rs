@@ -14,9 +14,10 @@ use crate::report::{RunReport, SyncReport};
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_crm::{CallObserver, CallRecord, Crm, ObjectKind};
 use crmsync_store::state::sqlite::now_ms;
-use crmsync_store::{CallRow, Job, SqliteSource, Store};
+use crmsync_store::{CallRow, Delivered, Job, PullStore, SqliteSource, Store};
 use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -75,9 +76,11 @@ pub struct Engine<C, S> {
     pub source: SqliteSource,
     pub calls: CallBuffer,
     pub clock: Arc<dyn Clock>,
+    /// Set to ask a running pass to stop after its current batch (`crmsync run` on SIGTERM).
+    pub stop: Arc<AtomicBool>,
 }
 
-impl<C: Crm, S: Store> Engine<C, S> {
+impl<C: Crm, S: Store + PullStore> Engine<C, S> {
     /// An engine on the system clock.
     pub fn new(config: Config, crm: C, store: S, source: SqliteSource, calls: CallBuffer) -> Self {
         Engine {
@@ -87,17 +90,23 @@ impl<C: Crm, S: Store> Engine<C, S> {
             source,
             calls,
             clock: Arc::new(SystemClock),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
+    /// Whether a shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
     /// Writes the buffered call records to the call log; returns how many there were.
-    async fn flush_calls(&self) -> Result<i64, EngineError> {
+    pub(crate) async fn flush_calls(&self) -> Result<i64, EngineError> {
         let rows: Vec<CallRow> = self.calls.drain().into_iter().map(to_row).collect();
         self.store.record_calls(&rows).await?;
         Ok(rows.len() as i64)
     }
 
-    fn object_of(sync: &SyncConfig) -> Result<ObjectKind, EngineError> {
+    pub(crate) fn object_of(sync: &SyncConfig) -> Result<ObjectKind, EngineError> {
         ObjectKind::parse(&sync.object).ok_or_else(|| {
             EngineError::Config(format!(
                 "sync `{}`: unknown CRM object `{}`",
@@ -158,8 +167,19 @@ impl<C: Crm, S: Store> Engine<C, S> {
         report: &mut SyncReport,
     ) -> Result<bool, EngineError> {
         let mut captured = capture(&self.source, &self.store, sync).await?;
-        while let Some(rows) = captured.next_page().await? {
+        let parked: HashSet<String> = self
+            .store
+            .open_conflicts(Some(&sync.name))
+            .await?
+            .into_iter()
+            .map(|c| c.local_id)
+            .collect();
+        while let Some(mut rows) = captured.next_page().await? {
             report.read += rows.len() as u64;
+            // A record with an open conflict is written to neither side until it is resolved.
+            let before = rows.len();
+            rows.retain(|r| !parked.contains(&r.key));
+            report.held += (before - rows.len()) as u64;
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
             let links = self.store.links_for(&sync.name, &keys).await?;
             let mut parents = HashMap::new();
@@ -241,6 +261,10 @@ impl<C: Crm, S: Store> Engine<C, S> {
         // Worst case per batch: one upsert plus one association call per target.
         let per_batch = 1 + parent_objects.len() as i64;
         loop {
+            if self.halted().await? {
+                tracing::info!(sync = %sync.name, "paused or stopping: no new batch; queued work is kept");
+                break;
+            }
             let affordable = (budget.remaining() / per_batch) as usize;
             if affordable == 0 {
                 run.paused_until_ms = Some(budget.resets_at_ms());
@@ -279,6 +303,7 @@ impl<C: Crm, S: Store> Engine<C, S> {
                             &mut report,
                         )
                         .await?;
+                        self.record_pushed_bases(sync, b, &o.delivered).await?;
                         if let Some(col) = &sync.write_back_column {
                             let pairs: Vec<(String, String)> = o
                                 .delivered
@@ -309,8 +334,42 @@ impl<C: Crm, S: Store> Engine<C, S> {
     }
 }
 
+impl<C: Crm, S: Store + PullStore> Engine<C, S> {
+    /// After a delivery, the values of two-way fields the CRM accepted are the new bases.
+    async fn record_pushed_bases(
+        &self,
+        sync: &SyncConfig,
+        jobs: &[Job],
+        delivered: &[Delivered],
+    ) -> Result<(), EngineError> {
+        let pulled: Vec<&str> = crate::apply::pulled_fields(sync)
+            .into_iter()
+            .map(|(_, f)| f.crm.as_str())
+            .collect();
+        if pulled.is_empty() {
+            return Ok(());
+        }
+        let by_id: HashMap<i64, &Job> = jobs.iter().map(|j| (j.id, j)).collect();
+        let mut bases = Vec::new();
+        for d in delivered {
+            let Some(job) = by_id.get(&d.job_id) else {
+                continue;
+            };
+            let Ok(payload) = serde_json::from_str::<crate::plan::Payload>(&job.payload) else {
+                continue;
+            };
+            for p in &pulled {
+                let value = payload.properties.get(*p).cloned().unwrap_or_default();
+                bases.push((d.local_id.clone(), p.to_string(), value));
+            }
+        }
+        self.store.set_bases(&sync.name, &bases).await?;
+        Ok(())
+    }
+}
+
 /// Runs one pass with `engine` (convenience for callers holding the parts).
-pub async fn push_once<C: Crm, S: Store>(
+pub async fn push_once<C: Crm, S: Store + PullStore>(
     engine: &Engine<C, S>,
     progress: &dyn Progress,
 ) -> Result<RunReport, EngineError> {

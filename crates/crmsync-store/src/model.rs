@@ -133,3 +133,34 @@ pub struct CallSummary {
     /// Successful association calls.
     pub association_calls: i64,
 }
+
+/// The result of applying pulled CRM values to one record, recorded in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRecord {
+    pub local_id: String,
+    /// The new `links.pushed_hash` when the app row now maps to what the CRM holds (so the
+    /// next push sends nothing); `None` leaves it alone.
+    pub pushed_hash: Option<String>,
+    /// Hash of the mapped payload after applying, kept as `links.pulled_hash`.
+    pub pulled_hash: Option<String>,
+    /// New base values: (CRM property, value).
+    pub bases: Vec<(String, String)>,
+}
+
+/// A field changed on both sides, parked for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub id: i64,
+    pub sync: String,
+    pub local_id: String,
+    pub crm_id: String,
+    /// The CRM property.
+    pub field: String,
+    /// The app column.
+    pub column: String,
+    /// The app's value in CRM form.
+    pub app_value: String,
+    pub crm_value: String,
+    pub base_value: Option<String>,
+    pub created_at_ms: i64,
+}

@@ -9,6 +9,6 @@ pub mod validate;
 
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
-    Capture, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item, OneOrMany,
-    SourceConfig, StateConfig, SyncConfig,
+    Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,
+    OneOrMany, RunConfig, SourceConfig, StateConfig, SyncConfig,
 };

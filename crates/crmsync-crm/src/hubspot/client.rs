@@ -25,12 +25,19 @@ use super::error as hs_error;
 use super::limiter::Limiter;
 use super::wire;
 use crate::{
-    AssociationInput, CallObserver, CallRecord, Crm, CrmError, ErrorKind, ObjectKind, Pipeline,
-    PropertyInfo, RecordOutcome, Stage, UpsertInput,
+    AssociationInput, CallObserver, CallRecord, ChangedRecord, Crm, CrmError, ErrorKind,
+    ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpsertInput,
 };
 
 /// HubSpot's limit of inputs per batch call (FACTS 2.3).
 const MAX_BATCH: usize = 100;
+
+/// HubSpot's search limit: 5 requests a second per account (FACTS 2.5).
+const SEARCH_PER_SECOND: u64 = 5;
+
+/// Records per search page (HubSpot's maximum) and the offset search refuses to page past.
+const SEARCH_PAGE: usize = 200;
+const SEARCH_CAP: usize = 10_000;
 
 /// First backoff step and the longest wait between two attempts (DESIGN principle 6).
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -49,6 +56,9 @@ struct Inner {
     limiter: Limiter,
     max_retries: u32,
     observer: Option<CallObserver>,
+    /// Earliest start of the next search request: search is exempt from the interval limit
+    /// but has its own per-second one (FACTS 2.5), paced here.
+    search_next: std::sync::Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for HubspotClient {
@@ -135,6 +145,7 @@ impl HubspotClient {
                 limiter,
                 max_retries: config.max_retries,
                 observer,
+                search_next: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -152,7 +163,11 @@ impl HubspotClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            inner.limiter.acquire().await;
+            if req.endpoint.ends_with("/search") {
+                self.search_slot().await;
+            } else {
+                inner.limiter.acquire().await;
+            }
             let started_at_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -260,6 +275,25 @@ impl HubspotClient {
                 error = %err.message,
                 "retrying hubspot call"
             );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for a search slot: at most [`SEARCH_PER_SECOND`] search requests a second.
+    async fn search_slot(&self) {
+        let spacing = Duration::from_millis(1000 / SEARCH_PER_SECOND);
+        let wait = {
+            let mut next = self
+                .inner
+                .search_next
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + spacing);
+            start.saturating_duration_since(now)
+        };
+        if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
     }
@@ -494,6 +528,120 @@ impl Crm for HubspotClient {
         match_outcomes(object, id_property, inputs, &response, &what)
     }
 
+    async fn changes_since(
+        &self,
+        object: ObjectKind,
+        cursor_ms: i64,
+        after_id: Option<&str>,
+        properties: &[String],
+        limit: usize,
+    ) -> Result<Vec<ChangedRecord>, CrmError> {
+        for p in properties {
+            check_property_name(p)?;
+        }
+        let modified_prop = last_modified_property(object);
+        let what = format!("{object} search for changes");
+        let mut wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+        wanted.extend([modified_prop, "hs_object_id"]);
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Position already handled: (ms, id). Records at or before it are skipped.
+        let start = (cursor_ms, after_id.map(id_order));
+        let mut floor = cursor_ms;
+        let mut offset = 0usize;
+        let mut out: Vec<ChangedRecord> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let body = wire::SearchRequest {
+                filter_groups: vec![wire::FilterGroup {
+                    filters: vec![wire::Filter {
+                        property_name: modified_prop,
+                        operator: "GTE",
+                        value: floor.to_string(),
+                    }],
+                }],
+                sorts: vec![wire::Sort {
+                    property_name: modified_prop,
+                    direction: "ASCENDING",
+                }],
+                properties: wanted.clone(),
+                limit: count(SEARCH_PAGE),
+                after: (offset > 0).then(|| offset.to_string()),
+            };
+            let answer = self
+                .execute(Request {
+                    method: Method::POST,
+                    endpoint: format!("/crm/v3/objects/{object}/search"),
+                    path: format!("/crm/v3/objects/{object}/search"),
+                    body: Some(to_json(&what, &body)?),
+                    records: 0,
+                    what: &what,
+                    expected: &[],
+                })
+                .await?;
+            let page: wire::SearchResponse =
+                serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+            let page_len = page.results.len();
+            let mut last_ms = floor;
+            for record in page.results {
+                let modified_ms = record
+                    .properties
+                    .get(modified_prop)
+                    .and_then(|v| v.as_deref())
+                    .and_then(parse_ms)
+                    .ok_or_else(|| {
+                        hs_error::protocol(
+                            &what,
+                            format_args!("record {} has no readable {modified_prop}", record.id),
+                        )
+                    })?;
+                last_ms = last_ms.max(modified_ms);
+                let position = (modified_ms, Some(id_order(&record.id)));
+                if position <= start || !seen.insert(record.id.clone()) {
+                    continue;
+                }
+                out.push(ChangedRecord {
+                    properties: properties
+                        .iter()
+                        .map(|p| {
+                            let v = record.properties.get(p).cloned().flatten();
+                            (p.clone(), v.unwrap_or_default())
+                        })
+                        .collect(),
+                    crm_id: record.id,
+                    modified_ms,
+                });
+            }
+            let next = page
+                .paging
+                .and_then(|p| p.next)
+                .and_then(|n| n.after)
+                .and_then(|a| a.parse::<usize>().ok());
+            let Some(next) = next else { break };
+            if out.len() >= limit || page_len == 0 {
+                break;
+            }
+            if next + SEARCH_PAGE > SEARCH_CAP {
+                // Search refuses to page past 10,000: start again from the last timestamp seen;
+                // records already returned are skipped by id.
+                if last_ms == floor {
+                    return Err(hs_error::protocol(
+                        &what,
+                        format_args!(
+                            "more than {SEARCH_CAP} records share the modification time {floor}"
+                        ),
+                    ));
+                }
+                floor = last_ms;
+                offset = 0;
+            } else {
+                offset = next;
+            }
+        }
+        out.sort_by_key(|r| (r.modified_ms, id_order(&r.crm_id)));
+        Ok(out)
+    }
+
     async fn associate_batch(
         &self,
         from: ObjectKind,
@@ -623,6 +771,32 @@ fn rate_limit_headers(headers: &HeaderMap) -> Vec<(String, String)> {
             Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
         })
         .collect()
+}
+
+/// The last-modified property search filters and sorts on (FACTS 2.5).
+fn last_modified_property(object: ObjectKind) -> &'static str {
+    match object {
+        ObjectKind::Contacts => "lastmodifieddate",
+        ObjectKind::Companies | ObjectKind::Deals => "hs_lastmodifieddate",
+    }
+}
+
+/// Orders record ids numerically (HubSpot ids are numbers sent as strings), longer first by
+/// length so "10" sorts after "9" even if an id is not a number.
+fn id_order(id: &str) -> (usize, String) {
+    let digits = id.trim_start_matches('0');
+    (digits.len(), digits.to_string())
+}
+
+/// A HubSpot date-time value as ms since the epoch: epoch ms, or ISO-8601 / RFC 3339.
+fn parse_ms(value: &str) -> Option<i64> {
+    let v = value.trim();
+    if let Ok(ms) = v.parse::<i64>() {
+        return Some(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 /// HubSpot's default property group per object (FACTS 2.7).

@@ -210,6 +210,68 @@ pub struct BatchResponseDefaultAssociation {
     pub errors: Vec<StandardError>,
 }
 
+/// `PublicObjectSearchRequest`: body of `POST /crm/v3/objects/{object}/search` (FACTS 2.5).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchRequest<'a> {
+    pub filter_groups: Vec<FilterGroup<'a>>,
+    pub sorts: Vec<Sort<'a>>,
+    pub properties: Vec<&'a str>,
+    pub limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilterGroup<'a> {
+    pub filters: Vec<Filter<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter<'a> {
+    pub property_name: &'a str,
+    pub operator: &'a str,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sort<'a> {
+    pub property_name: &'a str,
+    pub direction: &'a str,
+}
+
+/// `CollectionResponseWithTotalSimplePublicObjectForwardPaging`: a search answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SearchResponse {
+    pub total: u64,
+    pub results: Vec<SearchRecord>,
+    pub paging: Option<Paging>,
+}
+
+/// One record of a search answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SearchRecord {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    pub properties: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Paging {
+    pub next: Option<NextPage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NextPage {
+    pub after: Option<String>,
+}
+
 /// Object ids are JSON strings, but v4 answers send numbers in practice (FACTS 2.2).
 fn id_string<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
     Ok(opt_id_string(de)?.unwrap_or_default())

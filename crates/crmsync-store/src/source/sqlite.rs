@@ -354,6 +354,42 @@ impl SqliteSource {
         Ok((rows.into_iter().map(|r| r.get(0)).collect(), max))
     }
 
+    /// Writes pulled CRM values into the app: per `(key, [(column, value)])`, one `UPDATE` of
+    /// the row; an empty value is written as NULL. All rows in one transaction, so a crash
+    /// leaves either every value or none. Returns the number of rows updated (a key whose row
+    /// was deleted meanwhile updates nothing).
+    pub async fn apply_pulled(
+        &self,
+        table: &str,
+        key: &str,
+        updates: &[(String, Vec<(String, String)>)],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut updated = 0;
+        for (k, values) in updates {
+            if values.is_empty() {
+                continue;
+            }
+            let sets: Vec<String> = values
+                .iter()
+                .map(|(c, _)| format!("{} = ?", quote(c)))
+                .collect();
+            let q = format!(
+                "UPDATE {} SET {} WHERE {} = ?",
+                quote(table),
+                sets.join(", "),
+                quote(key)
+            );
+            let mut query = sqlx::query(sql(q));
+            for (_, v) in values {
+                query = query.bind((!v.is_empty()).then_some(v.as_str()));
+            }
+            updated += query.bind(k).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// Writes CRM ids into `column` of `table` for the given `(key, crm_id)` pairs.
     pub async fn write_back(
         &self,

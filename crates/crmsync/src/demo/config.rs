@@ -6,6 +6,8 @@ pub fn render(base_url: &str) -> String {
         r#"# crmsync config written by `crmsync demo` for its sample robot order system (orders.db).
 # Every key is explained in docs/config-reference.toml. Paths are relative to this file.
 # Run it again with:  crmsync sync --once --config <this file>
+# Or keep both sides in sync:  crmsync run --config <this file>  (edit a company name or a
+# contact in the CRM and watch it arrive in orders.db; see docs/two-way.md)
 
 # The app database: customers (a company and its contact person each) and their orders.
 [source]
@@ -29,6 +31,10 @@ interval_ms = 10000
 daily_limit = 250000
 daily_budget_share = 0.8
 
+# `crmsync run`: poll the CRM for changes (and push app changes) every 3 seconds.
+[run]
+poll_interval_ms = 3000
+
 # Each customer's company -> a HubSpot company. Synced first: contacts and deals point at it.
 [[sync]]
 name = "companies"
@@ -40,7 +46,9 @@ capture = "trigger"
 # The HubSpot company id is written back into the order system.
 write_back_column = "hubspot_company_id"
 [sync.fields]
-company_name = {{ crm = "name", transform = ["trim", "collapse_whitespace"], validate = "required" }}
+# `direction = "both"`: an edit of the name in HubSpot flows back into the order system; when
+# both sides changed it since they last agreed, the CRM's value wins (`conflict`).
+company_name = {{ crm = "name", transform = ["trim", "collapse_whitespace"], validate = "required", direction = "both", conflict = "crm_wins" }}
 # Phone numbers in E.164 (+4930...); a number without a country code would be read as German.
 phone = {{ crm = "phone", transform = [{{ e164 = "DE" }}] }}
 city = {{ crm = "city" }}
@@ -57,10 +65,12 @@ associate = {{ id = "companies" }}
 [sync.fields]
 # Only valid, confirmed addresses are sent; invalid ones are quarantined with the reason,
 # unconfirmed ones wait until `email_confirmed_at` is set.
-email = {{ crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"], confirmed_by = "email_confirmed_at" }}
-contact_first_name = {{ crm = "firstname" }}
-contact_last_name = {{ crm = "lastname" }}
-phone = {{ crm = "phone", transform = [{{ e164 = "DE" }}] }}
+email = {{ crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"], confirmed_by = "email_confirmed_at", direction = "both" }}
+# The contact person's name, e-mail and phone flow both ways (the company's phone above is
+# push-only, so only one sync writes the `phone` column).
+contact_first_name = {{ crm = "firstname", direction = "both" }}
+contact_last_name = {{ crm = "lastname", direction = "both" }}
+phone = {{ crm = "phone", transform = [{{ e164 = "DE" }}], direction = "both" }}
 
 # Each order -> a HubSpot deal in the default pipeline, associated to the customer's company.
 [[sync]]
@@ -74,7 +84,7 @@ associate = {{ customer_id = "companies" }}
 title = {{ crm = "dealname", validate = "required" }}
 amount = {{ crm = "amount" }}
 ordered_at = {{ crm = "closedate", transform = [{{ datetime = "iso" }}] }}
-# Order status -> deal stage of HubSpot's default pipeline.
+# Order status -> deal stage of HubSpot's default pipeline (push-only: the order system owns it).
 status = {{ crm = "dealstage", map = {{ new = "appointmentscheduled", paid = "contractsent", shipped = "closedwon", cancelled = "closedlost" }} }}
 "#
     )

@@ -1,0 +1,103 @@
+//! `crmsync run`: the long-running two-way loop. Every `[run] poll_interval_ms`: a poll of CRM
+//! changes (applied to the app), then a push pass. The poll comes first so that a field changed
+//! on both sides is seen as a conflict before our push could overwrite the CRM's value. SIGTERM
+//! or Ctrl-C lets the current batch finish, then exits 0. While `crmsync pause` is on, no batch
+//! of either direction starts and queued work is kept.
+
+use super::ConfigArg;
+use super::common::{engine, load_config};
+use crmsync_core::config::Secrets;
+use crmsync_engine::NoProgress;
+use crmsync_store::PullStore;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Stop after this many rounds (for scripts and tests); runs until stopped otherwise.
+    #[arg(long)]
+    pub rounds: Option<u64>,
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config.config, Secrets::Required)?;
+    let interval = Duration::from_millis(config.raw.run.poll_interval_ms.max(1));
+    let engine = engine(config).await?;
+    let stop = engine.stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown asked: finishing the current batch");
+        eprintln!("stopping after the current batch");
+        stop.store(true, Ordering::SeqCst);
+    });
+    eprintln!(
+        "crmsync run: polling the CRM and pushing app changes every {} ms (Ctrl-C stops)",
+        interval.as_millis()
+    );
+    let mut round = 0u64;
+    let mut was_paused = false;
+    while !engine.stopping() && args.rounds.is_none_or(|n| round < n) {
+        round += 1;
+        if engine.store.paused().await? {
+            if !was_paused {
+                eprintln!("paused (crmsync resume continues); queued work is kept");
+            }
+            was_paused = true;
+        } else {
+            was_paused = false;
+            match engine.pull_once().await {
+                Ok(r) if r.applied > 0 || r.parked > 0 => eprintln!(
+                    "pulled: {} CRM changes read, {} app rows updated, {} conflicts parked, {} kept the app's value",
+                    r.fetched, r.applied, r.parked, r.kept_app
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("poll failed, retried next round: {e}"),
+            }
+            match engine.push_once(&NoProgress).await {
+                Ok(r) => {
+                    let sent: u64 = r.syncs.iter().map(|s| s.created + s.updated).sum();
+                    if sent > 0 {
+                        eprintln!("pushed: {sent} records in {} API calls", r.calls);
+                    }
+                }
+                Err(e) => eprintln!("push failed, retried next round: {e}"),
+            }
+        }
+        if engine.stopping() || args.rounds.is_some_and(|n| round >= n) {
+            break;
+        }
+        // Wait for the next round, waking early for a shutdown.
+        let deadline = tokio::time::Instant::now() + interval;
+        while tokio::time::Instant::now() < deadline && !engine.stopping() {
+            tokio::time::sleep(Duration::from_millis(50).min(interval)).await;
+        }
+    }
+    eprintln!("crmsync run stopped");
+    Ok(ExitCode::SUCCESS)
+}
