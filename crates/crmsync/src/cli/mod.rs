@@ -2,11 +2,14 @@
 
 mod check;
 mod common;
+mod conflicts;
 mod demo;
 mod explain;
 mod install;
+mod pause;
 mod plan;
 mod retry;
+mod run;
 mod sandbox;
 mod status;
 mod sync;
@@ -46,6 +49,16 @@ pub enum Command {
     Retry(retry::RetryArgs),
     /// Show one record's story: source values, payload, link, queue, quarantine, calls.
     Explain(explain::ExplainArgs),
+    /// Sync both ways until stopped: poll CRM changes into the app, push app changes.
+    Run(run::RunArgs),
+    /// Kill switch: no batch starts in either direction until `crmsync resume`.
+    Pause(ConfigArg),
+    /// Turn the kill switch off again.
+    Resume(ConfigArg),
+    /// List two-way fields changed on both sides and parked for review.
+    Conflicts(conflicts::ConflictsArgs),
+    /// Settle a parked conflict with the app's or the CRM's value.
+    Resolve(conflicts::ResolveArgs),
 }
 
 /// `--config FILE`, shared by the commands that work on a configured project.
@@ -68,5 +81,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(a).await,
         Command::Retry(a) => retry::run(a).await,
         Command::Explain(a) => explain::run(a).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Pause(a) => pause::run(a, true).await,
+        Command::Resume(a) => pause::run(a, false).await,
+        Command::Conflicts(a) => conflicts::list(a).await,
+        Command::Resolve(a) => conflicts::resolve(a).await,
     }
 }
