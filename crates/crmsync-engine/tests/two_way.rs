@@ -324,3 +324,24 @@ async fn pause_stops_writes_to_both_sides_and_resume_continues() {
         "Globex (app)"
     );
 }
+
+#[tokio::test]
+async fn redelivered_webhook_events_are_stored_once() {
+    let (_w, engine) = synced("crm_wins").await;
+    let ev = |id: &str| (id.to_string(), format!(r#"{{"eventId":{id}}}"#));
+    let store = &engine.store;
+    assert_eq!(
+        store
+            .record_webhook_events(&[ev("1"), ev("2")])
+            .await
+            .expect("store"),
+        2
+    );
+    assert_eq!(
+        store
+            .record_webhook_events(&[ev("2"), ev("3")])
+            .await
+            .expect("store"),
+        1
+    );
+}

@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod exit;
 mod progress;
+mod webhook;
 
 use clap::Parser;
 use std::process::ExitCode;

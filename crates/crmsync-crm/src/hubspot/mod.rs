@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod error;
 mod limiter;
+pub mod webhook;
 mod wire;
 
 #[cfg(test)]

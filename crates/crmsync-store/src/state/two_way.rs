@@ -74,6 +74,12 @@ pub trait PullStore: Send + Sync {
         resolution: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Stores webhook events `(eventId, JSON)` not seen before; returns how many were new.
+    fn record_webhook_events(
+        &self,
+        events: &[(String, String)],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Whether the kill switch is on.
     fn paused(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -278,6 +284,25 @@ impl PullStore for SqliteStore {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_webhook_events(&self, events: &[(String, String)]) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let mut new = 0;
+        for (id, body) in events {
+            new += sqlx::query(
+                "INSERT OR IGNORE INTO webhook_events (event_id, received_at, body) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(body)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(new)
     }
 
     async fn paused(&self) -> Result<bool, StoreError> {

@@ -2,16 +2,22 @@
 //! changes (applied to the app), then a push pass. The poll comes first so that a field changed
 //! on both sides is seen as a conflict before our push could overwrite the CRM's value. SIGTERM
 //! or Ctrl-C lets the current batch finish, then exits 0. While `crmsync pause` is on, no batch
-//! of either direction starts and queued work is kept.
+//! of either direction starts and queued work is kept. With `--webhook-listen`, HubSpot's signed
+//! change notifications start the next round at once.
 
 use super::ConfigArg;
 use super::common::{engine, load_config};
+use crate::exit::UsageError;
+use crate::webhook::{self, Receiver};
 use crmsync_core::config::Secrets;
 use crmsync_engine::NoProgress;
 use crmsync_store::PullStore;
+use secrecy::SecretString;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -20,6 +26,17 @@ pub struct RunArgs {
     /// Stop after this many rounds (for scripts and tests); runs until stopped otherwise.
     #[arg(long)]
     pub rounds: Option<u64>,
+    /// Also receive HubSpot webhooks on this address (`POST /hubspot/webhooks`, v3 signatures);
+    /// an event starts the next poll at once.
+    #[arg(long)]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// The environment variable holding the HubSpot app's client secret (signs webhooks).
+    #[arg(long, default_value = "HUBSPOT_CLIENT_SECRET")]
+    pub webhook_secret_env: String,
+    /// The webhook URL as configured in HubSpot, when it differs from `http://<Host header>/hubspot/webhooks`
+    /// (e.g. behind a TLS proxy).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -49,6 +66,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
     let interval = Duration::from_millis(config.raw.run.poll_interval_ms.max(1));
     let engine = engine(config).await?;
+    let wake = Arc::new(Notify::new());
+    if let Some(addr) = args.webhook_listen {
+        let secret = std::env::var(&args.webhook_secret_env).map_err(|_| {
+            UsageError(format!(
+                "--webhook-listen needs the HubSpot app's client secret in the environment variable {}",
+                args.webhook_secret_env
+            ))
+        })?;
+        let receiver = Arc::new(Receiver {
+            secret: SecretString::from(secret),
+            public_url: args.webhook_url.clone(),
+            store: engine.store.clone(),
+            wake: wake.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!(
+            "receiving HubSpot webhooks on http://{addr}{}",
+            webhook::PATH
+        );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, webhook::router(receiver)).await {
+                tracing::error!(error = %e, "webhook receiver stopped");
+            }
+        });
+    }
     let stop = engine.stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -92,10 +134,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if engine.stopping() || args.rounds.is_some_and(|n| round >= n) {
             break;
         }
-        // Wait for the next round, waking early for a shutdown.
+        // Wait for the next round, waking early for a shutdown or a webhook event.
         let deadline = tokio::time::Instant::now() + interval;
         while tokio::time::Instant::now() < deadline && !engine.stopping() {
-            tokio::time::sleep(Duration::from_millis(50).min(interval)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50).min(interval)) => {}
+                _ = wake.notified() => break,
+            }
         }
     }
     eprintln!("crmsync run stopped");
