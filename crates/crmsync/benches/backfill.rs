@@ -43,7 +43,9 @@ impl SandboxProcess {
         let out = child.stdout.take().expect("sandbox stdout");
         let mut reader = BufReader::new(out);
         let mut line = String::new();
-        reader.read_line(&mut line).expect("sandbox prints its address");
+        reader
+            .read_line(&mut line)
+            .expect("sandbox prints its address");
         // Keep draining its output: a closed pipe would end the sandbox at its next line.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let url = line.split_whitespace().last().expect("address").to_string();
@@ -142,11 +144,10 @@ fn run_crmsync(args: &[&str], config: &Path) -> (Duration, f64) {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
-                peak_kib =
-                    peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
-            }
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(v) = text.lines().find_map(|l| l.strip_prefix("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
         }
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
