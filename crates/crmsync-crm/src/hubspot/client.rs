@@ -386,26 +386,7 @@ impl Crm for HubspotClient {
     }
 
     async fn property_names(&self, object: ObjectKind) -> Result<Vec<String>, CrmError> {
-        let what = format!("{object} property listing");
-        let answer = self
-            .execute(Request {
-                method: Method::GET,
-                endpoint: format!("/crm/v3/properties/{object}"),
-                path: format!("/crm/v3/properties/{object}"),
-                body: None,
-                records: 0,
-                what: &what,
-                expected: &[],
-            })
-            .await?;
-        let listing: wire::CollectionResponseProperty =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
-        Ok(listing
-            .results
-            .into_iter()
-            .filter(|p| !p.archived)
-            .map(|p| p.name)
-            .collect())
+        Ok(self.properties(object).await?.into_iter().map(|p| p.name).collect())
     }
 
     async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
