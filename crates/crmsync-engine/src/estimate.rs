@@ -9,7 +9,7 @@ use crate::plan::{PlanInput, plan};
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_store::{SqliteSource, Store};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// What a full pass of one sync would do.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -123,17 +123,7 @@ pub async fn estimate<S: Store>(
             e.rows += rows.len() as u64;
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
             let links = store.links_for(&sync.name, &keys).await?;
-            let mut parents = HashMap::new();
-            for (column, target) in &sync.associate {
-                let pk: Vec<String> = rows
-                    .iter()
-                    .filter_map(|r| r.values.get(column).cloned().flatten())
-                    .collect();
-                parents
-                    .entry(target.clone())
-                    .or_insert_with(HashMap::new)
-                    .extend(store.links_for(target, &pk).await?);
-            }
+            let parents = crate::push::parent_links(store, sync, &rows).await?;
             let none = HashSet::new();
             let input = PlanInput {
                 sync,

@@ -13,8 +13,9 @@ use crate::progress::Progress;
 use crate::report::{RunReport, SyncReport};
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_crm::{CallObserver, CallRecord, Crm, ObjectKind};
+use crmsync_store::source::sqlite::SourceRow;
 use crmsync_store::state::sqlite::now_ms;
-use crmsync_store::{CallRow, Delivered, Job, PullStore, SqliteSource, Store};
+use crmsync_store::{CallRow, Delivered, Job, Link, PullStore, SqliteSource, Store, StoreError};
 use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,20 +183,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             report.held += (before - rows.len()) as u64;
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
             let links = self.store.links_for(&sync.name, &keys).await?;
-            let mut parents = HashMap::new();
-            for (column, target) in &sync.associate {
-                let parent_keys: Vec<String> = rows
-                    .iter()
-                    .filter_map(|r| r.values.get(column).cloned().flatten())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let found = self.store.links_for(target, &parent_keys).await?;
-                parents
-                    .entry(target.clone())
-                    .or_insert_with(HashMap::new)
-                    .extend(found);
-            }
+            let parents = parent_links(&self.store, sync, &rows).await?;
             let quarantined = self.store.quarantined_among(&sync.name, &keys).await?;
             let input = PlanInput {
                 sync,
@@ -416,4 +404,25 @@ pub async fn install(config: &Config, source: &SqliteSource) -> Result<Vec<Strin
     }
     done.sort();
     Ok(done)
+}
+
+/// The links of the records `rows` associate to, by target sync name and key: what planning
+/// needs to put the parents' CRM ids into the children's payloads.
+pub(crate) async fn parent_links<S: Store>(
+    store: &S,
+    sync: &SyncConfig,
+    rows: &[SourceRow],
+) -> Result<HashMap<String, HashMap<String, Link>>, StoreError> {
+    let mut parents: HashMap<String, HashMap<String, Link>> = HashMap::new();
+    for (column, target) in &sync.associate {
+        let parent_keys: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.values.get(column).cloned().flatten())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let found = store.links_for(target, &parent_keys).await?;
+        parents.entry(target.clone()).or_default().extend(found);
+    }
+    Ok(parents)
 }

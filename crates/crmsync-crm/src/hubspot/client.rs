@@ -386,7 +386,12 @@ impl Crm for HubspotClient {
     }
 
     async fn property_names(&self, object: ObjectKind) -> Result<Vec<String>, CrmError> {
-        Ok(self.properties(object).await?.into_iter().map(|p| p.name).collect())
+        Ok(self
+            .properties(object)
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect())
     }
 
     async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
