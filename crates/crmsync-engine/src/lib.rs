@@ -1,6 +1,6 @@
 //! The crmsync engine: find what changed in the app database ([`capture`]), decide what to send
 //! ([`plan`]), queue it durably and deliver it to the CRM in full batches ([`dispatch`]), parents
-//! before children ([`order`]). [`push::push_once`] runs one pass of all of it. Two-way sync:
+//! before children ([`order`]). [`Engine::push_once`] runs one pass of all of it. Two-way sync:
 //! [`pull`] polls CRM changes, [`apply`] writes them into the app, [`conflict`] decides fields
 //! changed on both sides.
 
@@ -25,5 +25,5 @@ pub mod status;
 pub use apply::PullReport;
 pub use error::EngineError;
 pub use progress::{NoProgress, Progress};
-pub use push::{CallBuffer, Engine, check_source, install, push_once};
+pub use push::{CallBuffer, Engine, check_source, install};
 pub use report::{RunReport, SyncReport};

@@ -356,14 +356,6 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
     }
 }
 
-/// Runs one pass with `engine` (convenience for callers holding the parts).
-pub async fn push_once<C: Crm, S: Store + PullStore>(
-    engine: &Engine<C, S>,
-    progress: &dyn Progress,
-) -> Result<RunReport, EngineError> {
-    engine.push_once(progress).await
-}
-
 /// Checks the source tables and columns every sync reads, naming what is missing.
 pub async fn check_source(config: &Config, source: &SqliteSource) -> Result<(), EngineError> {
     for s in &config.raw.syncs {

@@ -149,22 +149,6 @@ impl SqliteSource {
         Ok(Self::to_rows(rows, columns))
     }
 
-    /// Every row of `table` (key and `columns`), ordered by key.
-    pub async fn scan(
-        &self,
-        table: &str,
-        key: &str,
-        columns: &[&str],
-    ) -> Result<Vec<SourceRow>, StoreError> {
-        let q = format!(
-            "{} ORDER BY {}",
-            Self::select(table, key, columns),
-            quote(key)
-        );
-        let rows = sqlx::query(sql(q)).fetch_all(&self.pool).await?;
-        Ok(Self::to_rows(rows, columns))
-    }
-
     /// The rows of `table` whose key is in `keys` (missing keys were deleted).
     pub async fn fetch(
         &self,

@@ -95,33 +95,6 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    /// Every call logged, oldest first, up to `limit` (for `explain` and tests).
-    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error
-             FROM calls ORDER BY id DESC LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<CallRow> = rows
-            .into_iter()
-            .map(|r| CallRow {
-                at_ms: r.get(0),
-                method: r.get(1),
-                endpoint: r.get(2),
-                status: r.get::<Option<i64>, _>(3).map(|s| s as u16),
-                attempt: r.get::<i64, _>(4) as u32,
-                latency_ms: r.get(5),
-                records: r.get::<i64, _>(6) as u32,
-                rate_limits: r.get(7),
-                error: r.get(8),
-            })
-            .collect();
-        out.reverse();
-        Ok(out)
-    }
 }
 
 /// The file path of a `sqlite://` URL, unless it is in memory.
