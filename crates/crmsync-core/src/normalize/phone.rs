@@ -32,8 +32,20 @@ pub fn to_e164(value: &str, region: Option<Id>) -> Result<String, String> {
     if value.is_empty() {
         return Ok(String::new());
     }
-    let n = parse(value, region)?;
-    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+    let e164 = parse(value, region)?
+        .format()
+        .mode(phonenumber::Mode::E164)
+        .to_string();
+    // libphonenumber writes some malformed numbers in a form it reads back as another number
+    // (`00010` in DE -> `+49010` -> `+4910`, `490001` -> `+4901` -> error). Only a form that
+    // reads back as itself is accepted, so the transform is idempotent and a value pulled from
+    // the CRM pushes back unchanged.
+    match parse(&e164, region).map(|n| n.format().mode(phonenumber::Mode::E164).to_string()) {
+        Ok(again) if again == e164 => Ok(e164),
+        _ => Err(format!(
+            "is not a phone number (its E.164 form `{e164}` does not read back as itself)"
+        )),
+    }
 }
 
 /// Whether `value` is a valid number of its numbering plan.
@@ -66,6 +78,10 @@ mod tests {
         assert_eq!(to_e164("", de).as_deref(), Ok(""));
         assert!(to_e164("call me", de).is_err());
         assert!(to_e164("030 1234567", None).is_err());
+        for unstable in ["00010", "490001"] {
+            let e = to_e164(unstable, de).expect_err("must fail");
+            assert!(e.contains("does not read back"), "{unstable}: {e}");
+        }
         assert!(parse_region("Germany").is_err());
     }
 
