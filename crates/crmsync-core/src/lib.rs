@@ -8,6 +8,7 @@ pub mod email;
 pub mod hash;
 pub mod mapping;
 pub mod normalize;
+pub mod reverse;
 pub mod rule;
 pub mod status_map;
 pub mod transform;

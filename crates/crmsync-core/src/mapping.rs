@@ -1,10 +1,12 @@
 //! Turning one app row into the CRM payload of a sync: per field, the raw value (a column,
 //! `concat`, `template` or `constant`), then transforms, the default, the status map, the
 //! confirmation and the validation rules. Pure: the same row and config always give the same
-//! outcome, so the payload hash is stable and an unchanged row costs no API call.
+//! outcome, so the payload hash is stable and an unchanged row costs no API call. The way back
+//! for pulled values is in `reverse.rs`.
 
 use crate::compose;
 use crate::config::{Direction, FieldConfig, SyncConfig};
+use crate::reverse;
 use crate::status_map;
 use crate::transform::Transform;
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,10 +64,11 @@ pub fn referenced_columns(sync: &SyncConfig) -> Vec<&str> {
     cols.into_iter().collect()
 }
 
-/// The app value a CRM value of `field` pulls back as (see [`status_map::back`]): the
-/// `reverse` choice, else the single app value mapping to it; an unmapped value is an error.
+/// The app value a CRM value of `field` pulls back as, in the app's own representation (see
+/// [`reverse::value_back`]): the status map undone, then the transforms from last to first.
+/// `Err` says why there is no way back; the caller logs it and skips the field.
 pub fn map_value_back(field: &FieldConfig, crm_value: &str) -> Result<String, String> {
-    status_map::back(field, crm_value)
+    reverse::value_back(field, crm_value)
 }
 
 /// The CRM value field `column` of `row` maps to, whatever its direction; `None` when it is

@@ -3,6 +3,7 @@
 //! (`{ e164 = "DE" }`); [`Transform::from_item`] reads it and the config's validation pass
 //! reports a bad one with its dotted path. Applying is pure; transforms that convert
 //! (phone, date, number) fail with a reason, which quarantines the record before any call.
+//! [`Transform::back`] is the way back for pulled values (see `reverse.rs` for the chain).
 
 use crate::config::Item;
 use crate::email;
@@ -114,6 +115,35 @@ impl Transform {
             }
             Transform::Truncate(n) => value.chars().take(*n).collect(),
         })
+    }
+
+    /// The app value a CRM value comes back as, for fields that pull. Conversions have an
+    /// inverse: `date` and `datetime` write the first app format (`datetime` at its
+    /// `utc_offset`), `number` the app's decimal separator. The normalisers have none and
+    /// return the CRM value as it is; as they are idempotent, applying them to what they
+    /// produced gives the same value, so a pulled value pushes back unchanged.
+    pub fn back(&self, crm_value: &str) -> Result<String, String> {
+        match self {
+            Transform::Date { formats } => match formats.first() {
+                Some(f) => datetime::date_to_app(crm_value, f),
+                None => Ok(crm_value.to_string()),
+            },
+            Transform::Datetime { formats, offset } => match formats.first() {
+                Some(f) => datetime::datetime_to_app(crm_value, f, *offset),
+                None => Ok(crm_value.to_string()),
+            },
+            Transform::Number { decimal, decimals } => {
+                number::to_app(crm_value, *decimal, *decimals)
+            }
+            Transform::Trim
+            | Transform::Lowercase
+            | Transform::Uppercase
+            | Transform::TitleCase
+            | Transform::CollapseWhitespace
+            | Transform::NormalizeEmail
+            | Transform::E164 { .. }
+            | Transform::Truncate(_) => Ok(crm_value.to_string()),
+        }
     }
 
     /// The config name, used as the quarantine rule when the transform fails.

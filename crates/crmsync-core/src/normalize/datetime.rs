@@ -2,9 +2,11 @@
 //! properties take: `YYYY-MM-DD` (a date at midnight UTC) and ISO-8601 UTC with milliseconds
 //! (`2026-03-04T10:20:00.000Z`). Formats are chrono `strftime` patterns or the keywords `iso`,
 //! `unix` (seconds) and `unix_ms`. Our own output is always accepted as input, so applying a
-//! transform twice changes nothing.
+//! transform twice changes nothing. The way back ([`date_to_app`], [`datetime_to_app`]) writes a
+//! CRM value in the app's first format such that the forward conversion gives it again.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use std::fmt::Write as _;
 
 /// How an app writes its dates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +153,81 @@ pub fn to_datetime(
     Ok(utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
+/// A CRM `date` value (`YYYY-MM-DD`; an instant such as HubSpot's midnight-UTC epoch
+/// milliseconds gives its UTC date) written in the app's `format`: the reverse of [`to_date`].
+/// Empty stays empty.
+pub fn date_to_app(crm: &str, format: &Format) -> Result<String, String> {
+    let crm = crm.trim();
+    if crm.is_empty() {
+        return Ok(String::new());
+    }
+    let date = parse_crm_instant(crm)
+        .map(|at| at.date_naive())
+        .ok_or("is not a date (YYYY-MM-DD)")?;
+    let midnight = date.and_time(NaiveTime::MIN).and_utc().fixed_offset();
+    match format {
+        Format::Iso => Ok(date.format("%Y-%m-%d").to_string()),
+        other => write_in(midnight, other),
+    }
+}
+
+/// A CRM `datetime` value (ISO-8601 / RFC 3339, or epoch milliseconds) written in the app's
+/// `format` at `offset` (UTC when `None`): the reverse of [`to_datetime`], which reads a
+/// zone-less app value at that offset. A pattern with a zone shows the offset it is written at;
+/// `iso` is RFC 3339 UTC without an offset and zone-less local time with one (an offset only
+/// matters to apps storing zone-less times). Empty stays empty.
+pub fn datetime_to_app(
+    crm: &str,
+    format: &Format,
+    offset: Option<FixedOffset>,
+) -> Result<String, String> {
+    let crm = crm.trim();
+    if crm.is_empty() {
+        return Ok(String::new());
+    }
+    let at = parse_crm_instant(crm).ok_or(
+        "is not a datetime (ISO-8601 such as 2025-01-15T10:20:00.000Z, or epoch milliseconds)",
+    )?;
+    match (format, offset) {
+        (Format::Iso, None) => Ok(at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        (Format::Iso, Some(o)) => Ok(at
+            .with_timezone(&o)
+            .format("%Y-%m-%dT%H:%M:%S%.3f")
+            .to_string()),
+        (other, o) => write_in(at.with_timezone(&o.unwrap_or_else(utc_offset)), other),
+    }
+}
+
+/// What a CRM date or datetime property holds: RFC 3339, `YYYY-MM-DD` (midnight UTC) or epoch
+/// milliseconds (HubSpot's form in older APIs and webhooks).
+fn parse_crm_instant(crm: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(crm) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(crm, "%Y-%m-%d") {
+        return Some(d.and_time(NaiveTime::MIN).and_utc());
+    }
+    crm.parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+/// `at` in an app format other than `iso`. chrono reports a pattern it cannot fill only while
+/// writing, so that is an error here rather than a panic in `to_string`.
+fn write_in(at: DateTime<FixedOffset>, format: &Format) -> Result<String, String> {
+    match format {
+        Format::Unix => Ok(at.timestamp().to_string()),
+        Format::UnixMs => Ok(at.timestamp_millis().to_string()),
+        Format::Iso => Ok(at.to_rfc3339()),
+        Format::Pattern(p) => {
+            let mut out = String::new();
+            write!(out, "{}", at.format(p))
+                .map_err(|_| format!("cannot be written in the format `{p}`"))?;
+            Ok(out)
+        }
+    }
+}
+
 fn utc_offset() -> FixedOffset {
     Utc.fix()
 }
@@ -232,6 +309,72 @@ mod tests {
     }
 
     #[test]
+    fn crm_dates_in_each_app_format() {
+        let fmt = |p: &str| Format::parse(p).expect("format");
+        for (format, app) in [
+            ("%d.%m.%Y", "15.01.2025"),
+            ("%m/%d/%Y", "01/15/2025"),
+            ("iso", "2025-01-15"),
+            ("unix", "1736899200"),
+            ("unix_ms", "1736899200000"),
+        ] {
+            assert_eq!(
+                date_to_app("2025-01-15", &fmt(format)).as_deref(),
+                Ok(app),
+                "{format}"
+            );
+        }
+        for crm in [
+            "1736899200000",
+            "2025-01-15T00:00:00Z",
+            "2025-01-15T00:00:00.000Z",
+        ] {
+            assert_eq!(
+                date_to_app(crm, &fmt("%d.%m.%Y")).as_deref(),
+                Ok("15.01.2025"),
+                "{crm}"
+            );
+        }
+        assert_eq!(date_to_app("", &fmt("%d.%m.%Y")).as_deref(), Ok(""));
+        assert_eq!(
+            date_to_app("15.01.2025", &fmt("%d.%m.%Y")),
+            Err("is not a date (YYYY-MM-DD)".into())
+        );
+    }
+
+    #[test]
+    fn crm_datetimes_at_the_app_offset() {
+        let fmt = |p: &str| Format::parse(p).expect("format");
+        let berlin = parse_offset("+01:00").ok();
+        let crm = "2026-03-04T09:20:00.500Z";
+        for (format, offset, app) in [
+            ("iso", None, "2026-03-04T09:20:00.500Z"),
+            ("iso", berlin, "2026-03-04T10:20:00.500"),
+            ("%d.%m.%Y %H:%M", berlin, "04.03.2026 10:20"),
+            ("%d.%m.%Y %H:%M", None, "04.03.2026 09:20"),
+            ("%Y-%m-%d %H:%M:%S%:z", berlin, "2026-03-04 10:20:00+01:00"),
+            ("unix", berlin, "1772616000"),
+            ("unix_ms", berlin, "1772616000500"),
+        ] {
+            assert_eq!(
+                datetime_to_app(crm, &fmt(format), offset).as_deref(),
+                Ok(app),
+                "{format} {offset:?}"
+            );
+        }
+        assert_eq!(
+            datetime_to_app("1772616000500", &fmt("iso"), None).as_deref(),
+            Ok(crm)
+        );
+        assert_eq!(
+            datetime_to_app("2026-03-04T10:20:00+01:00", &fmt("iso"), None).as_deref(),
+            Ok("2026-03-04T09:20:00.000Z")
+        );
+        assert_eq!(datetime_to_app(" ", &fmt("iso"), None).as_deref(), Ok(""));
+        assert!(datetime_to_app("04.03.2026", &fmt("iso"), None).is_err());
+    }
+
+    #[test]
     fn bad_formats_and_offsets_are_config_errors() {
         assert!(Format::parse("dd.mm.yyyy").is_err());
         assert!(Format::parse("%Q").is_err());
@@ -245,6 +388,16 @@ mod tests {
             if let Ok(fmt) = Format::parse(&p) {
                 let _ = to_date(&s, std::slice::from_ref(&fmt));
                 let _ = to_datetime(&s, &[fmt], None);
+            }
+        }
+
+        #[test]
+        fn the_way_back_never_panics(s in ".{0,30}", p in "[%a-zA-Z.:/ -]{0,12}", east in -86_399i32..86_400) {
+            if let Ok(fmt) = Format::parse(&p) {
+                let _ = date_to_app(&s, &fmt);
+                let _ = datetime_to_app(&s, &fmt, FixedOffset::east_opt(east));
+                let _ = date_to_app("2025-01-15", &fmt);
+                let _ = datetime_to_app("2025-01-15T10:20:00Z", &fmt, FixedOffset::east_opt(east));
             }
         }
 

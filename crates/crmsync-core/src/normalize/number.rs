@@ -2,6 +2,7 @@
 //! number properties take (`1234.50`): one decimal separator of the user's choosing, thousands
 //! separators removed only where they group digits by three, optional rounding to fixed
 //! decimals. Rounding works on the digit string, never through `f64`, so no value is distorted.
+//! The way back ([`to_app`]) writes a CRM number in the app's notation.
 
 /// Characters accepted as thousands separators (besides `.`/`,` when not the decimal separator).
 const GROUPING: [char; 5] = [' ', '\u{a0}', '\u{202f}', '\'', '_'];
@@ -69,6 +70,32 @@ pub fn normalize(value: &str, decimal: char, decimals: Option<u32>) -> Result<St
     Ok(out)
 }
 
+/// A CRM number (a plain decimal such as `-1234.5`) in the app's notation: the reverse of
+/// [`normalize`]. The decimal point becomes `decimal`; no thousands separators are added and
+/// the CRM's digits are kept, unless `decimals` rounds them as [`normalize`] does. Empty stays
+/// empty.
+pub fn to_app(crm: &str, decimal: char, decimals: Option<u32>) -> Result<String, String> {
+    let s = crm.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let digits = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    let plain = match body.split_once('.') {
+        Some((int, frac)) => digits(int) && digits(frac),
+        None => digits(body),
+    };
+    if !plain {
+        return Err("is not a number (a plain decimal such as -1234.5)".into());
+    }
+    let s = match decimals {
+        // A plain decimal has at most one `.` and no `,`: point mode reads it as it is.
+        Some(_) => normalize(s, '.', decimals)?,
+        None => s.to_string(),
+    };
+    Ok(s.replace('.', &decimal.to_string()))
+}
+
 /// Whether the separators in `s` (any non-digit, or only `sep` when given) group digits in
 /// threes: `1.234.567`, `12 345`. `sep = '\0'` accepts any separator.
 fn grouped(s: &str, sep: char) -> bool {
@@ -118,7 +145,7 @@ fn round(int: &str, frac: &str, n: usize) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, to_app};
     use proptest::prelude::*;
 
     #[test]
@@ -155,6 +182,24 @@ mod tests {
             assert!(normalize(bad, '.', None).is_err(), "{bad}");
         }
         assert!(normalize("1,2,3", ',', None).is_err());
+    }
+
+    #[test]
+    fn crm_numbers_in_the_app_notation() {
+        assert_eq!(to_app("1234.567", ',', None).as_deref(), Ok("1234,567"));
+        assert_eq!(to_app("1234.567", '.', None).as_deref(), Ok("1234.567"));
+        assert_eq!(to_app("-7", ',', None).as_deref(), Ok("-7"));
+        assert_eq!(
+            to_app("0.10", ',', None).as_deref(),
+            Ok("0,10"),
+            "digits kept"
+        );
+        assert_eq!(to_app("1234.567", ',', Some(2)).as_deref(), Ok("1234,57"));
+        assert_eq!(to_app("7", ',', Some(2)).as_deref(), Ok("7,00"));
+        assert_eq!(to_app("", ',', Some(2)).as_deref(), Ok(""));
+        for bad in ["1,234", "1.2.3", "1e5", "-", ".5", "5.", "abc", "1 234"] {
+            assert!(to_app(bad, ',', None).is_err(), "{bad}");
+        }
     }
 
     proptest! {
