@@ -32,6 +32,13 @@ pub struct UpsertInput {
     pub properties: BTreeMap<String, String>,
 }
 
+/// Properties to set on an existing CRM record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateInput {
+    pub crm_id: String,
+    pub properties: BTreeMap<String, String>,
+}
+
 /// What the CRM said about one record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -142,6 +149,25 @@ pub trait Crm: Send + Sync {
 
     /// Creates default (unlabelled) associations `from` -> `to`, up to [`Crm::max_batch`] per call.
     /// Creating an association that already exists is not an error.
+    /// The current state of up to [`Crm::max_batch`] records by CRM id: the records found, with
+    /// `properties` and their modification time, in no particular order. An id the CRM resolves
+    /// to another record (a merge absorbed it) comes back as the survivor, whose
+    /// `hs_merged_object_ids` (when asked for) lists it; an id that is gone (archived, deleted)
+    /// is simply absent.
+    fn read_batch(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+        properties: &[String],
+    ) -> impl Future<Output = Result<Vec<ChangedRecord>, CrmError>> + Send;
+
+    /// Sets properties of up to [`Crm::max_batch`] existing records, addressed by CRM id.
+    fn update_batch(
+        &self,
+        object: ObjectKind,
+        inputs: &[UpdateInput],
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
     fn associate_batch(
         &self,
         from: ObjectKind,

@@ -36,6 +36,37 @@ pub struct PullReport {
     pub unlinked: u64,
     /// CRM values that cannot be mapped back (e.g. a deal stage with no app status).
     pub unmappable: u64,
+    /// Linked records read back by id (webhook events, reconciliation).
+    pub checked: u64,
+    /// Webhook events read (stored ones, applied now).
+    pub events: u64,
+    /// Webhook events that needed no read: our own writes coming back, fields we don't pull.
+    pub events_skipped: u64,
+    /// Linked CRM records found deleted (archived), with the sync's action done.
+    pub deleted: u64,
+    /// Deletions held by the mass-deletion guard.
+    pub deletions_held: u64,
+    /// Deleted records that came back (restored in the CRM).
+    pub restored: u64,
+    /// Links re-pointed to the survivor of a CRM merge.
+    pub merged: u64,
+    /// Merges after which two app records map to one CRM record (held, reported).
+    pub shared: u64,
+    /// Records pushed again because the CRM's value of a push field differed (reconcile).
+    pub repushed: u64,
+}
+
+impl PullReport {
+    /// What a reconciliation repaired: every difference it found and fixed.
+    pub fn drift(&self) -> u64 {
+        self.applied
+            + self.repushed
+            + self.deleted
+            + self.deletions_held
+            + self.restored
+            + self.merged
+            + self.shared
+    }
 }
 
 /// The two-way fields of `sync`: (field key, config).

@@ -367,6 +367,9 @@ pub async fn check_source(config: &Config, source: &SqliteSource) -> Result<(), 
         if let Some(c) = &s.write_back_column {
             cols.push(c);
         }
+        if let Some(c) = &s.crm_deleted_column {
+            cols.push(c);
+        }
         source
             .check_columns(&s.table, &cols)
             .await

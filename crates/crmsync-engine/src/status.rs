@@ -5,7 +5,7 @@ use crate::budget::Budget;
 use crate::error::EngineError;
 use crate::estimate::{calls_for, eta};
 use crmsync_core::config::{Capture, Config};
-use crmsync_store::{SqliteSource, Store};
+use crmsync_store::{DeletionState, PullStore, SqliteSource, Store};
 use serde::Serialize;
 
 /// One sync's state.
@@ -62,14 +62,55 @@ pub struct QueuedEta {
     pub finishes_at: String,
 }
 
+/// The state of the way back (CRM -> app) and of the kill switch.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TwoWayStatus {
+    /// The kill switch is on: nothing is written on either side.
+    pub paused: bool,
+    /// Fields parked for review (`crmsync conflicts`).
+    pub open_conflicts: u64,
+    /// Records deleted in the CRM whose action was done.
+    pub deleted_in_crm: u64,
+    /// Deletions held by the mass-deletion guard (`crmsync deletions`).
+    pub deletions_held: u64,
+    /// Links re-pointed by CRM merges.
+    pub merges: u64,
+    /// ... of which left two app records on one CRM record.
+    pub merges_shared: u64,
+    /// Webhook events stored and not applied yet.
+    pub webhook_events_pending: u64,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     pub syncs: Vec<SyncStatus>,
     pub crm: CrmStatus,
+    pub two_way: TwoWayStatus,
+}
+
+/// Reads the two-way figures.
+async fn two_way<S: PullStore>(store: &S) -> Result<TwoWayStatus, EngineError> {
+    let deletions = store.deletions(None, None).await?;
+    let merges = store.merges(None).await?;
+    Ok(TwoWayStatus {
+        paused: store.paused().await?,
+        open_conflicts: store.open_conflicts(None).await?.len() as u64,
+        deleted_in_crm: deletions
+            .iter()
+            .filter(|d| d.state == DeletionState::Applied)
+            .count() as u64,
+        deletions_held: deletions
+            .iter()
+            .filter(|d| d.state == DeletionState::Held)
+            .count() as u64,
+        merges: merges.len() as u64,
+        merges_shared: merges.iter().filter(|m| m.shared_with.is_some()).count() as u64,
+        webhook_events_pending: store.pending_webhook_count().await?,
+    })
 }
 
 /// Reads the status of every sync in `config`.
-pub async fn status<S: Store>(
+pub async fn status<S: Store + PullStore>(
     config: &Config,
     store: &S,
     source: &SqliteSource,
@@ -113,6 +154,7 @@ pub async fn status<S: Store>(
     }
     let crm = &config.raw.crm;
     Ok(Status {
+        two_way: two_way(store).await?,
         syncs,
         crm: CrmStatus {
             kind: "hubspot".into(),

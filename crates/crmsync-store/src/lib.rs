@@ -12,7 +12,7 @@ pub mod state;
 pub use error::StoreError;
 pub use model::*;
 pub use source::SqliteSource;
-pub use state::{PullStore, SqliteStore};
+pub use state::{LifecycleStore, PullStore, SqliteStore};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

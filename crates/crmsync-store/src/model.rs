@@ -164,3 +164,45 @@ pub struct Conflict {
     pub base_value: Option<String>,
     pub created_at_ms: i64,
 }
+
+/// Where a CRM deletion stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionState {
+    /// Held by the mass-deletion guard until a person decides (`crmsync deletions`).
+    Held,
+    /// The sync's `on_crm_delete` action was done.
+    Applied,
+}
+
+impl DeletionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Applied => "applied",
+        }
+    }
+}
+
+/// A linked record that is gone from the CRM (archived or deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmDeletion {
+    pub sync: String,
+    pub local_id: String,
+    pub crm_id: String,
+    pub seen_at_ms: i64,
+    pub state: DeletionState,
+    /// `flag` or `unlink`, once applied.
+    pub action: Option<String>,
+}
+
+/// A link re-pointed because the CRM merged its record into `to_crm_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmMerge {
+    pub sync: String,
+    pub local_id: String,
+    pub from_crm_id: String,
+    pub to_crm_id: String,
+    /// Another app record of the sync that maps to `to_crm_id` too.
+    pub shared_with: Option<String>,
+    pub at_ms: i64,
+}

@@ -54,18 +54,65 @@ pub struct RunConfig {
     /// Time between two rounds (a push pass, then a poll of CRM changes), in ms.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Whether to poll the CRM's search for changed records (switch off when webhooks deliver
+    /// every change and the search budget is better spent elsewhere).
+    #[serde(default = "default_true")]
+    pub poll: bool,
+    /// Time between two reconciliation passes (every linked record read back by id: changes
+    /// both mechanisms missed, deletions, merges), in ms; 0 switches them off.
+    #[serde(default = "default_reconcile_interval_ms")]
+    pub reconcile_interval_ms: u64,
+    /// The mass-deletion guard: when more than this share of a sync's linked records is deleted
+    /// in the CRM within an hour, deletions are held until a person decides.
+    #[serde(default = "default_max_delete_share")]
+    pub max_delete_share: f64,
+    /// ... but never for fewer deletions than this.
+    #[serde(default = "default_delete_guard_min")]
+    pub delete_guard_min: u64,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             poll_interval_ms: default_poll_interval_ms(),
+            poll: true,
+            reconcile_interval_ms: default_reconcile_interval_ms(),
+            max_delete_share: default_max_delete_share(),
+            delete_guard_min: default_delete_guard_min(),
         }
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+
+pub fn default_reconcile_interval_ms() -> u64 {
+    6 * 3_600_000
+}
+
+pub fn default_max_delete_share() -> f64 {
+    0.10
+}
+
+pub fn default_delete_guard_min() -> u64 {
+    10
+}
+
 pub fn default_poll_interval_ms() -> u64 {
     5_000
+}
+
+/// What a CRM deletion does on our side. Neither hard-deletes the app row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCrmDelete {
+    /// Keep the link, mark it deleted, stop pushing the record (held, rule `crm_deleted`), and
+    /// write the time into `crm_deleted_column` when one is set.
+    #[default]
+    Flag,
+    /// Forget the link: the next push creates the record in the CRM again (the app is master).
+    Unlink,
 }
 
 /// Who wins when a two-way field changed on both sides since the last value they agreed on.
@@ -230,6 +277,12 @@ pub struct SyncConfig {
     /// Column -> name of the sync whose records it references (creates CRM associations).
     #[serde(default)]
     pub associate: BTreeMap<String, String>,
+    /// What a record deleted (archived) in the CRM does to its app row.
+    #[serde(default)]
+    pub on_crm_delete: OnCrmDelete,
+    /// With `on_crm_delete = "flag"`: the app column that receives the deletion time (RFC 3339
+    /// UTC); cleared when the record is restored in the CRM.
+    pub crm_deleted_column: Option<String>,
     #[serde(default)]
     pub fields: BTreeMap<String, FieldConfig>,
 }

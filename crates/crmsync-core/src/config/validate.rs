@@ -109,6 +109,24 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     let mut id_props: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     for (i, s) in raw.syncs.iter().enumerate() {
         let at = |key: &str| format!("sync[{i}].{key}");
+        if s.crm_deleted_column.is_some()
+            && s.on_crm_delete != crate::config::raw::OnCrmDelete::Flag
+        {
+            push(
+                at("crm_deleted_column"),
+                "only `on_crm_delete = \"flag\"` writes a deletion time; remove it or use \"flag\""
+                    .into(),
+            );
+        }
+        if s.crm_deleted_column
+            .as_ref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            push(
+                at("crm_deleted_column"),
+                "must name a column of the table".into(),
+            );
+        }
         if s.name.trim().is_empty() {
             push(at("name"), "must not be empty".into());
         } else if let Some(first) = names.insert(s.name.as_str(), i) {
@@ -269,6 +287,13 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         push(
             "run.poll_interval_ms".into(),
             "must be above 0; 5000 polls the CRM every 5 seconds".into(),
+        );
+    }
+    if !(raw.run.max_delete_share > 0.0 && raw.run.max_delete_share <= 1.0) {
+        push(
+            "run.max_delete_share".into(),
+            "must be a share above 0 and at most 1; 0.1 holds deletions of more than a tenth of the records"
+                .into(),
         );
     }
     if let Some(cycle) = association_cycle(raw) {

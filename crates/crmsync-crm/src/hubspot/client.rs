@@ -26,7 +26,7 @@ use super::limiter::Limiter;
 use super::wire;
 use crate::{
     AssociationInput, CallObserver, CallRecord, ChangedRecord, Crm, CrmError, ErrorKind,
-    ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpsertInput,
+    ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpdateInput, UpsertInput,
 };
 
 /// HubSpot's limit of inputs per batch call (FACTS 2.3).
@@ -626,6 +626,114 @@ impl Crm for HubspotClient {
         }
         out.sort_by_key(|r| (r.modified_ms, id_order(&r.crm_id)));
         Ok(out)
+    }
+
+    async fn read_batch(
+        &self,
+        object: ObjectKind,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<Vec<ChangedRecord>, CrmError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        for p in properties {
+            check_property_name(p)?;
+        }
+        let what = format!("{object} batch read");
+        check_batch_size(&what, ids.len())?;
+        let modified_prop = last_modified_property(object);
+        let mut wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+        wanted.push(modified_prop);
+        wanted.sort_unstable();
+        wanted.dedup();
+        let body = wire::BatchReadRequest {
+            inputs: ids.iter().map(|id| wire::PublicObjectId { id }).collect(),
+            properties: wanted,
+        };
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: format!("/crm/v3/objects/{object}/batch/read"),
+                path: format!("/crm/v3/objects/{object}/batch/read"),
+                body: Some(to_json(&what, &body)?),
+                records: count(ids.len()),
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let response: wire::BatchReadResponse =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        // A 207 lists the ids that no longer exist; that is an answer, not a failure.
+        if let Some(other) = response
+            .errors
+            .iter()
+            .find(|e| e.category.as_deref() != Some("OBJECT_NOT_FOUND"))
+        {
+            return Err(hs_error::batch_error(&what, other));
+        }
+        Ok(response
+            .results
+            .into_iter()
+            .map(|record| ChangedRecord {
+                modified_ms: record
+                    .properties
+                    .get(modified_prop)
+                    .and_then(|v| v.as_deref())
+                    .and_then(parse_ms)
+                    .unwrap_or(0),
+                properties: properties
+                    .iter()
+                    .map(|p| {
+                        let v = record.properties.get(p).cloned().flatten();
+                        (p.clone(), v.unwrap_or_default())
+                    })
+                    .collect(),
+                crm_id: record.id,
+            })
+            .collect())
+    }
+
+    async fn update_batch(
+        &self,
+        object: ObjectKind,
+        inputs: &[UpdateInput],
+    ) -> Result<(), CrmError> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let what = format!("{object} batch update");
+        check_batch_size(&what, inputs.len())?;
+        let body = wire::BatchUpdateRequest {
+            inputs: inputs
+                .iter()
+                .map(|i| wire::BatchUpdateItem {
+                    id: &i.crm_id,
+                    properties: i
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect(),
+                })
+                .collect(),
+        };
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: format!("/crm/v3/objects/{object}/batch/update"),
+                path: format!("/crm/v3/objects/{object}/batch/update"),
+                body: Some(to_json(&what, &body)?),
+                records: count(inputs.len()),
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let response: wire::BatchResponseDefaultAssociation =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        match response.errors.first() {
+            Some(first) => Err(hs_error::batch_error(&what, first)),
+            None => Ok(()),
+        }
     }
 
     async fn associate_batch(

@@ -300,3 +300,31 @@ pub fn context_strings(context: &BTreeMap<String, Value>, key: &str) -> Vec<Stri
         None => Vec::new(),
     }
 }
+
+/// `BatchReadInputSimplePublicObjectId`: body of `POST …/batch/read` (FACTS 2.3).
+#[derive(Debug, Serialize)]
+pub struct BatchReadRequest<'a> {
+    pub inputs: Vec<PublicObjectId<'a>>,
+    pub properties: Vec<&'a str>,
+}
+
+/// `BatchResponseSimplePublicObject`: the records found (200), and on 207 the ids that were not.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BatchReadResponse {
+    pub results: Vec<SearchRecord>,
+    pub errors: Vec<StandardError>,
+}
+
+/// `BatchInputSimplePublicObjectBatchInput`: body of `POST …/batch/update`.
+#[derive(Debug, Serialize)]
+pub struct BatchUpdateRequest<'a> {
+    pub inputs: Vec<BatchUpdateItem<'a>>,
+}
+
+/// One record to update, by CRM id.
+#[derive(Debug, Serialize)]
+pub struct BatchUpdateItem<'a> {
+    pub id: &'a str,
+    pub properties: BTreeMap<&'a str, &'a str>,
+}

@@ -14,7 +14,7 @@ use std::future::Future;
 const PAUSED: &str = "paused";
 
 /// Two-way state. Implemented by [`SqliteStore`].
-pub trait PullStore: Send + Sync {
+pub trait PullStore: crate::state::LifecycleStore + Send + Sync {
     /// `local_id` of each CRM id of `sync` that has a link.
     fn local_ids_of(
         &self,

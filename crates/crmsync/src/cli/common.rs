@@ -46,3 +46,14 @@ pub async fn engine(config: Config) -> anyhow::Result<Engine<HubspotClient, Sqli
     let crm = hubspot_client(&config, &calls)?;
     Ok(Engine::new(config, crm, store, source, calls))
 }
+
+/// An engine on the state without taking the delivery lock, for commands that only settle
+/// state (e.g. `crmsync deletions --apply`) while `crmsync run` keeps running.
+pub async fn engine_beside_worker(
+    config: Config,
+) -> anyhow::Result<Engine<HubspotClient, SqliteStore>> {
+    let (store, source) = open_databases(&config).await?;
+    let calls = CallBuffer::default();
+    let crm = hubspot_client(&config, &calls)?;
+    Ok(Engine::new(config, crm, store, source, calls))
+}

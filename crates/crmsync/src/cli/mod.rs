@@ -3,11 +3,13 @@
 mod check;
 mod common;
 mod conflicts;
+mod deletions;
 mod demo;
 mod explain;
 mod install;
 mod pause;
 mod plan;
+mod reconcile;
 mod retry;
 mod run;
 mod sandbox;
@@ -59,6 +61,10 @@ pub enum Command {
     Conflicts(conflicts::ConflictsArgs),
     /// Settle a parked conflict with the app's or the CRM's value.
     Resolve(conflicts::ResolveArgs),
+    /// Read every linked record back from the CRM and repair what differs (prints the drift).
+    Reconcile(ConfigArg),
+    /// List records deleted in the CRM; settle deletions held by the mass-deletion guard.
+    Deletions(deletions::DeletionsArgs),
 }
 
 /// `--config FILE`, shared by the commands that work on a configured project.
@@ -86,5 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(a) => pause::run(a, false).await,
         Command::Conflicts(a) => conflicts::list(a).await,
         Command::Resolve(a) => conflicts::resolve(a).await,
+        Command::Reconcile(a) => reconcile::run(a).await,
+        Command::Deletions(a) => deletions::run(a).await,
     }
 }

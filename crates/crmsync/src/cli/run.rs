@@ -102,8 +102,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "crmsync run: polling the CRM and pushing app changes every {} ms (Ctrl-C stops)",
         interval.as_millis()
     );
+    let poll = engine.config.raw.run.poll;
     let mut round = 0u64;
     let mut was_paused = false;
+    let mut next_poll = tokio::time::Instant::now();
     while !engine.stopping() && args.rounds.is_none_or(|n| round < n) {
         round += 1;
         if engine.store.paused().await? {
@@ -113,13 +115,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             was_paused = true;
         } else {
             was_paused = false;
-            match engine.pull_once().await {
-                Ok(r) if r.applied > 0 || r.parked > 0 => eprintln!(
-                    "pulled: {} CRM changes read, {} app rows updated, {} conflicts parked, {} kept the app's value",
-                    r.fetched, r.applied, r.parked, r.kept_app
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!("poll failed, retried next round: {e}"),
+            match engine.apply_webhook_events().await {
+                Ok(r) => report_inbound("webhooks", &r),
+                Err(e) => eprintln!("applying webhook events failed, retried next round: {e}"),
+            }
+            if poll && tokio::time::Instant::now() >= next_poll {
+                next_poll = tokio::time::Instant::now() + interval;
+                match engine.pull_once().await {
+                    Ok(r) => report_inbound("poll", &r),
+                    Err(e) => eprintln!("poll failed, retried next round: {e}"),
+                }
+            }
+            match engine.reconcile_due().await {
+                Ok(true) => match engine.reconcile_once().await {
+                    Ok(r) => eprintln!(
+                        "reconciled: {} records read, drift repaired: {}",
+                        r.checked,
+                        r.drift()
+                    ),
+                    Err(e) => eprintln!("reconciliation failed, retried next round: {e}"),
+                },
+                Ok(false) => {}
+                Err(e) => eprintln!("reconciliation check failed: {e}"),
             }
             match engine.push_once(&NoProgress).await {
                 Ok(r) => {
@@ -134,8 +151,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if engine.stopping() || args.rounds.is_some_and(|n| round >= n) {
             break;
         }
-        // Wait for the next round, waking early for a shutdown or a webhook event.
-        let deadline = tokio::time::Instant::now() + interval;
+        // Wait for the next poll (or, with polling off, one interval), waking early for a
+        // shutdown or a webhook event.
+        let deadline = if poll {
+            next_poll.max(tokio::time::Instant::now() + Duration::from_millis(1))
+        } else {
+            tokio::time::Instant::now() + interval
+        };
         while tokio::time::Instant::now() < deadline && !engine.stopping() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50).min(interval)) => {}
@@ -145,4 +167,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("crmsync run stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line about inbound work that changed something.
+fn report_inbound(what: &str, r: &crmsync_engine::PullReport) {
+    if r.applied + r.parked + r.deleted + r.deletions_held + r.restored + r.merged + r.shared == 0 {
+        return;
+    }
+    let mut parts = vec![format!(
+        "{} CRM changes read, {} app rows updated",
+        r.fetched, r.applied
+    )];
+    for (n, label) in [
+        (r.parked, "conflicts parked"),
+        (r.kept_app, "kept the app's value"),
+        (r.deleted, "deleted in the CRM"),
+        (
+            r.deletions_held,
+            "deletions held by the mass-deletion guard (crmsync deletions)",
+        ),
+        (r.restored, "restored"),
+        (r.merged, "merged"),
+        (r.shared, "merged into a record another app record maps to"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    eprintln!("{what}: {}", parts.join(", "));
 }

@@ -32,6 +32,35 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s.sync, s.object, s.total, s.synced, s.pending, s.failed, s.quarantined, s.held
         );
     }
+    let t = &st.two_way;
+    if t.paused {
+        println!("\nPAUSED: nothing is written on either side until `crmsync resume`");
+    }
+    let mut notes = Vec::new();
+    for (n, what) in [
+        (
+            t.open_conflicts,
+            "conflicts waiting for review (crmsync conflicts)",
+        ),
+        (
+            t.deletions_held,
+            "CRM deletions held by the mass-deletion guard (crmsync deletions)",
+        ),
+        (t.deleted_in_crm, "records deleted in the CRM"),
+        (t.merges, "links re-pointed by CRM merges"),
+        (
+            t.merges_shared,
+            "app records sharing a CRM record after a merge (held)",
+        ),
+        (t.webhook_events_pending, "webhook events not applied yet"),
+    ] {
+        if n > 0 {
+            notes.push(format!("{n} {what}"));
+        }
+    }
+    if !notes.is_empty() {
+        println!("\ntwo-way: {}", notes.join("; "));
+    }
     let c = &st.crm;
     println!(
         "\n{} ({}): {} calls, {} retries, {} rate-limited (429), {} errors",

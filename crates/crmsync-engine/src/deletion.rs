@@ -1,0 +1,247 @@
+//! Records deleted (archived) in the CRM. A linked record found gone gets its sync's
+//! `on_crm_delete` action: `flag` (default) keeps the link, holds the record (no push would
+//! recreate it) and writes the time into `crm_deleted_column` when one is set; `unlink` forgets
+//! the link so the next push creates it again. The app row is never deleted.
+//!
+//! The mass-deletion guard: when the deletions of a sync within [`GUARD_WINDOW_MS`] would pass
+//! `[run] max_delete_share` of its linked records (and `delete_guard_min`), they are held, and
+//! so is every later one, until a person decides with `crmsync deletions --apply|--reject`.
+//! A bulk delete in the CRM arrives as many webhook requests, hence a window, not one batch.
+
+use crate::apply::PullReport;
+use crate::error::EngineError;
+use crate::push::Engine;
+use crmsync_core::config::SyncConfig;
+use crmsync_core::config::raw::OnCrmDelete;
+use crmsync_crm::Crm;
+use crmsync_store::{
+    CrmDeletion, DeletionState, PullStore, QuarantineEntry, QuarantineKind, Store,
+};
+use std::collections::HashSet;
+
+/// The window the guard counts deletions in.
+pub const GUARD_WINDOW_MS: i64 = 3_600_000;
+
+/// The quarantine rule of records deleted in the CRM.
+pub const RULE: &str = "crm_deleted";
+
+/// What a person decided about held deletions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Do the sync's action for them, as if the guard had not tripped.
+    Apply,
+    /// They were a mistake: forget them and push the records again (recreated in the CRM).
+    Reject,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl<C: Crm, S: Store + PullStore> Engine<C, S> {
+    /// Handles linked records of `sync` found gone: (local id, CRM id).
+    pub(crate) async fn record_gone(
+        &self,
+        sync: &SyncConfig,
+        gone: &[(String, String)],
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let known = self.store.deletions(Some(&sync.name), None).await?;
+        let tripped = known.iter().any(|d| d.state == DeletionState::Held);
+        let known: HashSet<&str> = known.iter().map(|d| d.local_id.as_str()).collect();
+        let new: Vec<&(String, String)> = gone
+            .iter()
+            .filter(|(local, _)| !known.contains(local.as_str()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let recent = self
+            .store
+            .deletions_since(&sync.name, now - GUARD_WINDOW_MS)
+            .await?;
+        let linked = self.store.link_count(&sync.name).await?;
+        let run = &self.config.raw.run;
+        let share_limit = (run.max_delete_share * linked as f64).ceil() as u64;
+        let limit = share_limit.max(run.delete_guard_min);
+        let total = recent + new.len() as u64;
+        let hold = tripped || total > limit;
+        let deletions: Vec<CrmDeletion> = new
+            .iter()
+            .map(|(local, crm)| CrmDeletion {
+                sync: sync.name.clone(),
+                local_id: local.clone(),
+                crm_id: crm.clone(),
+                seen_at_ms: now,
+                state: DeletionState::Held,
+                action: None,
+            })
+            .collect();
+        if hold {
+            tracing::warn!(
+                sync = %sync.name,
+                deletions = total,
+                linked,
+                "mass-deletion guard: deletions held until `crmsync deletions --apply` or `--reject`"
+            );
+            report.deletions_held += deletions.len() as u64;
+            self.store.record_deletions(&deletions).await?;
+            return Ok(());
+        }
+        self.do_deletions(sync, deletions, report).await
+    }
+
+    /// Does the sync's action for `deletions` and records them as applied.
+    async fn do_deletions(
+        &self,
+        sync: &SyncConfig,
+        mut deletions: Vec<CrmDeletion>,
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let locals: Vec<String> = deletions.iter().map(|d| d.local_id.clone()).collect();
+        match sync.on_crm_delete {
+            OnCrmDelete::Flag => {
+                if let Some(column) = &sync.crm_deleted_column {
+                    let updates: Vec<(String, Vec<(String, String)>)> = deletions
+                        .iter()
+                        .map(|d| (d.local_id.clone(), vec![(column.clone(), rfc3339(now))]))
+                        .collect();
+                    self.source
+                        .apply_pulled(&sync.table, &sync.key, &updates)
+                        .await?;
+                }
+                let held: Vec<QuarantineEntry> = deletions
+                    .iter()
+                    .map(|d| QuarantineEntry {
+                        sync: sync.name.clone(),
+                        local_id: d.local_id.clone(),
+                        kind: QuarantineKind::Held,
+                        field: None,
+                        rule: RULE.into(),
+                        message: format!(
+                            "deleted in the CRM (record {}): not pushed any more; restore it in the CRM to resume",
+                            d.crm_id
+                        ),
+                        first_seen_ms: now,
+                        last_seen_ms: now,
+                        attempts: 1,
+                        retry_requested: false,
+                    })
+                    .collect();
+                self.store.quarantine(&held).await?;
+            }
+            OnCrmDelete::Unlink => self.store.unlink(&sync.name, &locals).await?,
+        }
+        let action = match sync.on_crm_delete {
+            OnCrmDelete::Flag => "flag",
+            OnCrmDelete::Unlink => "unlink",
+        };
+        for d in &mut deletions {
+            d.state = DeletionState::Applied;
+            d.action = Some(action.into());
+        }
+        report.deleted += deletions.len() as u64;
+        tracing::info!(sync = %sync.name, deleted = deletions.len(), action, "CRM deletions applied");
+        self.store.record_deletions(&deletions).await?;
+        Ok(())
+    }
+
+    /// Records of `sync` found alive again after a deletion (restored in the CRM): the flag is
+    /// cleared and the record flows again.
+    pub(crate) async fn record_restored(
+        &self,
+        sync: &SyncConfig,
+        alive_locals: &HashSet<String>,
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        if alive_locals.is_empty() {
+            return Ok(());
+        }
+        let back: Vec<CrmDeletion> = self
+            .store
+            .deletions(Some(&sync.name), None)
+            .await?
+            .into_iter()
+            .filter(|d| alive_locals.contains(&d.local_id) && d.action.as_deref() != Some("unlink"))
+            .collect();
+        if back.is_empty() {
+            return Ok(());
+        }
+        let locals: Vec<String> = back.iter().map(|d| d.local_id.clone()).collect();
+        if let Some(column) = &sync.crm_deleted_column {
+            let updates: Vec<(String, Vec<(String, String)>)> = locals
+                .iter()
+                .map(|l| (l.clone(), vec![(column.clone(), String::new())]))
+                .collect();
+            self.source
+                .apply_pulled(&sync.table, &sync.key, &updates)
+                .await?;
+        }
+        self.store.clear_quarantine(&sync.name, &locals).await?;
+        self.store.forget_deletions(&sync.name, &locals).await?;
+        report.restored += locals.len() as u64;
+        Ok(())
+    }
+
+    /// Settles the deletions the guard held, of one sync or all; returns how many.
+    pub async fn decide_deletions(
+        &self,
+        sync_name: Option<&str>,
+        decision: Decision,
+    ) -> Result<u64, EngineError> {
+        let mut report = PullReport::default();
+        let mut settled = 0;
+        for sync in &self.config.raw.syncs {
+            if sync_name.is_some_and(|n| n != sync.name) {
+                continue;
+            }
+            let held = self
+                .store
+                .deletions(Some(&sync.name), Some(DeletionState::Held))
+                .await?;
+            if held.is_empty() {
+                continue;
+            }
+            settled += held.len() as u64;
+            match decision {
+                Decision::Apply => self.do_deletions(sync, held, &mut report).await?,
+                Decision::Reject => {
+                    let locals: Vec<String> = held.iter().map(|d| d.local_id.clone()).collect();
+                    self.store.forget_deletions(&sync.name, &locals).await?;
+                    self.repush(sync, &locals).await?;
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Queues the current payload of these records whatever was pushed before.
+    pub(crate) async fn repush(
+        &self,
+        sync: &SyncConfig,
+        local_ids: &[String],
+    ) -> Result<u64, EngineError> {
+        let mut columns = crmsync_core::mapping::referenced_columns(sync);
+        if let Some(c) = &sync.updated_at_column {
+            columns.push(c);
+        }
+        let rows = self
+            .source
+            .fetch(&sync.table, &sync.key, &columns, local_ids)
+            .await?;
+        let jobs: Vec<_> = self
+            .payload_hashes(sync, &rows)
+            .await?
+            .into_values()
+            .collect();
+        self.store.enqueue(&jobs, self.clock.now_ms()).await?;
+        Ok(jobs.len() as u64)
+    }
+}

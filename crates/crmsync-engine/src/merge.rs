@@ -1,0 +1,141 @@
+//! CRM merges. When the CRM merges record A into X, requests for A resolve to X and X's
+//! `hs_merged_object_ids` lists A (FACTS 2.4). The app record linked to A is re-pointed to X.
+//! If no other app record maps to X, our key is written into X's id property, so upserts find X
+//! from now on (X kept its own value, often none). If another app record already maps to X, two
+//! app records now share one CRM record: the re-pointed one is held and the merge reported; a
+//! person merges them in the app too.
+
+use crate::apply::PullReport;
+use crate::error::EngineError;
+use crate::push::Engine;
+use crmsync_core::config::SyncConfig;
+use crmsync_crm::{Crm, ObjectKind, UpdateInput};
+use crmsync_store::{CrmMerge, PullStore, QuarantineEntry, QuarantineKind, Store};
+use std::collections::{BTreeMap, HashMap};
+
+/// The property listing the ids a record absorbed.
+pub const MERGED_IDS: &str = "hs_merged_object_ids";
+
+/// The quarantine rule of app records sharing a CRM record after a merge.
+pub const RULE: &str = "crm_merged";
+
+impl<C: Crm, S: Store + PullStore> Engine<C, S> {
+    /// Re-points the links of merged records: `merges` are (absorbed CRM id, survivor CRM id),
+    /// `linked` maps CRM ids to app records.
+    pub(crate) async fn record_merges(
+        &self,
+        sync: &SyncConfig,
+        object: ObjectKind,
+        merges: &[(String, String)],
+        linked: &HashMap<String, String>,
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        if merges.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let survivors: Vec<String> = merges.iter().map(|(_, x)| x.clone()).collect();
+        let owners = self.store.local_ids_of(&sync.name, &survivors).await?;
+        let mut logged = Vec::new();
+        let mut keys = Vec::new();
+        let mut held = Vec::new();
+        for (absorbed, survivor) in merges {
+            let Some(local) = linked.get(absorbed) else {
+                continue;
+            };
+            let shared_with = owners.get(survivor).filter(|o| *o != local).cloned();
+            match &shared_with {
+                Some(other) => {
+                    report.shared += 1;
+                    tracing::warn!(sync = %sync.name, record = %local, other = %other, crm_id = %survivor, "two app records now map to one CRM record");
+                    held.push(QuarantineEntry {
+                        sync: sync.name.clone(),
+                        local_id: local.clone(),
+                        kind: QuarantineKind::Held,
+                        field: None,
+                        rule: RULE.into(),
+                        message: format!(
+                            "the CRM merged record {absorbed} into {survivor}, which app record {other} maps to as well: merge the two in the app, then `crmsync retry {local}`"
+                        ),
+                        first_seen_ms: now,
+                        last_seen_ms: now,
+                        attempts: 1,
+                        retry_requested: false,
+                    });
+                }
+                None => {
+                    report.merged += 1;
+                    keys.push(UpdateInput {
+                        crm_id: survivor.clone(),
+                        properties: BTreeMap::from([(sync.id_property.clone(), local.clone())]),
+                    });
+                }
+            }
+            logged.push(CrmMerge {
+                sync: sync.name.clone(),
+                local_id: local.clone(),
+                from_crm_id: absorbed.clone(),
+                to_crm_id: survivor.clone(),
+                shared_with,
+                at_ms: now,
+            });
+        }
+        // The CRM first: a crash after it finds the same merge again next time (A still
+        // linked, resolving to X) and redoes it.
+        for chunk in keys.chunks(self.crm.max_batch().max(1)) {
+            let r = self.crm.update_batch(object, chunk).await;
+            self.flush_calls().await?;
+            r?;
+        }
+        self.store.record_merges(&logged).await?;
+        self.store.quarantine(&held).await?;
+        Ok(())
+    }
+}
+
+/// The (absorbed, survivor) pairs among `asked` ids that `found` records reveal.
+pub fn merges_among(
+    asked: &[String],
+    found: &[crmsync_crm::ChangedRecord],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for record in found {
+        let Some(ids) = record.properties.get(MERGED_IDS) else {
+            continue;
+        };
+        for absorbed in ids.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            if absorbed != record.crm_id
+                && asked.iter().any(|a| a == absorbed)
+                && !out.iter().any(|(a, _)| a == absorbed)
+            {
+                out.push((absorbed.to_string(), record.crm_id.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_crm::ChangedRecord;
+
+    fn rec(id: &str, merged: &str) -> ChangedRecord {
+        ChangedRecord {
+            crm_id: id.into(),
+            properties: BTreeMap::from([(MERGED_IDS.to_string(), merged.to_string())]),
+            modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn survivors_name_the_absorbed_ids_that_were_asked_for() {
+        let asked = vec!["1".to_string(), "2".to_string(), "3".to_string()];
+        let found = vec![rec("9", "1;7"), rec("3", "2"), rec("3", "2")];
+        assert_eq!(
+            merges_among(&asked, &found),
+            vec![("1".into(), "9".into()), ("2".into(), "3".into())]
+        );
+        assert!(merges_among(&asked, &[rec("5", "")]).is_empty());
+    }
+}
