@@ -1,7 +1,8 @@
 //! A bad config gets a clear error naming the file, the line and the key, and every semantic
 //! problem is reported at once.
 
-use crmsync_core::config::{ConfigError, Secrets, load, load_str};
+use crmsync_core::config::{ConfigError, Secrets, WebhookSignature, load, load_str};
+use secrecy::ExposeSecret;
 use std::path::Path;
 
 const GOOD: &str = r#"
@@ -258,4 +259,103 @@ fn a_pulled_many_to_one_status_map_needs_reverse() {
         &env_with_token,
     )
     .expect("with a reverse choice the map is valid");
+}
+
+#[test]
+fn webhooks_are_off_by_default_with_v3_signatures_a_one_mebibyte_limit_and_the_usual_variable() {
+    let cfg = load_str(GOOD, Path::new("c.toml"), Secrets::NotNeeded, &no_env).expect("valid");
+    let hooks = &cfg.raw.webhooks;
+    assert_eq!(hooks.listen, None);
+    assert_eq!(hooks.url, None);
+    assert_eq!(hooks.signature, WebhookSignature::V3);
+    assert_eq!(hooks.max_body_bytes, 1_048_576);
+    assert_eq!(hooks.secret_env_or_default(), "HUBSPOT_CLIENT_SECRET");
+}
+
+#[test]
+fn every_webhooks_problem_is_reported_with_its_dotted_key_and_line() {
+    let text = format!(
+        "{GOOD}\n[webhooks]\nlisten = \"localhost\"\nurl = \"hooks.example.com/hubspot\"\nsecret_env = \"HOOK_SECRET\"\nsecret_file = \"hook-secret\"\nmax_body_bytes = 10\n"
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let got: Vec<(String, Option<usize>)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.path.clone(), p.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("webhooks.listen".to_string(), Some(17)),
+            ("webhooks.url".to_string(), Some(18)),
+            ("webhooks.secret_file".to_string(), Some(20)),
+            ("webhooks.max_body_bytes".to_string(), Some(21)),
+        ],
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("\"127.0.0.1:8080\""), "{msg}");
+    assert!(msg.contains("not both"), "{msg}");
+}
+
+#[test]
+fn an_unknown_signature_version_or_a_secret_in_the_file_is_a_parse_error() {
+    for (line, named) in [
+        ("signature = \"v2\"", "v2"),
+        ("secret = \"s3cret\"", "secret"),
+    ] {
+        let text = format!("{GOOD}\n[webhooks]\n{line}\n");
+        let err = load_str(&text, Path::new("c.toml"), Secrets::NotNeeded, &no_env)
+            .expect_err("must fail");
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains(named), "{err}");
+        assert!(err.to_string().contains("line 17"), "{err}");
+    }
+}
+
+#[test]
+fn the_webhook_secret_is_read_only_when_asked_for_from_its_variable_or_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crmsync.toml");
+    let with = |hooks: &str| {
+        let text = format!("{GOOD}\n[webhooks]\nlisten = \"127.0.0.1:8080\"\n{hooks}");
+        std::fs::write(&path, &text).expect("config");
+        // Loading, even with the CRM token required, does not need the webhook secret.
+        load_str(&text, &path, Secrets::Required, &env_with_token).expect("valid config")
+    };
+    let hook_env = |name: &str| (name == "HOOK_SECRET").then(|| " s3cret\n".to_string());
+
+    let cfg = with("");
+    let err = cfg.webhook_secret(&no_env).expect_err("no secret");
+    assert_eq!(err.problems()[0].path, "webhooks.secret_env");
+    assert_eq!(err.problems()[0].line, Some(16), "{err}");
+    assert!(err.to_string().contains("HUBSPOT_CLIENT_SECRET"), "{err}");
+    let default_env = |name: &str| (name == "HUBSPOT_CLIENT_SECRET").then(|| "abc".to_string());
+    let secret = cfg
+        .webhook_secret(&default_env)
+        .expect("from the default variable");
+    assert_eq!(secret.expose_secret(), "abc");
+
+    let cfg = with("secret_env = \"HOOK_SECRET\"\n");
+    let secret = cfg
+        .webhook_secret(&hook_env)
+        .expect("from the named variable");
+    assert_eq!(secret.expose_secret(), "s3cret");
+
+    let cfg = with("secret_file = \"hook-secret\"\n");
+    let err = cfg.webhook_secret(&hook_env).expect_err("no file yet");
+    assert_eq!(err.problems()[0].path, "webhooks.secret_file");
+    assert_eq!(err.problems()[0].line, Some(18), "{err}");
+    assert!(err.to_string().contains("hook-secret"), "{err}");
+    std::fs::write(dir.path().join("hook-secret"), "s3cret\n").expect("secret file");
+    let secret = cfg
+        .webhook_secret(&no_env)
+        .expect("from the file next to the config");
+    assert_eq!(secret.expose_secret(), "s3cret");
 }

@@ -1,18 +1,30 @@
-//! The webhook receiver of `crmsync run --webhook-listen ADDR`: `POST /hubspot/webhooks`
-//! checks HubSpot's v3 signature (five-minute window, constant-time compare), stores the events
-//! in the state database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run
-//! loop so the next poll starts at once instead of at the end of `poll_interval_ms`. The poll
-//! does the applying; the events make it prompt. A refused request gets 401 (HubSpot does not
-//! retry it), a storage failure 500 (HubSpot retries).
+//! The webhook receiver of `crmsync run` (`[webhooks] listen`, or `--webhook-listen ADDR`):
+//! `POST /hubspot/webhooks` checks HubSpot's signature (v3 by default: five-minute window; v1
+//! when `[webhooks] signature = "v1"`; constant-time compares), stores the events in the state
+//! database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run loop so the
+//! next poll starts at once instead of at the end of `poll_interval_ms`. The poll does the
+//! applying; the events make it prompt.
+//!
+//! Answers: 204 stored (or already known); 401 a missing, wrong or stale signature, or one of the
+//! other version; 400 a body that is not a JSON array of events with `eventId`,
+//! `subscriptionType` and `objectId` (nothing of it is stored); 413 a body over
+//! `max_body_bytes`; 405 another method; 500 a storage failure. HubSpot retries only 5xx and
+//! 429, so every refusal is final and only a failure to store makes it deliver again. Neither
+//! the secret nor a request's signature is ever logged.
 
+use crate::exit::UsageError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use crmsync_crm::hubspot::webhook::verify_v3;
+use crmsync_core::config::{Config, WebhookSignature};
+use crmsync_crm::hubspot::webhook::{SignatureError, verify_v1, verify_v3};
 use crmsync_store::{PullStore, SqliteStore};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -22,14 +34,188 @@ pub const PATH: &str = "/hubspot/webhooks";
 /// What the route needs.
 pub struct Receiver {
     pub secret: SecretString,
+    /// The signature version checked; requests signed with the other one are refused.
+    pub signature: WebhookSignature,
     /// The URL as configured in HubSpot (what v3 signs); `http://<Host><path>` when `None`.
     pub public_url: Option<String>,
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
     pub store: SqliteStore,
     pub wake: Arc<Notify>,
 }
 
+/// The flags of `crmsync run` that override `[webhooks]` keys of the config file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--webhook-listen` (over `listen`).
+    pub listen: Option<SocketAddr>,
+    /// `--webhook-secret-env` (over `secret_env` and `secret_file`).
+    pub secret_env: Option<String>,
+    /// `--webhook-url` (over `url`).
+    pub url: Option<String>,
+}
+
+/// Starts the receiver when the config's `[webhooks] listen` or the `--webhook-listen` flag
+/// gives an address: resolves the client secret (only then: nothing else needs it), binds, and
+/// serves in the background. Returns the bound address, `None` when no receiver is configured.
+pub async fn start(
+    config: &Config,
+    flags: Overrides,
+    store: SqliteStore,
+    wake: Arc<Notify>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let hooks = &config.raw.webhooks;
+    // Validated when the config was loaded.
+    let from_file = hooks.listen.as_deref().and_then(|a| a.parse().ok());
+    let Some(addr) = flags.listen.or(from_file) else {
+        if hooks.url.is_some() {
+            eprintln!(
+                "warning: [webhooks] url is set but no `listen` address: not receiving webhooks"
+            );
+        }
+        return Ok(None);
+    };
+    let secret = match &flags.secret_env {
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => SecretString::from(v.trim().to_string()),
+            _ => {
+                return Err(UsageError(format!(
+                    "--webhook-secret-env names {var}, which is not set (or empty); export it with the HubSpot app's client secret"
+                ))
+                .into());
+            }
+        },
+        None => config.webhook_secret(&|name| std::env::var(name).ok())?,
+    };
+    let receiver = Arc::new(Receiver {
+        secret,
+        signature: hooks.signature,
+        public_url: flags.url.or_else(|| hooks.url.clone()),
+        max_body_bytes: hooks.max_body_bytes,
+        store,
+        wake,
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    eprintln!(
+        "receiving HubSpot webhooks on http://{bound}{PATH} ({} signatures)",
+        receiver.signature.as_str()
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(receiver)).await {
+            tracing::error!(error = %e, "webhook receiver stopped");
+        }
+    });
+    Ok(Some(bound))
+}
+
+/// The receiver's routes. Another method than POST gets 405 (axum's method router), a body over
+/// `max_body_bytes` 413 (`DefaultBodyLimit`, before the body is read).
+pub fn router(receiver: Arc<Receiver>) -> Router {
+    let limit = receiver.max_body_bytes;
+    Router::new()
+        .route(PATH, post(receive))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(receiver)
+}
+
+/// Why a request is not stored; the answer HubSpot gets says as much, and no more.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// A signature problem: 401, which HubSpot does not retry.
+    #[error("invalid webhook signature")]
+    Signature(#[from] SignatureError),
+    /// The body is not an array of events: 400.
+    #[error("{0}")]
+    Body(String),
+    /// The state database failed: 500, which HubSpot retries.
+    #[error("the events could not be stored")]
+    Store,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Refusal::Signature(_) => StatusCode::UNAUTHORIZED,
+            Refusal::Body(_) => StatusCode::BAD_REQUEST,
+            Refusal::Store => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the request's signature with the configured version.
+fn verify(r: &Receiver, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+    let secret = r.secret.expose_secret();
+    match r.signature {
+        // The v3 header is unambiguous, and HubSpot may send a v1 signature beside it, so the
+        // version header is not consulted.
+        WebhookSignature::V3 => {
+            let url = match &r.public_url {
+                Some(u) => u.clone(),
+                None => format!(
+                    "http://{}{}",
+                    header(headers, "host").unwrap_or_default(),
+                    uri.path_and_query().map_or(PATH, |p| p.as_str())
+                ),
+            };
+            verify_v3(
+                secret,
+                "POST",
+                &url,
+                body,
+                header(headers, "x-hubspot-request-timestamp"),
+                header(headers, "x-hubspot-signature-v3"),
+                crmsync_store::state::sqlite::now_ms(),
+            )
+        }
+        // `X-HubSpot-Signature` also carries v2 signatures: the version header must not name
+        // another version.
+        WebhookSignature::V1 => match header(headers, "x-hubspot-signature-version") {
+            Some(v) if !v.trim().eq_ignore_ascii_case("v1") => Err(SignatureError::OtherVersion {
+                got: v.trim().chars().take(8).collect(),
+                want: "v1",
+            }),
+            _ => verify_v1(secret, body, header(headers, "x-hubspot-signature")),
+        },
+    }
+}
+
+/// The `(eventId, event JSON)` pairs of a delivery, or why it is not one: a JSON array whose
+/// every element is an object with an `eventId` (number or string), a `subscriptionType`
+/// (string) and an `objectId` (number or string). One bad event refuses the whole delivery.
+fn events(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::Body(format!("the body is not JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(Refusal::Body(
+            "the body is not a JSON array of events".into(),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let id = match &e["eventId"] {
+                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(Refusal::Body(format!("event {i} has no eventId"))),
+            };
+            if !matches!(&e["subscriptionType"], Value::String(s) if !s.is_empty()) {
+                return Err(Refusal::Body(format!("event {i} has no subscriptionType")));
+            }
+            if !matches!(&e["objectId"], Value::Number(_))
+                && !matches!(&e["objectId"], Value::String(s) if !s.is_empty())
+            {
+                return Err(Refusal::Body(format!("event {i} has no objectId")));
+            }
+            Ok((id, e.to_string()))
+        })
+        .collect()
 }
 
 async fn receive(
@@ -37,60 +223,64 @@ async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let url = match &r.public_url {
-        Some(u) => u.clone(),
-        None => format!(
-            "http://{}{}",
-            header(&headers, "host").unwrap_or_default(),
-            uri.path_and_query().map_or(PATH, |p| p.as_str())
-        ),
-    };
-    if let Err(e) = verify_v3(
-        r.secret.expose_secret(),
-        "POST",
-        &url,
-        &body,
-        header(&headers, "x-hubspot-request-timestamp"),
-        header(&headers, "x-hubspot-signature-v3"),
-        crmsync_store::state::sqlite::now_ms(),
-    ) {
-        tracing::warn!(error = %e, "webhook request refused");
-        return StatusCode::UNAUTHORIZED;
+) -> Result<StatusCode, Refusal> {
+    if let Err(e) = verify(&r, &uri, &headers, &body) {
+        tracing::warn!(error = %e, version = r.signature.as_str(), "webhook request refused");
+        return Err(e.into());
     }
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(&body)
-    else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let events: Vec<(String, String)> = items
-        .iter()
-        .filter_map(|e| {
-            let id = match &e["eventId"] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((id, e.to_string()))
-        })
-        .collect();
+    let events = events(&body).inspect_err(|e| {
+        tracing::warn!(error = %e, "webhook request refused: not a delivery of events");
+    })?;
     match r.store.record_webhook_events(&events).await {
         Ok(new) => {
             tracing::info!(received = events.len(), new, "webhook events stored");
             if new > 0 {
                 r.wake.notify_one();
             }
-            StatusCode::NO_CONTENT
+            Ok(StatusCode::NO_CONTENT)
         }
         Err(e) => {
             tracing::error!(error = %e, "webhook events could not be stored; hubspot will retry");
-            StatusCode::INTERNAL_SERVER_ERROR
+            Err(Refusal::Store)
         }
     }
 }
 
-/// The receiver's routes.
-pub fn router(receiver: Arc<Receiver>) -> Router {
-    Router::new()
-        .route(PATH, post(receive))
-        .with_state(receiver)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_is_an_array_of_events_with_id_type_and_object() {
+        let ok = br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":123},
+                      {"eventId":"2","subscriptionType":"object.creation","objectId":"0-1"}]"#;
+        let got = events(ok).expect("valid");
+        assert_eq!(
+            got.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert!(events(b"[]").expect("empty is fine").is_empty());
+        for (body, says) in [
+            (&br#"{"eventId":1}"#[..], "not a JSON array"),
+            (b"not json", "not JSON"),
+            (
+                br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":1},{"subscriptionType":"contact.creation","objectId":1}]"#,
+                "event 1 has no eventId",
+            ),
+            (
+                br#"[{"eventId":1,"objectId":1}]"#,
+                "event 0 has no subscriptionType",
+            ),
+            (
+                br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":null}]"#,
+                "event 0 has no objectId",
+            ),
+            (b"[1]", "event 0 has no eventId"),
+        ] {
+            match events(body) {
+                Err(Refusal::Body(m)) => assert!(m.contains(says), "{m}"),
+                other => panic!("{says}: {other:?}"),
+            }
+        }
+    }
 }

@@ -54,6 +54,38 @@ impl Config {
     pub fn sync(&self, name: &str) -> Option<&super::SyncConfig> {
         self.raw.syncs.iter().find(|s| s.name == name)
     }
+
+    /// The HubSpot app's client secret that signs webhooks: the content of `[webhooks]
+    /// secret_file`, or the environment variable `secret_env` names (default
+    /// `HUBSPOT_CLIENT_SECRET`), looked up through `env`. Not resolved by [`load`]: only a
+    /// running receiver needs it, so commands that receive no webhooks (even those that need
+    /// the CRM token) never ask for it.
+    pub fn webhook_secret(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SecretString, ConfigError> {
+        let hooks = &self.raw.webhooks;
+        let var = hooks.secret_env_or_default();
+        let source = SecretSource {
+            section: "webhooks",
+            env_key: "secret_env",
+            file_key: "secret_file",
+            env_var: hooks.secret_file.is_none().then_some(var.as_str()),
+            file: hooks.secret_file.as_deref(),
+            noun: "secret",
+            what: "the HubSpot app's client secret (the app's Auth settings)",
+            example: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+        };
+        resolve_secret(&source, &self.path, env).map_err(|mut problem| {
+            problem.line = std::fs::read_to_string(&self.path)
+                .ok()
+                .and_then(|text| line_of(&text, &problem.path));
+            ConfigError::Invalid {
+                path: self.path.clone(),
+                problems: vec![problem],
+            }
+        })
+    }
 }
 
 /// One thing wrong with a config, located as precisely as the file allows.
@@ -191,62 +223,97 @@ fn resolve_token(
     problems: &mut Vec<Problem>,
 ) -> Option<SecretString> {
     let crm = &raw.crm;
+    if crm.token_env.is_none() && crm.token_file.is_none() {
+        problems.push(Problem {
+            path: "crm.token_env".into(),
+            line: None,
+            message: "no access token configured; add `token_env = \"HUBSPOT_ACCESS_TOKEN\"` (the token itself never goes into this file)".to_string(),
+        });
+        return None;
+    }
+    let source = SecretSource {
+        section: "crm",
+        env_key: "token_env",
+        file_key: "token_file",
+        env_var: crm.token_env.as_deref(),
+        file: crm.token_file.as_deref(),
+        noun: "token",
+        what: "the CRM access token",
+        example: "pat-na1-...",
+    };
+    resolve_secret(&source, path, env)
+        .map_err(|p| problems.push(p))
+        .ok()
+}
+
+/// Where a secret is configured: `<section>.<env_key>` names an environment variable,
+/// `<section>.<file_key>` a file (relative to the config file). Set exactly one of them.
+struct SecretSource<'a> {
+    section: &'static str,
+    env_key: &'static str,
+    file_key: &'static str,
+    env_var: Option<&'a str>,
+    file: Option<&'a str>,
+    /// "token", "secret": what the file holds, for messages.
+    noun: &'static str,
+    /// What to export, for messages.
+    what: &'static str,
+    /// A recognisable shape of the value, for messages.
+    example: &'static str,
+}
+
+/// Reads the secret `source` points at, trimmed; a problem at its dotted key otherwise.
+fn resolve_secret(
+    source: &SecretSource<'_>,
+    config_path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SecretString, Problem> {
     let problem = |key: &str, message: String| Problem {
-        path: format!("crm.{key}"),
+        path: format!("{}.{key}", source.section),
         line: None,
         message,
     };
-    match (&crm.token_env, &crm.token_file) {
+    let noun = source.noun;
+    match (source.env_var, source.file) {
         (Some(var), None) => match env(var) {
-            Some(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
-            _ => {
-                problems.push(problem(
-                    "token_env",
-                    format!(
-                        "environment variable {var} is not set (or empty); export it with the CRM access token, e.g. `export {var}=pat-na1-...`"
-                    ),
-                ));
-                None
-            }
+            Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
+            _ => Err(problem(
+                source.env_key,
+                format!(
+                    "environment variable {var} is not set (or empty); export it with {}, e.g. `export {var}={}`",
+                    source.what, source.example
+                ),
+            )),
         },
         (None, Some(file)) => {
             let p = Path::new(file);
             let p = if p.is_absolute() {
                 p.to_path_buf()
             } else {
-                path.parent().unwrap_or(Path::new(".")).join(p)
+                config_path.parent().unwrap_or(Path::new(".")).join(p)
             };
             match std::fs::read_to_string(&p) {
-                Ok(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),
-                Ok(_) => {
-                    problems.push(problem(
-                        "token_file",
-                        format!("token file {} is empty", p.display()),
-                    ));
-                    None
-                }
-                Err(e) => {
-                    problems.push(problem(
-                        "token_file",
-                        format!("cannot read token file {}: {e}", p.display()),
-                    ));
-                    None
-                }
+                Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
+                Ok(_) => Err(problem(
+                    source.file_key,
+                    format!("{noun} file {} is empty", p.display()),
+                )),
+                Err(e) => Err(problem(
+                    source.file_key,
+                    format!("cannot read {noun} file {}: {e}", p.display()),
+                )),
             }
         }
-        (Some(_), Some(_)) => {
-            problems.push(problem(
-                "token_file",
-                "set either `token_env` or `token_file`, not both".to_string(),
-            ));
-            None
-        }
-        (None, None) => {
-            problems.push(problem(
-                "token_env",
-                "no access token configured; add `token_env = \"HUBSPOT_ACCESS_TOKEN\"` (the token itself never goes into this file)".to_string(),
-            ));
-            None
-        }
+        (Some(_), Some(_)) => Err(problem(
+            source.file_key,
+            format!(
+                "set either `{}` or `{}`, not both",
+                source.env_key, source.file_key
+            ),
+        )),
+        (None, None) => Err(problem(
+            source.env_key,
+            format!("no {noun} configured; set `{}`", source.env_key),
+        )),
     }
 }

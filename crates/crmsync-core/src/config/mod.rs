@@ -10,5 +10,5 @@ pub mod validate;
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
     Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,
-    OneOrMany, RunConfig, SourceConfig, StateConfig, SyncConfig,
+    OneOrMany, RunConfig, SourceConfig, StateConfig, SyncConfig, WebhookSignature, WebhooksConfig,
 };

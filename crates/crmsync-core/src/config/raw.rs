@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub crm: CrmConfig,
     #[serde(default)]
     pub run: RunConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncConfig>,
 }
@@ -113,6 +115,82 @@ pub enum OnCrmDelete {
     Flag,
     /// Forget the link: the next push creates the record in the CRM again (the app is master).
     Unlink,
+}
+
+/// `[webhooks]`: HubSpot's change notifications, received by `crmsync run` (docs/two-way.md).
+/// No receiver runs unless `listen` (or `crmsync run --webhook-listen`) gives an address. The
+/// client secret never goes into the file: `secret_env` or `secret_file` says where it is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Socket address the receiver binds, e.g. "127.0.0.1:8080"; absent: no receiver.
+    pub listen: Option<String>,
+    /// The public URL configured in HubSpot's webhook settings (what v3 signs), when it differs
+    /// from `http://<Host header>/hubspot/webhooks`, e.g. behind a TLS proxy.
+    pub url: Option<String>,
+    /// Environment variable holding the HubSpot app's client secret; absent: the one
+    /// [`default_webhook_secret_env`] names, unless `secret_file` is set.
+    pub secret_env: Option<String>,
+    /// Path of a file holding the client secret (alternative to `secret_env`).
+    pub secret_file: Option<String>,
+    /// Which signature HubSpot sends: v3 (default) or v1; requests signed otherwise get 401.
+    #[serde(default)]
+    pub signature: WebhookSignature,
+    /// Larger request bodies are refused with 413 (HubSpot sends at most 100 events a request).
+    #[serde(default = "default_webhook_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            listen: None,
+            url: None,
+            secret_env: None,
+            secret_file: None,
+            signature: WebhookSignature::default(),
+            max_body_bytes: default_webhook_max_body_bytes(),
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The environment variable of the client secret (used when no `secret_file` is set).
+    pub fn secret_env_or_default(&self) -> String {
+        self.secret_env
+            .clone()
+            .unwrap_or_else(default_webhook_secret_env)
+    }
+}
+
+pub fn default_webhook_secret_env() -> String {
+    "HUBSPOT_CLIENT_SECRET".to_string()
+}
+pub fn default_webhook_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+/// The signature version HubSpot uses for the app's webhooks (FACTS 2.11).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookSignature {
+    /// `X-HubSpot-Signature-v3`: HMAC-SHA256 of method, URL, body and timestamp; requests more
+    /// than 5 minutes old are refused.
+    #[default]
+    V3,
+    /// `X-HubSpot-Signature` (version v1): SHA-256 of secret and body. No timestamp: a replay
+    /// is only caught by the `eventId` deduplication.
+    V1,
+}
+
+impl WebhookSignature {
+    /// "v3" or "v1", as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookSignature::V3 => "v3",
+            WebhookSignature::V1 => "v1",
+        }
+    }
 }
 
 /// Who wins when a two-way field changed on both sides since the last value they agreed on.

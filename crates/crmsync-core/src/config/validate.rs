@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// CRM object names a sync may target.
 pub const OBJECTS: [&str; 3] = ["contacts", "companies", "deals"];
 
+/// The smallest `[webhooks] max_body_bytes`: below it even a delivery of one event may not fit.
+pub const MIN_WEBHOOK_BODY_BYTES: usize = 1024;
+
 /// All problems of `raw`; empty when the config is usable.
 pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -294,6 +297,51 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             "run.max_delete_share".into(),
             "must be a share above 0 and at most 1; 0.1 holds deletions of more than a tenth of the records"
                 .into(),
+        );
+    }
+    let hooks = &raw.webhooks;
+    if let Some(listen) = &hooks.listen
+        && listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        push(
+            "webhooks.listen".into(),
+            format!(
+                "`{listen}` is not a socket address; write an IP and a port, e.g. \"127.0.0.1:8080\" (\"0.0.0.0:8080\" listens on every interface)"
+            ),
+        );
+    }
+    if let Some(url) = &hooks.url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        push(
+            "webhooks.url".into(),
+            format!(
+                "`{url}` is not an http(s) URL; write the target URL of the HubSpot app's webhook settings, e.g. \"https://hooks.example.com/hubspot/webhooks\""
+            ),
+        );
+    }
+    match (&hooks.secret_env, &hooks.secret_file) {
+        (Some(_), Some(_)) => push(
+            "webhooks.secret_file".into(),
+            "set either `secret_env` or `secret_file`, not both".into(),
+        ),
+        (Some(var), None) if var.trim().is_empty() => push(
+            "webhooks.secret_env".into(),
+            "must name an environment variable, e.g. \"HUBSPOT_CLIENT_SECRET\"".into(),
+        ),
+        (None, Some(file)) if file.trim().is_empty() => push(
+            "webhooks.secret_file".into(),
+            "must name a file holding the HubSpot app's client secret".into(),
+        ),
+        _ => {}
+    }
+    if hooks.max_body_bytes < MIN_WEBHOOK_BODY_BYTES {
+        push(
+            "webhooks.max_body_bytes".into(),
+            format!(
+                "must be at least {MIN_WEBHOOK_BODY_BYTES}, got {}; the default 1048576 (1 MiB) holds HubSpot's largest delivery (100 events)",
+                hooks.max_body_bytes
+            ),
         );
     }
     if let Some(cycle) = association_cycle(raw) {

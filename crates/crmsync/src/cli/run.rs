@@ -2,17 +2,15 @@
 //! changes (applied to the app), then a push pass. The poll comes first so that a field changed
 //! on both sides is seen as a conflict before our push could overwrite the CRM's value. SIGTERM
 //! or Ctrl-C lets the current batch finish, then exits 0. While `crmsync pause` is on, no batch
-//! of either direction starts and queued work is kept. With `--webhook-listen`, HubSpot's signed
-//! change notifications start the next round at once.
+//! of either direction starts and queued work is kept. With `[webhooks] listen` (or
+//! `--webhook-listen`), HubSpot's signed change notifications start the next round at once.
 
 use super::ConfigArg;
 use super::common::{engine, load_config};
-use crate::exit::UsageError;
-use crate::webhook::{self, Receiver};
+use crate::webhook;
 use crmsync_core::config::Secrets;
 use crmsync_engine::NoProgress;
 use crmsync_store::PullStore;
-use secrecy::SecretString;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,15 +24,16 @@ pub struct RunArgs {
     /// Stop after this many rounds (for scripts and tests); runs until stopped otherwise.
     #[arg(long)]
     pub rounds: Option<u64>,
-    /// Also receive HubSpot webhooks on this address (`POST /hubspot/webhooks`, v3 signatures);
-    /// an event starts the next poll at once.
+    /// Also receive HubSpot webhooks on this address (`POST /hubspot/webhooks`); an event starts
+    /// the next poll at once. Overrides `[webhooks] listen`.
     #[arg(long)]
     pub webhook_listen: Option<std::net::SocketAddr>,
     /// The environment variable holding the HubSpot app's client secret (signs webhooks).
-    #[arg(long, default_value = "HUBSPOT_CLIENT_SECRET")]
-    pub webhook_secret_env: String,
+    /// Overrides `[webhooks] secret_env` / `secret_file` [default: HUBSPOT_CLIENT_SECRET].
+    #[arg(long)]
+    pub webhook_secret_env: Option<String>,
     /// The webhook URL as configured in HubSpot, when it differs from `http://<Host header>/hubspot/webhooks`
-    /// (e.g. behind a TLS proxy).
+    /// (e.g. behind a TLS proxy). Overrides `[webhooks] url`.
     #[arg(long)]
     pub webhook_url: Option<String>,
 }
@@ -67,30 +66,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_millis(config.raw.run.poll_interval_ms.max(1));
     let engine = engine(config).await?;
     let wake = Arc::new(Notify::new());
-    if let Some(addr) = args.webhook_listen {
-        let secret = std::env::var(&args.webhook_secret_env).map_err(|_| {
-            UsageError(format!(
-                "--webhook-listen needs the HubSpot app's client secret in the environment variable {}",
-                args.webhook_secret_env
-            ))
-        })?;
-        let receiver = Arc::new(Receiver {
-            secret: SecretString::from(secret),
-            public_url: args.webhook_url.clone(),
-            store: engine.store.clone(),
-            wake: wake.clone(),
-        });
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!(
-            "receiving HubSpot webhooks on http://{addr}{}",
-            webhook::PATH
-        );
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, webhook::router(receiver)).await {
-                tracing::error!(error = %e, "webhook receiver stopped");
-            }
-        });
-    }
+    webhook::start(
+        &engine.config,
+        webhook::Overrides {
+            listen: args.webhook_listen,
+            secret_env: args.webhook_secret_env.clone(),
+            url: args.webhook_url.clone(),
+        },
+        engine.store.clone(),
+        wake.clone(),
+    )
+    .await?;
     let stop = engine.stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
