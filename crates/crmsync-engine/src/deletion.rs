@@ -34,6 +34,21 @@ pub enum Decision {
     Reject,
 }
 
+fn held_entry(sync: &SyncConfig, d: &CrmDeletion, now: i64, message: String) -> QuarantineEntry {
+    QuarantineEntry {
+        sync: sync.name.clone(),
+        local_id: d.local_id.clone(),
+        kind: QuarantineKind::Held,
+        field: None,
+        rule: RULE.into(),
+        message,
+        first_seen_ms: now,
+        last_seen_ms: now,
+        attempts: 1,
+        retry_requested: false,
+    }
+}
+
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -91,7 +106,23 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 "mass-deletion guard: deletions held until `crmsync deletions --apply` or `--reject`"
             );
             report.deletions_held += deletions.len() as u64;
+            // Held from pushing too: a push would recreate what may really be gone.
+            let held: Vec<QuarantineEntry> = deletions
+                .iter()
+                .map(|d| {
+                    held_entry(
+                        sync,
+                        d,
+                        now,
+                        format!(
+                            "deleted in the CRM (record {}), one of {total} deletions within an hour: held by the mass-deletion guard; `crmsync deletions --apply` or `--reject`",
+                            d.crm_id
+                        ),
+                    )
+                })
+                .collect();
             self.store.record_deletions(&deletions).await?;
+            self.store.quarantine(&held).await?;
             return Ok(());
         }
         self.do_deletions(sync, deletions, report).await
@@ -119,20 +150,16 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 }
                 let held: Vec<QuarantineEntry> = deletions
                     .iter()
-                    .map(|d| QuarantineEntry {
-                        sync: sync.name.clone(),
-                        local_id: d.local_id.clone(),
-                        kind: QuarantineKind::Held,
-                        field: None,
-                        rule: RULE.into(),
-                        message: format!(
-                            "deleted in the CRM (record {}): not pushed any more; restore it in the CRM to resume",
-                            d.crm_id
-                        ),
-                        first_seen_ms: now,
-                        last_seen_ms: now,
-                        attempts: 1,
-                        retry_requested: false,
+                    .map(|d| {
+                        held_entry(
+                            sync,
+                            d,
+                            now,
+                            format!(
+                                "deleted in the CRM (record {}): not pushed any more; restore it in the CRM to resume",
+                                d.crm_id
+                            ),
+                        )
                     })
                     .collect();
                 self.store.quarantine(&held).await?;
@@ -215,6 +242,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 Decision::Reject => {
                     let locals: Vec<String> = held.iter().map(|d| d.local_id.clone()).collect();
                     self.store.forget_deletions(&sync.name, &locals).await?;
+                    self.store.clear_quarantine(&sync.name, &locals).await?;
                     self.repush(sync, &locals).await?;
                 }
             }

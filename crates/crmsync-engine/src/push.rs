@@ -168,16 +168,23 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         report: &mut SyncReport,
     ) -> Result<bool, EngineError> {
         let mut captured = capture(&self.source, &self.store, sync).await?;
-        let parked: HashSet<String> = self
+        let mut parked: HashSet<String> = self
             .store
             .open_conflicts(Some(&sync.name))
             .await?
             .into_iter()
             .map(|c| c.local_id)
             .collect();
+        // Deleted in the CRM, or sharing a CRM record after a merge: a push would recreate
+        // the record or overwrite the other app record's values.
+        parked.extend(
+            self.store
+                .blocked_keys(&sync.name, &[crate::deletion::RULE, crate::merge::RULE])
+                .await?,
+        );
         while let Some(mut rows) = captured.next_page().await? {
             report.read += rows.len() as u64;
-            // A record with an open conflict is written to neither side until it is resolved.
+            // A parked record is written to neither side until a person settles it.
             let before = rows.len();
             rows.retain(|r| !parked.contains(&r.key));
             report.held += (before - rows.len()) as u64;

@@ -7,6 +7,7 @@ use crate::ident::sql;
 use crate::model::{CrmDeletion, CrmMerge, DeletionState};
 use crate::state::sqlite::SqliteStore;
 use sqlx::Row;
+use std::collections::HashSet;
 use std::future::Future;
 
 /// Lifecycle state of linked CRM records. Implemented by [`SqliteStore`].
@@ -37,6 +38,14 @@ pub trait LifecycleStore: Send + Sync {
 
     /// Records of `sync` with a CRM id.
     fn link_count(&self, sync: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records of `sync` that must not be pushed: held with one of `rules` (deleted in the
+    /// CRM, sharing a CRM record after a merge, a parked conflict).
+    fn blocked_keys(
+        &self,
+        sync: &str,
+        rules: &[&str],
+    ) -> impl Future<Output = Result<HashSet<String>, StoreError>> + Send;
 
     /// Inserts or replaces deletions.
     fn record_deletions(
@@ -170,6 +179,25 @@ impl LifecycleStore for SqliteStore {
                 .fetch_one(self.pool())
                 .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn blocked_keys(
+        &self,
+        sync: &str,
+        rules: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        if rules.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let marks = vec!["?"; rules.len()].join(", ");
+        let mut q = sqlx::query_scalar::<_, String>(sql(format!(
+            "SELECT local_id FROM quarantine WHERE sync = ? AND rule IN ({marks})"
+        )))
+        .bind(sync);
+        for r in rules {
+            q = q.bind(*r);
+        }
+        Ok(q.fetch_all(self.pool()).await?.into_iter().collect())
     }
 
     async fn record_deletions(&self, deletions: &[CrmDeletion]) -> Result<(), StoreError> {
