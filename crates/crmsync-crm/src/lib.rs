@@ -161,6 +161,14 @@ pub trait Crm: Send + Sync {
         properties: &[String],
     ) -> impl Future<Output = Result<Vec<ChangedRecord>, CrmError>> + Send;
 
+    /// One page of the ids of archived (deleted) records, oldest id first, and the cursor of
+    /// the next page. HubSpot keeps archived records listable for 90 days.
+    fn archived_page(
+        &self,
+        object: ObjectKind,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), CrmError>> + Send;
+
     /// Sets properties of up to [`Crm::max_batch`] existing records, addressed by CRM id.
     fn update_batch(
         &self,

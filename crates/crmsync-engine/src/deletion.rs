@@ -22,6 +22,9 @@ use std::collections::HashSet;
 /// The window the guard counts deletions in.
 pub const GUARD_WINDOW_MS: i64 = 3_600_000;
 
+/// Where the time of the last archived listing is kept.
+const ARCHIVE_CURSOR: (&str, &str) = ("*", "archived");
+
 /// The quarantine rule of records deleted in the CRM.
 pub const RULE: &str = "crm_deleted";
 
@@ -215,6 +218,63 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         self.store.forget_deletions(&sync.name, &locals).await?;
         report.restored += locals.len() as u64;
         Ok(())
+    }
+
+    /// Lists the CRM's archived records of every sync's object and handles the linked ones
+    /// (the way deletions are learnt without webhooks). Stops early when paused or stopping.
+    pub async fn check_archived_once(&self) -> Result<PullReport, EngineError> {
+        let mut report = PullReport::default();
+        for sync in &self.config.raw.syncs {
+            let object = Self::object_of(sync)?;
+            let mut after: Option<String> = None;
+            loop {
+                if self.halted().await? {
+                    return Ok(report);
+                }
+                let page = self.crm.archived_page(object, after.as_deref()).await;
+                self.flush_calls().await?;
+                let (ids, next) = page?;
+                report.checked += ids.len() as u64;
+                let linked = self.store.local_ids_of(&sync.name, &ids).await?;
+                let gone: Vec<(String, String)> = linked
+                    .into_iter()
+                    .map(|(crm, local)| (local, crm))
+                    .collect();
+                self.record_gone(sync, &gone, &mut report).await?;
+                match next {
+                    Some(n) if !ids.is_empty() => after = Some(n),
+                    _ => break,
+                }
+            }
+        }
+        if !self.halted().await? {
+            self.store
+                .set_cursor(
+                    ARCHIVE_CURSOR.0,
+                    ARCHIVE_CURSOR.1,
+                    &self.clock.now_ms().to_string(),
+                )
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Whether the archived listing is due under `[run] archive_check_interval_ms`.
+    pub async fn archive_check_due(&self) -> Result<bool, EngineError> {
+        let every = self.config.raw.run.archive_check_interval_ms;
+        if every == 0 {
+            return Ok(false);
+        }
+        let last = self
+            .store
+            .cursor(ARCHIVE_CURSOR.0, ARCHIVE_CURSOR.1)
+            .await?
+            .and_then(|v| v.parse::<i64>().ok());
+        Ok(
+            last.is_none_or(|l| {
+                self.clock.now_ms() - l >= i64::try_from(every).unwrap_or(i64::MAX)
+            }),
+        )
     }
 
     /// Settles the deletions the guard held, of one sync or all; returns how many.

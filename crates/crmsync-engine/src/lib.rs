@@ -23,6 +23,7 @@ pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod recheck;
 pub mod reconcile;
 pub mod refresh;
 pub mod report;

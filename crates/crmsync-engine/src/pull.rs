@@ -9,6 +9,7 @@
 
 use crate::apply::{PullReport, pulled_fields};
 use crate::error::EngineError;
+use crate::merge::{MERGED_IDS, merges_among};
 use crate::push::Engine;
 use crmsync_core::config::SyncConfig;
 use crmsync_crm::Crm;
@@ -57,7 +58,9 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             return Ok(());
         }
         let object = Self::object_of(sync)?;
-        let properties: Vec<String> = fields.iter().map(|(_, f)| f.crm.clone()).collect();
+        let mut properties: Vec<String> = fields.iter().map(|(_, f)| f.crm.clone()).collect();
+        // A merge changes the survivor: its absorbed ids re-point our links (crate::merge).
+        properties.push(MERGED_IDS.to_string());
         let stored = self
             .store
             .pull_cursor(&sync.name)
@@ -81,6 +84,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             let changes = changes?;
             let Some(last) = changes.last() else { break };
             let last = (last.modified_ms, last.crm_id.clone());
+            self.merges_in(sync, object, &changes, report).await?;
             self.apply_changes(sync, &changes, report).await?;
             // Durable: the cursor may move, but never backwards (the overlap re-reads).
             if high.as_ref().is_none_or(|h| h.0 < last.0) {
@@ -95,6 +99,41 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             position = (last.0, Some(last.1));
         }
         Ok(())
+    }
+}
+
+impl<C: Crm, S: Store + PullStore> Engine<C, S> {
+    /// Re-points links of records that the changed `records` absorbed in a merge, and lets
+    /// records deleted earlier and seen alive again (restored in the CRM) flow again.
+    async fn merges_in(
+        &self,
+        sync: &SyncConfig,
+        object: crmsync_crm::ObjectKind,
+        records: &[crmsync_crm::ChangedRecord],
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        let seen: Vec<String> = records.iter().map(|r| r.crm_id.clone()).collect();
+        let alive: std::collections::HashSet<String> = self
+            .store
+            .local_ids_of(&sync.name, &seen)
+            .await?
+            .into_values()
+            .collect();
+        self.record_restored(sync, &alive, report).await?;
+        let absorbed: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.properties.get(MERGED_IDS))
+            .flat_map(|ids| ids.split(';').map(str::trim).filter(|s| !s.is_empty()))
+            .map(str::to_string)
+            .collect();
+        if absorbed.is_empty() {
+            return Ok(());
+        }
+        let linked = self.store.local_ids_of(&sync.name, &absorbed).await?;
+        let asked: Vec<String> = linked.keys().cloned().collect();
+        let merges = merges_among(&asked, records);
+        self.record_merges(sync, object, &merges, &linked, report)
+            .await
     }
 }
 

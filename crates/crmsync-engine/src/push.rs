@@ -253,8 +253,10 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         };
         let batch = self.crm.max_batch().max(1);
         let in_flight = self.config.raw.crm.max_in_flight.max(1) as usize;
-        // Worst case per batch: one upsert plus one association call per target.
-        let per_batch = 1 + parent_objects.len() as i64;
+        // Worst case per batch: one upsert plus one association call per target, and the
+        // read before writing two-way records (crate::recheck).
+        let reads = i64::from(!crate::apply::pulled_fields(sync).is_empty());
+        let per_batch = 1 + parent_objects.len() as i64 + reads;
         loop {
             if self.halted().await? {
                 tracing::info!(sync = %sync.name, "paused or stopping: no new batch; queued work is kept");
@@ -277,6 +279,10 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 .await?;
             if jobs.is_empty() {
                 break;
+            }
+            let jobs = self.recheck_before_push(sync, object, jobs).await?;
+            if jobs.is_empty() {
+                continue;
             }
             let now = self.clock.now_ms();
             let batches: Vec<&[Job]> = jobs.chunks(batch).collect();

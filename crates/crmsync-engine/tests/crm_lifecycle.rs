@@ -428,3 +428,38 @@ async fn webhook_events_apply_crm_edits_and_our_own_writes_cost_no_call() {
     engine.push_once(&NoProgress).await.expect("push");
     assert_eq!(w.calls_to("batch/upsert").await, upserts, "no echo");
 }
+
+#[tokio::test]
+async fn without_webhooks_the_poll_learns_deletions_and_merges() {
+    let (w, engine) = synced(4).await;
+    let one = crm_id(&engine, "companies", "1").await;
+    archive(&w, &one).await;
+    let r = engine
+        .check_archived_once()
+        .await
+        .expect("archived listing");
+    assert_eq!(r.deleted, 1, "{r:?}");
+    // Listing again finds nothing new.
+    let r = engine.check_archived_once().await.expect("again");
+    assert_eq!((r.deleted, r.deletions_held), (0, 0), "{r:?}");
+
+    let two = crm_id(&engine, "companies", "2").await;
+    let created = ui(
+        &w,
+        reqwest::Method::POST,
+        "/crm/v3/objects/companies",
+        Some(json!({"properties": {"name": "Two (sales)"}})),
+    )
+    .await;
+    let survivor = created["id"].as_str().expect("id").to_string();
+    ui(
+        &w,
+        reqwest::Method::POST,
+        "/crm/v3/objects/companies/merge",
+        Some(json!({"primaryObjectId": survivor, "objectIdToMerge": two})),
+    )
+    .await;
+    let r = engine.pull_once().await.expect("poll");
+    assert_eq!(r.merged, 1, "{r:?}");
+    assert_eq!(crm_id(&engine, "companies", "2").await, survivor);
+}

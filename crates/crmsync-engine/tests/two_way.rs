@@ -235,12 +235,13 @@ async fn both_edited_review_parks_until_resolved() {
     engine.push_once(&NoProgress).await.expect("push");
     assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (CRM)");
 
-    // Settled with the app's value (what `crmsync resolve --take app` does): it is pushed.
+    // Settled with the app's value (what `crmsync resolve --take app` does: the CRM's value is
+    // acknowledged as the base, so the app's is the newer change): it is pushed.
     engine
         .store
         .set_bases(
             "companies",
-            &[("1".into(), "name".into(), c.app_value.clone())],
+            &[("1".into(), "name".into(), c.crm_value.clone())],
         )
         .await
         .expect("base");
@@ -344,4 +345,54 @@ async fn redelivered_webhook_events_are_stored_once() {
             .expect("store"),
         1
     );
+}
+
+/// A CRM edit after the last poll, then an app edit, then a push with no poll in between: the
+/// read before writing sees the CRM's edit, so the push cannot silently overwrite it.
+async fn both_edited_between_polls(
+    policy: &str,
+) -> (World, Engine<HubspotClient, SqliteStore>, String) {
+    let (w, engine) = synced(policy).await;
+    let id = crm_id(&engine, "companies", "1").await;
+    crm_edit(&w, "companies", &id, "name", "Acme (CRM)").await;
+    w.app_sql("UPDATE customers SET company = 'Acme (app)' WHERE id = 1")
+        .await;
+    engine.push_once(&NoProgress).await.expect("push");
+    (w, engine, id)
+}
+
+#[tokio::test]
+async fn a_crm_edit_after_the_poll_is_not_overwritten_by_the_push() {
+    let (w, engine, id) = both_edited_between_polls("crm_wins").await;
+    assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (CRM)");
+    assert_eq!(app_company(&w, 1).await, "Acme (CRM)");
+    // Settled: the next rounds change nothing and send nothing.
+    let upserts = w.calls_to("batch/upsert").await;
+    let r = engine.pull_once().await.expect("poll");
+    assert_eq!(r.applied, 0, "{r:?}");
+    engine.push_once(&NoProgress).await.expect("push");
+    assert_eq!(w.calls_to("batch/upsert").await, upserts);
+}
+
+#[tokio::test]
+async fn a_crm_edit_after_the_poll_is_parked_for_review_before_the_push() {
+    let (w, engine, id) = both_edited_between_polls("review").await;
+    assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (CRM)");
+    assert_eq!(app_company(&w, 1).await, "Acme (app)");
+    assert_eq!(
+        engine
+            .store
+            .open_conflicts(None)
+            .await
+            .expect("conflicts")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn app_wins_still_pushes_after_reading_the_crm_edit() {
+    let (w, _engine, id) = both_edited_between_polls("app_wins").await;
+    assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (app)");
+    assert_eq!(app_company(&w, 1).await, "Acme (app)");
 }

@@ -64,6 +64,10 @@ pub struct RunConfig {
     /// both mechanisms missed, deletions, merges), in ms; 0 switches them off.
     #[serde(default = "default_reconcile_interval_ms")]
     pub reconcile_interval_ms: u64,
+    /// Time between two looks at the CRM's archived records (deletions, when no webhook
+    /// tells), in ms; 0 switches it off. Runs with the poll (`poll = true`).
+    #[serde(default = "default_archive_check_interval_ms")]
+    pub archive_check_interval_ms: u64,
     /// The mass-deletion guard: when more than this share of a sync's linked records is deleted
     /// in the CRM within an hour, deletions are held until a person decides.
     #[serde(default = "default_max_delete_share")]
@@ -79,6 +83,7 @@ impl Default for RunConfig {
             poll_interval_ms: default_poll_interval_ms(),
             poll: true,
             reconcile_interval_ms: default_reconcile_interval_ms(),
+            archive_check_interval_ms: default_archive_check_interval_ms(),
             max_delete_share: default_max_delete_share(),
             delete_guard_min: default_delete_guard_min(),
         }
@@ -91,6 +96,10 @@ fn default_true() -> bool {
 
 pub fn default_reconcile_interval_ms() -> u64 {
     6 * 3_600_000
+}
+
+pub fn default_archive_check_interval_ms() -> u64 {
+    60_000
 }
 
 pub fn default_max_delete_share() -> f64 {

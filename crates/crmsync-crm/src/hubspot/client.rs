@@ -694,6 +694,44 @@ impl Crm for HubspotClient {
             .collect())
     }
 
+    async fn archived_page(
+        &self,
+        object: ObjectKind,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), CrmError> {
+        let what = format!("{object} archived listing");
+        let mut path =
+            format!("/crm/v3/objects/{object}?archived=true&limit=100&properties=hs_object_id");
+        if let Some(a) = after {
+            if !a
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(hs_error::protocol(
+                    &what,
+                    format_args!("unexpected paging cursor `{a}`"),
+                ));
+            }
+            path.push_str("&after=");
+            path.push_str(a);
+        }
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                endpoint: format!("/crm/v3/objects/{object}"),
+                path,
+                body: None,
+                records: 0,
+                what: &what,
+                expected: &[],
+            })
+            .await?;
+        let page: wire::SearchResponse =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        let next = page.paging.and_then(|p| p.next).and_then(|n| n.after);
+        Ok((page.results.into_iter().map(|r| r.id).collect(), next))
+    }
+
     async fn update_batch(
         &self,
         object: ObjectKind,

@@ -89,7 +89,9 @@ pub async fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
         ))
     })?;
     let base = match args.take {
-        Side::App => c.app_value.clone(),
+        // The CRM's value becomes the base: it has been seen, and the app's value is the newer
+        // change, which the next push sends (and the read before writing lets through).
+        Side::App => c.crm_value.clone(),
         Side::Crm => {
             let (key, field) = sync
                 .fields

@@ -112,6 +112,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     Err(e) => eprintln!("poll failed, retried next round: {e}"),
                 }
             }
+            if poll {
+                match engine.archive_check_due().await {
+                    Ok(true) => match engine.check_archived_once().await {
+                        Ok(r) => report_inbound("deletions", &r),
+                        Err(e) => {
+                            eprintln!("listing archived records failed, retried next round: {e}")
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => eprintln!("archived-records check failed: {e}"),
+                }
+            }
             match engine.reconcile_due().await {
                 Ok(true) => match engine.reconcile_once().await {
                     Ok(r) => eprintln!(

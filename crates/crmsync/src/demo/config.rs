@@ -31,9 +31,22 @@ interval_ms = 10000
 daily_limit = 250000
 daily_budget_share = 0.8
 
-# `crmsync run`: poll the CRM for changes (and push app changes) every 3 seconds.
+# `crmsync run`: poll the CRM for changes (and push app changes) every 3 seconds; look at the
+# CRM's archived (deleted) records every minute; read every linked record back once every six
+# hours to repair what was missed (the drift). More than a tenth of the records deleted in the
+# CRM within an hour is held for a person (`crmsync deletions`).
 [run]
 poll_interval_ms = 3000
+archive_check_interval_ms = 60000
+reconcile_interval_ms = 21600000
+max_delete_share = 0.1
+
+# HubSpot webhooks bring CRM edits in well under a second. They need a URL HubSpot can reach
+# and the app's client secret (in the environment, never here). Uncomment to receive them:
+# [webhooks]
+# listen = "127.0.0.1:8080"
+# url = "https://hooks.example.com/hubspot/webhooks"
+# secret_env = "HUBSPOT_CLIENT_SECRET"
 
 # Each customer's company -> a HubSpot company. Synced first: contacts and deals point at it.
 [[sync]]
@@ -45,6 +58,10 @@ id_property = "crmsync_customer_id"
 capture = "trigger"
 # The HubSpot company id is written back into the order system.
 write_back_column = "hubspot_company_id"
+# A company deleted in HubSpot: the customer row gets the deletion time here and is no longer
+# pushed (never deleted from the order system); `on_crm_delete = "unlink"` would recreate it.
+on_crm_delete = "flag"
+crm_deleted_column = "crm_deleted_at"
 [sync.fields]
 # `direction = "both"`: an edit of the name in HubSpot flows back into the order system; when
 # both sides changed it since they last agreed, the CRM's value wins (`conflict`).

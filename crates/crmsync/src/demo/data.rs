@@ -151,6 +151,7 @@ pub async fn generate(
             city TEXT,
             country TEXT,
             hubspot_company_id TEXT,
+            crm_deleted_at TEXT,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL)",
     )
