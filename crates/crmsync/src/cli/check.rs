@@ -27,6 +27,10 @@ pub struct CheckArgs {
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
+    // `crmsync run` would need the webhook secret: a preflight says so now, not at start-up.
+    if config.raw.webhooks.listen.is_some() {
+        config.webhook_secret(&|k| std::env::var(k).ok())?;
+    }
     let source = SqliteSource::open(&config.source_url()).await?;
     // The call log lives in the state database, which a preflight does not touch: the
     // client's call records are collected and dropped.
