@@ -463,3 +463,46 @@ async fn without_webhooks_the_poll_learns_deletions_and_merges() {
     assert_eq!(r.merged, 1, "{r:?}");
     assert_eq!(crm_id(&engine, "companies", "2").await, survivor);
 }
+
+#[tokio::test]
+async fn stored_events_stay_stored_until_applied() {
+    let (w, engine) = synced(2).await;
+    let id = crm_id(&engine, "companies", "1").await;
+    ui(
+        &w,
+        reqwest::Method::PATCH,
+        &format!("/crm/v3/objects/companies/{id}"),
+        Some(json!({"properties": {"name": "Later Corp"}})),
+    )
+    .await;
+    let event = json!({"eventId": 9, "subscriptionType": "company.propertyChange", "objectId": id.parse::<u64>().expect("id"), "propertyName": "name", "propertyValue": "Later Corp"});
+    engine
+        .store
+        .record_webhook_events(&[("9".into(), event.to_string())])
+        .await
+        .expect("store");
+    // Interrupted (here: the kill switch) before applying: the event is kept, not lost.
+    engine.store.set_paused(true).await.expect("pause");
+    let r = engine
+        .apply_webhook_events()
+        .await
+        .expect("apply while paused");
+    assert_eq!(r.events, 0);
+    assert_eq!(
+        engine.store.pending_webhook_count().await.expect("count"),
+        1
+    );
+    engine.store.set_paused(false).await.expect("resume");
+    let r = engine.apply_webhook_events().await.expect("apply");
+    assert_eq!(r.applied, 1, "{r:?}");
+    assert_eq!(
+        engine.store.pending_webhook_count().await.expect("count"),
+        0
+    );
+    assert_eq!(
+        app_value(&w, "SELECT company FROM customers WHERE id = ?", 1)
+            .await
+            .as_deref(),
+        Some("Later Corp")
+    );
+}
