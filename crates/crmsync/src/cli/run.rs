@@ -172,10 +172,13 @@ fn report_inbound(what: &str, r: &crmsync_engine::PullReport) {
     if r.applied + r.parked + r.deleted + r.deletions_held + r.restored + r.merged + r.shared == 0 {
         return;
     }
-    let mut parts = vec![format!(
-        "{} CRM changes read, {} app rows updated",
-        r.fetched, r.applied
-    )];
+    let mut parts = Vec::new();
+    if r.fetched + r.applied > 0 {
+        parts.push(format!(
+            "{} CRM changes read, {} app rows updated",
+            r.fetched, r.applied
+        ));
+    }
     for (n, label) in [
         (r.parked, "conflicts parked"),
         (r.kept_app, "kept the app's value"),
