@@ -71,10 +71,14 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         }
         let known = self.store.deletions(Some(&sync.name), None).await?;
         let tripped = known.iter().any(|d| d.state == DeletionState::Held);
-        let known: HashSet<&str> = known.iter().map(|d| d.local_id.as_str()).collect();
+        // By record *and* CRM id: a record unlinked, recreated and deleted again is new.
+        let known: HashSet<(&str, &str)> = known
+            .iter()
+            .map(|d| (d.local_id.as_str(), d.crm_id.as_str()))
+            .collect();
         let new: Vec<&(String, String)> = gone
             .iter()
-            .filter(|(local, _)| !known.contains(local.as_str()))
+            .filter(|(local, crm)| !known.contains(&(local.as_str(), crm.as_str())))
             .collect();
         if new.is_empty() {
             return Ok(());
@@ -167,7 +171,11 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                     .collect();
                 self.store.quarantine(&held).await?;
             }
-            OnCrmDelete::Unlink => self.store.unlink(&sync.name, &locals).await?,
+            OnCrmDelete::Unlink => {
+                self.store.unlink(&sync.name, &locals).await?;
+                // Queued now, not on the row's next change: the app is master.
+                self.repush(sync, &locals).await?;
+            }
         }
         let action = match sync.on_crm_delete {
             OnCrmDelete::Flag => "flag",

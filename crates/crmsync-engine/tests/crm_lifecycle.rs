@@ -27,6 +27,11 @@ fn sandbox() -> SandboxConfig {
 
 /// The world's config, company name two-way, deletions flagged into `crm_deleted_at`.
 fn config(w: &World) -> Config {
+    config_with(w, "crm_deleted_column = \"crm_deleted_at\"")
+}
+
+/// The world's config with `on_delete` (lines of the companies sync) for CRM deletions.
+fn config_with(w: &World, on_delete: &str) -> Config {
     let text = CONFIG
         .replace("BASE", &w.sandbox.base_url())
         .replace(
@@ -35,15 +40,19 @@ fn config(w: &World) -> Config {
         )
         .replace(
             "id_property = \"app_customer_id\"\ncapture = \"trigger\"",
-            "id_property = \"app_customer_id\"\ncapture = \"trigger\"\ncrm_deleted_column = \"crm_deleted_at\"",
+            &format!("id_property = \"app_customer_id\"\ncapture = \"trigger\"\n{on_delete}"),
         );
-    assert!(text.contains("crm_deleted_column"));
+    assert!(text.contains(on_delete));
     let path = w.dir.path().join("crmsync.toml");
     load_str(&text, &path, Secrets::Required, &|_| Some("t".into())).expect("config valid")
 }
 
 /// `n` customers, each with one order, pushed; the first poll done.
 async fn synced(n: i64) -> (World, E) {
+    synced_with(n, "crm_deleted_column = \"crm_deleted_at\"").await
+}
+
+async fn synced_with(n: i64, on_delete: &str) -> (World, E) {
     let names: Vec<(i64, String, String)> = (1..=n)
         .map(|i| (i, format!("Company {i}"), format!("c{i}@example.com")))
         .collect();
@@ -55,7 +64,7 @@ async fn synced(n: i64) -> (World, E) {
     let w = world(&customers, &orders, sandbox()).await;
     w.app_sql("ALTER TABLE customers ADD COLUMN crm_deleted_at TEXT")
         .await;
-    let engine = w.engine_with(config(&w), |_| {}).await;
+    let engine = w.engine_with(config_with(&w, on_delete), |_| {}).await;
     crmsync_engine::install(&engine.config, &engine.source)
         .await
         .expect("install");
@@ -505,4 +514,28 @@ async fn stored_events_stay_stored_until_applied() {
             .as_deref(),
         Some("Later Corp")
     );
+}
+
+#[tokio::test]
+async fn unlink_lets_the_next_push_recreate_and_a_second_deletion_counts_again() {
+    let (w, engine) = synced_with(12, "on_crm_delete = \"unlink\"").await;
+    let first = crm_id(&engine, "companies", "1").await;
+    archive(&w, &first).await;
+    let r = engine.reconcile_once().await.expect("reconcile");
+    assert_eq!(r.deleted, 1, "{r:?}");
+    assert!(
+        engine
+            .store
+            .link("companies", "1")
+            .await
+            .expect("link")
+            .is_none()
+    );
+    engine.push_once(&NoProgress).await.expect("push");
+    assert_eq!(live_companies(&w).await, 12, "recreated");
+    let second = crm_id(&engine, "companies", "1").await;
+    assert_ne!(second, first);
+    archive(&w, &second).await;
+    let r = engine.reconcile_once().await.expect("reconcile again");
+    assert_eq!(r.deleted, 1, "the second deletion is a new one: {r:?}");
 }
