@@ -88,6 +88,17 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             r?;
         }
         self.store.record_merges(&logged).await?;
+        // The app's copy of the CRM id follows the link at once (not at the next push).
+        if let Some(column) = &sync.write_back_column {
+            let pairs: Vec<(String, String)> = logged
+                .iter()
+                .filter(|m| m.shared_with.is_none())
+                .map(|m| (m.local_id.clone(), m.to_crm_id.clone()))
+                .collect();
+            self.source
+                .write_back(&sync.table, &sync.key, column, &pairs)
+                .await?;
+        }
         self.store.quarantine(&held).await?;
         Ok(())
     }

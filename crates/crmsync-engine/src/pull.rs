@@ -21,10 +21,33 @@ pub const OVERLAP_MS: i64 = 60_000;
 /// Changed records applied per page (and per cursor move).
 pub const PAGE: usize = 500;
 
-/// Parses a stored cursor `"<ms>:<id>"`.
+/// Parses a stored cursor `"<ms>:<id>"` (what [`parse_pull_state`] calls the position).
 pub fn parse_cursor(value: &str) -> Option<(i64, String)> {
     let (ms, id) = value.split_once(':')?;
     Some((ms.parse().ok()?, id.to_string()))
+}
+
+/// The stored pull state `"<ms>:<id>[|<started ms>]"`: the last applied record's position and
+/// when the last complete poll started (our clock).
+pub fn parse_pull_state(value: &str) -> (Option<(i64, String)>, Option<i64>) {
+    let (position, started) = match value.split_once('|') {
+        Some((p, s)) => (p, s.parse().ok()),
+        None => (value, None),
+    };
+    (parse_cursor(position), started)
+}
+
+/// Where a poll starts: [`OVERLAP_MS`] before the last applied change, or before the start of
+/// the last complete poll when that is later. Everything modified more than the overlap before
+/// that poll started was visible to it, so a quiet account is not re-read every time (this
+/// assumes our clock within [`OVERLAP_MS`] of the CRM's, as NTP keeps it).
+pub fn poll_start(position: Option<&(i64, String)>, started: Option<i64>) -> i64 {
+    let from = position.map(|p| p.0).max(started).unwrap_or(0);
+    if from == 0 {
+        0
+    } else {
+        (from - OVERLAP_MS).max(0)
+    }
 }
 
 impl<C: Crm, S: Store + PullStore> Engine<C, S> {
@@ -61,20 +84,19 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         let mut properties: Vec<String> = fields.iter().map(|(_, f)| f.crm.clone()).collect();
         // A merge changes the survivor: its absorbed ids re-point our links (crate::merge).
         properties.push(MERGED_IDS.to_string());
-        let stored = self
+        let started = self.clock.now_ms();
+        let (stored, last_started) = self
             .store
             .pull_cursor(&sync.name)
             .await?
             .as_deref()
-            .and_then(parse_cursor);
-        let mut position: (i64, Option<String>) = match &stored {
-            Some((ms, _)) => ((ms - OVERLAP_MS).max(0), None),
-            None => (0, None),
-        };
+            .map(parse_pull_state)
+            .unwrap_or_default();
+        let mut position: (i64, Option<String>) = (poll_start(stored.as_ref(), last_started), None);
         let mut high = stored.clone();
         loop {
             if self.halted().await? {
-                break;
+                return Ok(());
             }
             let changes = self
                 .crm
@@ -98,6 +120,12 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             }
             position = (last.0, Some(last.1));
         }
+        // Complete: remember when this poll started, so the next one need not re-read what
+        // this one saw (only reached when every page was applied).
+        let (ms, id) = high.unwrap_or((0, String::new()));
+        self.store
+            .set_pull_cursor(&sync.name, &format!("{ms}:{id}|{started}"))
+            .await?;
         Ok(())
     }
 }
@@ -140,6 +168,21 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
 #[cfg(test)]
 mod tests {
     use super::parse_cursor;
+
+    #[test]
+    fn a_poll_starts_an_overlap_before_the_later_of_cursor_and_last_start() {
+        use super::{OVERLAP_MS, parse_pull_state, poll_start};
+        let (p, s) = parse_pull_state("1000000:7|5000000");
+        assert_eq!(p, Some((1_000_000, "7".into())));
+        assert_eq!(s, Some(5_000_000));
+        assert_eq!(poll_start(p.as_ref(), s), 5_000_000 - OVERLAP_MS);
+        let (p, s) = parse_pull_state("9000000:7");
+        assert_eq!(poll_start(p.as_ref(), s), 9_000_000 - OVERLAP_MS);
+        assert_eq!(poll_start(None, None), 0);
+        // The first poll ever finished without changes: start before it.
+        let (p, s) = parse_pull_state("0:|3000000");
+        assert_eq!(poll_start(p.as_ref(), s), 3_000_000 - OVERLAP_MS);
+    }
 
     #[test]
     fn cursors_round_trip() {

@@ -79,6 +79,9 @@ pub struct Engine<C, S> {
     pub clock: Arc<dyn Clock>,
     /// Set to ask a running pass to stop after its current batch (`crmsync run` on SIGTERM).
     pub stop: Arc<AtomicBool>,
+    /// Id properties known to exist in the CRM, checked once per process (not every round of
+    /// `crmsync run`); forgotten when a pass fails, so a property deleted meanwhile is made again.
+    ensured: std::sync::Mutex<HashSet<(ObjectKind, String)>>,
 }
 
 impl<C: Crm, S: Store + PullStore> Engine<C, S> {
@@ -92,6 +95,22 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             calls,
             clock: Arc::new(SystemClock),
             stop: Arc::new(AtomicBool::new(false)),
+            ensured: std::sync::Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn is_ensured(&self, key: &(ObjectKind, String)) -> bool {
+        self.ensured.lock().is_ok_and(|set| set.contains(key))
+    }
+
+    fn set_ensured(&self, key: Option<(ObjectKind, String)>) {
+        if let Ok(mut set) = self.ensured.lock() {
+            match key {
+                Some(k) => {
+                    set.insert(k);
+                }
+                None => set.clear(),
+            }
         }
     }
 
@@ -126,18 +145,26 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
     /// One pass over all syncs: capture and queue every change, then deliver until the queue
     /// holds nothing due or today's budget share is spent.
     pub async fn push_once(&self, progress: &dyn Progress) -> Result<RunReport, EngineError> {
+        let r = self.push_pass(progress).await;
+        if r.is_err() {
+            self.set_ensured(None);
+        }
+        r
+    }
+
+    async fn push_pass(&self, progress: &dyn Progress) -> Result<RunReport, EngineError> {
         let started = Instant::now();
         let since = now_ms();
         check_source(&self.config, &self.source).await?;
         let syncs = &self.config.raw.syncs;
         let mut budget = self.budget().await?;
-        let mut ensured = HashSet::new();
         for s in syncs {
-            let object = Self::object_of(s)?;
-            if ensured.insert((object, s.id_property.clone())) {
-                let r = self.crm.ensure_id_property(object, &s.id_property).await;
+            let key = (Self::object_of(s)?, s.id_property.clone());
+            if !self.is_ensured(&key) {
+                let r = self.crm.ensure_id_property(key.0, &s.id_property).await;
                 budget.used += self.flush_calls().await?;
                 r?;
+                self.set_ensured(Some(key));
             }
         }
         let mut report = RunReport::default();

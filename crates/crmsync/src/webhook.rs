@@ -1,9 +1,8 @@
 //! The webhook receiver of `crmsync run` (`[webhooks] listen`, or `--webhook-listen ADDR`):
 //! `POST /hubspot/webhooks` checks HubSpot's signature (v3 by default: five-minute window; v1
 //! when `[webhooks] signature = "v1"`; constant-time compares), stores the events in the state
-//! database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run loop so the
-//! next poll starts at once instead of at the end of `poll_interval_ms`. The poll does the
-//! applying; the events make it prompt.
+//! database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run loop, which
+//! applies them at once (`Engine::apply_webhook_events`: the records they name are read back).
 //!
 //! Answers: 204 stored (or already known); 401 a missing, wrong or stale signature, or one of the
 //! other version; 400 a body that is not a JSON array of events with `eventId`,

@@ -1,9 +1,10 @@
-//! `crmsync run`: the long-running two-way loop. Every `[run] poll_interval_ms`: a poll of CRM
-//! changes (applied to the app), then a push pass. The poll comes first so that a field changed
+//! `crmsync run`: the long-running two-way loop. Each round applies stored webhook events, polls
+//! the CRM when `[run] poll_interval_ms` has passed (and `poll` is on), lists archived records
+//! and reconciles when those are due, then pushes. Inbound comes first so that a field changed
 //! on both sides is seen as a conflict before our push could overwrite the CRM's value. SIGTERM
 //! or Ctrl-C lets the current batch finish, then exits 0. While `crmsync pause` is on, no batch
 //! of either direction starts and queued work is kept. With `[webhooks] listen` (or
-//! `--webhook-listen`), HubSpot's signed change notifications start the next round at once.
+//! `--webhook-listen`), a stored webhook event starts the next round at once.
 
 use super::ConfigArg;
 use super::common::{engine, load_config};
@@ -24,8 +25,8 @@ pub struct RunArgs {
     /// Stop after this many rounds (for scripts and tests); runs until stopped otherwise.
     #[arg(long)]
     pub rounds: Option<u64>,
-    /// Also receive HubSpot webhooks on this address (`POST /hubspot/webhooks`); an event starts
-    /// the next poll at once. Overrides `[webhooks] listen`.
+    /// Also receive HubSpot webhooks on this address (`POST /hubspot/webhooks`); their events
+    /// are applied at once. Overrides `[webhooks] listen`.
     #[arg(long)]
     pub webhook_listen: Option<std::net::SocketAddr>,
     /// The environment variable holding the HubSpot app's client secret (signs webhooks).
@@ -84,10 +85,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("stopping after the current batch");
         stop.store(true, Ordering::SeqCst);
     });
-    eprintln!(
-        "crmsync run: polling the CRM and pushing app changes every {} ms (Ctrl-C stops)",
-        interval.as_millis()
-    );
+    if engine.config.raw.run.poll {
+        eprintln!(
+            "crmsync run: polling the CRM and pushing app changes every {} ms (Ctrl-C stops)",
+            interval.as_millis()
+        );
+    } else {
+        eprintln!(
+            "crmsync run: polling is off; applying webhook events as they come and pushing app changes every {} ms (Ctrl-C stops)",
+            interval.as_millis()
+        );
+    }
     let poll = engine.config.raw.run.poll;
     let mut round = 0u64;
     let mut was_paused = false;
