@@ -25,12 +25,8 @@ fn sandbox() -> SandboxConfig {
     c
 }
 
-/// The world's config, company name two-way, deletions flagged into `crm_deleted_at`.
-fn config(w: &World) -> Config {
-    config_with(w, "crm_deleted_column = \"crm_deleted_at\"")
-}
-
-/// The world's config with `on_delete` (lines of the companies sync) for CRM deletions.
+/// The world's config, company name two-way, with `on_delete` (lines of the companies sync,
+/// e.g. `crm_deleted_column = "crm_deleted_at"`) for CRM deletions.
 fn config_with(w: &World, on_delete: &str) -> Config {
     let text = CONFIG
         .replace("BASE", &w.sandbox.base_url())
