@@ -117,13 +117,18 @@ fn make_demo(dir: &Path, url: &str, customers: usize) {
 
 /// The demo's config with its `[run]` table replaced by `run` (and whatever follows it).
 fn configure(dir: &Path, original: &str, run: &str) -> PathBuf {
-    let demo_run = "[run]\npoll_interval_ms = 3000\n";
-    assert!(
-        original.contains(demo_run),
-        "the demo's [run] table changed"
-    );
+    // The demo's `[run]` table runs up to the blank line after it.
+    let start = original
+        .find("[run]\n")
+        .expect("the demo has a [run] table");
+    let end = start
+        + original[start..]
+            .find("\n\n")
+            .expect("a blank line after [run]")
+        + 1;
+    let text = format!("{}{run}{}", &original[..start], &original[end..]);
     let path = dir.join("crmsync.toml");
-    std::fs::write(&path, original.replace(demo_run, run)).expect("config");
+    std::fs::write(&path, text).expect("config");
     path
 }
 

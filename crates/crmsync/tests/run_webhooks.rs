@@ -118,31 +118,26 @@ impl Demo {
         // The demo's config, switched to webhooks only, with deletions flagged in a new column.
         let config = dir.join("crmsync.toml");
         let text = std::fs::read_to_string(&config).expect("demo config");
-        let run = "[run]\npoll_interval_ms = 3000\n";
-        let companies = "write_back_column = \"hubspot_company_id\"\n";
-        assert!(text.contains(run) && text.contains(companies), "{text}");
-        let text = text
-            .replace(
-                run,
-                &format!(
-                    "[run]\n# Rounds (pushes) every 200 ms; CRM changes come only by webhook.\n\
-                     poll_interval_ms = 200\npoll = false\nreconcile_interval_ms = 0\n\n\
-                     [webhooks]\nlisten = \"127.0.0.1:0\"\nsecret_env = \"{SECRET_ENV}\"\n"
-                ),
-            )
-            .replace(
-                companies,
-                &format!(
-                    "{companies}on_crm_delete = \"flag\"\ncrm_deleted_column = \"crm_deleted_at\"\n"
-                ),
-            );
+        // The demo's `[run]` table (up to the blank line after it) is replaced; the demo already
+        // flags deleted companies into `crm_deleted_at`.
+        assert!(
+            text.contains("crm_deleted_column = \"crm_deleted_at\""),
+            "{text}"
+        );
+        let start = text.find("[run]\n").expect("the demo has a [run] table");
+        let end = start
+            + text[start..]
+                .find("\n\n")
+                .expect("a blank line after [run]")
+            + 1;
+        let text = format!(
+            "{}[run]\n# Rounds (pushes) every 200 ms; CRM changes come only by webhook.\n\
+             poll_interval_ms = 200\npoll = false\nreconcile_interval_ms = 0\n\n\
+             [webhooks]\nlisten = \"127.0.0.1:0\"\nsecret_env = \"{SECRET_ENV}\"\n{}",
+            &text[..start],
+            &text[end..]
+        );
         std::fs::write(&config, text).expect("config");
-        let mut app = connect(&dir.join("orders.db"), "rw").await;
-        sqlx::query("ALTER TABLE customers ADD COLUMN crm_deleted_at TEXT")
-            .execute(&mut app)
-            .await
-            .expect("column");
-        app.close().await.expect("close");
 
         let mut run = crmsync()
             .arg("run")
@@ -434,8 +429,9 @@ async fn a_crm_ui_edit_arrives_by_webhook_and_our_own_push_comes_back_without_a_
         demo.log()
     );
 
-    // The app renames it: one write; the sandbox then reports that write as a change made by
-    // the integration, which is stored, recognised as ours and applied without a call.
+    // The app renames it: one read before writing (docs/two-way.md) and one write; the sandbox
+    // then reports that write as a change made by the integration, which is stored, recognised
+    // as ours and applied without a call.
     let before = demo.calls().await;
     let mut app = connect(&demo.app_db(), "rw").await;
     sqlx::query("UPDATE customers SET company_name = 'Acme Renamed In The App' WHERE id = ?")
@@ -462,11 +458,17 @@ async fn a_crm_ui_edit_arrives_by_webhook_and_our_own_push_comes_back_without_a_
     let made = crmsync_calls(&before, &demo.calls().await);
     assert_eq!(
         made,
-        BTreeMap::from([(
-            "POST /crm/v3/objects/companies/batch/upsert 200".to_string(),
-            1
-        )]),
-        "the push and nothing for its echo: no batch/read, no second write\n{}",
+        BTreeMap::from([
+            (
+                "POST /crm/v3/objects/companies/batch/read 200".to_string(),
+                1
+            ),
+            (
+                "POST /crm/v3/objects/companies/batch/upsert 200".to_string(),
+                1
+            )
+        ]),
+        "the push (its read before writing and the upsert) and nothing for its echo\n{}",
         demo.log()
     );
     // Every delivery was accepted.
