@@ -131,6 +131,24 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             .collect())
     }
 
+    /// The jobs the push planner would make now for these records of `sync` (read from the app
+    /// database), by record; records it would hold or quarantine have none.
+    pub(crate) async fn current_jobs(
+        &self,
+        sync: &SyncConfig,
+        local_ids: &[String],
+    ) -> Result<HashMap<String, NewJob>, EngineError> {
+        let mut columns = referenced_columns(sync);
+        if let Some(c) = &sync.updated_at_column {
+            columns.push(c);
+        }
+        let rows = self
+            .source
+            .fetch(&sync.table, &sync.key, &columns, local_ids)
+            .await?;
+        self.payload_hashes(sync, &rows).await
+    }
+
     /// Applies `changes` (one page of a poll) of `sync` to the app database and records the
     /// outcome. Returns when everything is durable, so the caller may move the cursor.
     pub(crate) async fn apply_changes(

@@ -146,15 +146,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         let locals: Vec<String> = deletions.iter().map(|d| d.local_id.clone()).collect();
         match sync.on_crm_delete {
             OnCrmDelete::Flag => {
-                if let Some(column) = &sync.crm_deleted_column {
-                    let updates: Vec<(String, Vec<(String, String)>)> = deletions
-                        .iter()
-                        .map(|d| (d.local_id.clone(), vec![(column.clone(), rfc3339(now))]))
-                        .collect();
-                    self.source
-                        .apply_pulled(&sync.table, &sync.key, &updates)
-                        .await?;
-                }
+                self.write_deleted_at(sync, &locals, &rfc3339(now)).await?;
                 let held: Vec<QuarantineEntry> = deletions
                     .iter()
                     .map(|d| {
@@ -213,15 +205,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             return Ok(());
         }
         let locals: Vec<String> = back.iter().map(|d| d.local_id.clone()).collect();
-        if let Some(column) = &sync.crm_deleted_column {
-            let updates: Vec<(String, Vec<(String, String)>)> = locals
-                .iter()
-                .map(|l| (l.clone(), vec![(column.clone(), String::new())]))
-                .collect();
-            self.source
-                .apply_pulled(&sync.table, &sync.key, &updates)
-                .await?;
-        }
+        self.write_deleted_at(sync, &locals, "").await?;
         self.store.clear_quarantine(&sync.name, &locals).await?;
         self.store.forget_deletions(&sync.name, &locals).await?;
         report.restored += locals.len() as u64;
@@ -255,34 +239,37 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 }
             }
         }
-        if !self.halted().await? {
-            self.store
-                .set_cursor(
-                    ARCHIVE_CURSOR.0,
-                    ARCHIVE_CURSOR.1,
-                    &self.clock.now_ms().to_string(),
-                )
-                .await?;
-        }
+        self.mark_done(ARCHIVE_CURSOR).await?;
         Ok(report)
     }
 
     /// Whether the archived listing is due under `[run] archive_check_interval_ms`.
     pub async fn archive_check_due(&self) -> Result<bool, EngineError> {
-        let every = self.config.raw.run.archive_check_interval_ms;
-        if every == 0 {
-            return Ok(false);
-        }
-        let last = self
-            .store
-            .cursor(ARCHIVE_CURSOR.0, ARCHIVE_CURSOR.1)
-            .await?
-            .and_then(|v| v.parse::<i64>().ok());
-        Ok(
-            last.is_none_or(|l| {
-                self.clock.now_ms() - l >= i64::try_from(every).unwrap_or(i64::MAX)
-            }),
+        self.due(
+            ARCHIVE_CURSOR,
+            self.config.raw.run.archive_check_interval_ms,
         )
+        .await
+    }
+
+    /// Writes `value` (empty: NULL) into the sync's `crm_deleted_column`, if it has one.
+    async fn write_deleted_at(
+        &self,
+        sync: &SyncConfig,
+        local_ids: &[String],
+        value: &str,
+    ) -> Result<(), EngineError> {
+        let Some(column) = &sync.crm_deleted_column else {
+            return Ok(());
+        };
+        let updates: Vec<(String, Vec<(String, String)>)> = local_ids
+            .iter()
+            .map(|l| (l.clone(), vec![(column.clone(), value.to_string())]))
+            .collect();
+        self.source
+            .apply_pulled(&sync.table, &sync.key, &updates)
+            .await?;
+        Ok(())
     }
 
     /// Settles the deletions the guard held, of one sync or all; returns how many.
@@ -324,16 +311,8 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
         sync: &SyncConfig,
         local_ids: &[String],
     ) -> Result<u64, EngineError> {
-        let mut columns = crmsync_core::mapping::referenced_columns(sync);
-        if let Some(c) = &sync.updated_at_column {
-            columns.push(c);
-        }
-        let rows = self
-            .source
-            .fetch(&sync.table, &sync.key, &columns, local_ids)
-            .await?;
         let jobs: Vec<_> = self
-            .payload_hashes(sync, &rows)
+            .current_jobs(sync, local_ids)
             .await?
             .into_values()
             .collect();

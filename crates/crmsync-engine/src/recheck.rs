@@ -11,7 +11,6 @@ use crate::apply::{PullReport, pulled_fields};
 use crate::error::EngineError;
 use crate::push::Engine;
 use crmsync_core::config::SyncConfig;
-use crmsync_core::mapping::referenced_columns;
 use crmsync_crm::{ChangedRecord, Crm, ObjectKind};
 use crmsync_store::{Delivered, Job, PullStore, Store};
 use std::collections::{HashMap, HashSet};
@@ -71,15 +70,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             .iter()
             .filter_map(|r| crm_of.get(&r.crm_id).cloned())
             .collect();
-        let mut columns = referenced_columns(sync);
-        if let Some(c) = &sync.updated_at_column {
-            columns.push(c);
-        }
-        let rows = self
-            .source
-            .fetch(&sync.table, &sync.key, &columns, &moved_locals)
-            .await?;
-        let planned = self.payload_hashes(sync, &rows).await?;
+        let planned = self.current_jobs(sync, &moved_locals).await?;
         let fresh = self.store.links_for(&sync.name, &moved_locals).await?;
         let parked = self
             .store

@@ -40,29 +40,42 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
                 }
             }
         }
-        if !self.halted().await? {
-            self.store
-                .set_cursor(CURSOR.0, CURSOR.1, &self.clock.now_ms().to_string())
-                .await?;
-        }
+        self.mark_done(CURSOR).await?;
         Ok(report)
     }
 
     /// Whether a pass is due under `[run] reconcile_interval_ms` (never when it is 0).
     pub async fn reconcile_due(&self) -> Result<bool, EngineError> {
-        let every = self.config.raw.run.reconcile_interval_ms;
-        if every == 0 {
+        self.due(CURSOR, self.config.raw.run.reconcile_interval_ms)
+            .await
+    }
+
+    /// Whether the periodic task whose last completion `cursor` keeps is due every `every_ms`
+    /// (never when it is 0).
+    pub(crate) async fn due(
+        &self,
+        cursor: (&str, &str),
+        every_ms: u64,
+    ) -> Result<bool, EngineError> {
+        if every_ms == 0 {
             return Ok(false);
         }
         let last = self
             .store
-            .cursor(CURSOR.0, CURSOR.1)
+            .cursor(cursor.0, cursor.1)
             .await?
             .and_then(|v| v.parse::<i64>().ok());
-        Ok(
-            last.is_none_or(|l| {
-                self.clock.now_ms() - l >= i64::try_from(every).unwrap_or(i64::MAX)
-            }),
-        )
+        let every = i64::try_from(every_ms).unwrap_or(i64::MAX);
+        Ok(last.is_none_or(|l| self.clock.now_ms() - l >= every))
+    }
+
+    /// Records that the periodic task of `cursor` completed now (not when it stopped early).
+    pub(crate) async fn mark_done(&self, cursor: (&str, &str)) -> Result<(), EngineError> {
+        if !self.halted().await? {
+            self.store
+                .set_cursor(cursor.0, cursor.1, &self.clock.now_ms().to_string())
+                .await?;
+        }
+        Ok(())
     }
 }

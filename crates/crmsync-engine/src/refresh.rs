@@ -10,7 +10,7 @@ use crate::merge::{MERGED_IDS, merges_among};
 use crate::plan::Payload;
 use crate::push::Engine;
 use crmsync_core::config::SyncConfig;
-use crmsync_core::mapping::{pulls, pushes, referenced_columns};
+use crmsync_core::mapping::{pulls, pushes};
 use crmsync_crm::{ChangedRecord, Crm};
 use crmsync_store::{PullStore, Store};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -128,15 +128,7 @@ impl<C: Crm, S: Store + PullStore> Engine<C, S> {
             .await?
             .into_iter()
             .collect();
-        let mut columns = referenced_columns(sync);
-        if let Some(c) = &sync.updated_at_column {
-            columns.push(c);
-        }
-        let rows = self
-            .source
-            .fetch(&sync.table, &sync.key, &columns, &locals)
-            .await?;
-        let jobs = self.payload_hashes(sync, &rows).await?;
+        let jobs = self.current_jobs(sync, &locals).await?;
         let crm_of: HashMap<&str, &ChangedRecord> =
             found.iter().map(|r| (r.crm_id.as_str(), r)).collect();
         let mut drifted = Vec::new();

@@ -351,6 +351,35 @@ impl HubspotClient {
     }
 }
 
+impl HubspotClient {
+    /// POSTs a batch whose answer matters only for its errors (the first one is returned).
+    async fn post_batch(
+        &self,
+        what: &str,
+        path: String,
+        body: Vec<u8>,
+        records: usize,
+    ) -> Result<(), CrmError> {
+        let answer = self
+            .execute(Request {
+                method: Method::POST,
+                endpoint: path.clone(),
+                path,
+                body: Some(body),
+                records: count(records),
+                what,
+                expected: &[],
+            })
+            .await?;
+        let response: wire::BatchResponseDefaultAssociation =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(what, e))?;
+        match response.errors.first() {
+            Some(first) => Err(hs_error::batch_error(what, first)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Crm for HubspotClient {
     fn max_batch(&self) -> usize {
         MAX_BATCH
@@ -755,23 +784,13 @@ impl Crm for HubspotClient {
                 })
                 .collect(),
         };
-        let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: format!("/crm/v3/objects/{object}/batch/update"),
-                path: format!("/crm/v3/objects/{object}/batch/update"),
-                body: Some(to_json(&what, &body)?),
-                records: count(inputs.len()),
-                what: &what,
-                expected: &[],
-            })
-            .await?;
-        let response: wire::BatchResponseDefaultAssociation =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
-        match response.errors.first() {
-            Some(first) => Err(hs_error::batch_error(&what, first)),
-            None => Ok(()),
-        }
+        self.post_batch(
+            &what,
+            format!("/crm/v3/objects/{object}/batch/update"),
+            to_json(&what, &body)?,
+            inputs.len(),
+        )
+        .await
     }
 
     async fn associate_batch(
@@ -794,24 +813,14 @@ impl Crm for HubspotClient {
                 })
                 .collect(),
         };
-        let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
-                path: format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
-                body: Some(to_json(&what, &body)?),
-                records: count(pairs.len()),
-                what: &what,
-                expected: &[],
-            })
-            .await?;
         // 200 is the documented answer (FACTS 2.6); a 207 would list the pairs that failed.
-        let response: wire::BatchResponseDefaultAssociation =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
-        match response.errors.first() {
-            Some(first) => Err(hs_error::batch_error(&what, first)),
-            None => Ok(()),
-        }
+        self.post_batch(
+            &what,
+            format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
+            to_json(&what, &body)?,
+            pairs.len(),
+        )
+        .await
     }
 }
 
