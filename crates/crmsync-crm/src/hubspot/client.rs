@@ -352,6 +352,27 @@ impl HubspotClient {
 }
 
 impl HubspotClient {
+    /// POSTs a JSON body to `path` (also its endpoint in the call log); `records` is how many
+    /// records it carries.
+    async fn post(
+        &self,
+        what: &str,
+        path: String,
+        body: Vec<u8>,
+        records: usize,
+    ) -> Result<Answer, CrmError> {
+        self.execute(Request {
+            method: Method::POST,
+            endpoint: path.clone(),
+            path,
+            body: Some(body),
+            records: count(records),
+            what,
+            expected: &[],
+        })
+        .await
+    }
+
     /// POSTs a batch whose answer matters only for its errors (the first one is returned).
     async fn post_batch(
         &self,
@@ -360,17 +381,7 @@ impl HubspotClient {
         body: Vec<u8>,
         records: usize,
     ) -> Result<(), CrmError> {
-        let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: path.clone(),
-                path,
-                body: Some(body),
-                records: count(records),
-                what,
-                expected: &[],
-            })
-            .await?;
+        let answer = self.post(what, path, body, records).await?;
         let response: wire::BatchResponseDefaultAssociation =
             serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(what, e))?;
         match response.errors.first() {
@@ -528,15 +539,12 @@ impl Crm for HubspotClient {
                 .collect(),
         };
         let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: format!("/crm/v3/objects/{object}/batch/upsert"),
-                path: format!("/crm/v3/objects/{object}/batch/upsert"),
-                body: Some(to_json(&what, &body)?),
-                records: count(inputs.len()),
-                what: &what,
-                expected: &[],
-            })
+            .post(
+                &what,
+                format!("/crm/v3/objects/{object}/batch/upsert"),
+                to_json(&what, &body)?,
+                inputs.len(),
+            )
             .await?;
         let response: wire::BatchResponseUpsert =
             serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
@@ -681,15 +689,12 @@ impl Crm for HubspotClient {
             properties: wanted,
         };
         let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: format!("/crm/v3/objects/{object}/batch/read"),
-                path: format!("/crm/v3/objects/{object}/batch/read"),
-                body: Some(to_json(&what, &body)?),
-                records: count(ids.len()),
-                what: &what,
-                expected: &[],
-            })
+            .post(
+                &what,
+                format!("/crm/v3/objects/{object}/batch/read"),
+                to_json(&what, &body)?,
+                ids.len(),
+            )
             .await?;
         let response: wire::BatchReadResponse =
             serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
