@@ -197,5 +197,27 @@ async fn sync_once_right_after_the_demo_sends_no_write_calls() {
     assert_eq!(report["upsert_calls"], 0, "{report}");
     assert_eq!(report["association_calls"], 0, "{report}");
     assert_eq!(upserts().await, before, "the sandbox saw no write call");
+
+    // A reconciliation right after reads every linked record back and finds nothing to repair.
+    let cfg = demo.join("crmsync.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        crmsync()
+            .args(["reconcile", "--config"])
+            .arg(&cfg)
+            .env("HUBSPOT_ACCESS_TOKEN", "any-token")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("reconcile runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("drift repaired:    0 "), "{stdout}");
+    assert!(!stdout.contains("records read back: 0\n"), "{stdout}");
+    assert_eq!(upserts().await, before, "still no write call");
     sandbox.shutdown().await;
 }

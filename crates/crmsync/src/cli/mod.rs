@@ -51,7 +51,7 @@ pub enum Command {
     Retry(retry::RetryArgs),
     /// Show one record's story: source values, payload, link, queue, quarantine, calls.
     Explain(explain::ExplainArgs),
-    /// Sync both ways until stopped: poll CRM changes into the app, push app changes.
+    /// Sync both ways until stopped: CRM changes (webhooks, polling) into the app, app changes out.
     Run(run::RunArgs),
     /// Kill switch: no batch starts in either direction until `crmsync resume`.
     Pause(ConfigArg),
