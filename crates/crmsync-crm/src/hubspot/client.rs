@@ -352,6 +352,28 @@ impl HubspotClient {
 }
 
 impl HubspotClient {
+    /// GETs `path` (default: `endpoint`; a path with a query string is logged as its endpoint)
+    /// and reads the JSON answer.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        endpoint: String,
+        path: Option<String>,
+    ) -> Result<T, CrmError> {
+        let answer = self
+            .execute(Request {
+                method: Method::GET,
+                path: path.unwrap_or_else(|| endpoint.clone()),
+                endpoint,
+                body: None,
+                records: 0,
+                what,
+                expected: &[],
+            })
+            .await?;
+        serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(what, e))
+    }
+
     /// POSTs a JSON body to `path` (also its endpoint in the call log); `records` is how many
     /// records it carries.
     async fn post(
@@ -436,19 +458,9 @@ impl Crm for HubspotClient {
 
     async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
         let what = format!("{object} property listing");
-        let answer = self
-            .execute(Request {
-                method: Method::GET,
-                endpoint: format!("/crm/v3/properties/{object}"),
-                path: format!("/crm/v3/properties/{object}"),
-                body: None,
-                records: 0,
-                what: &what,
-                expected: &[],
-            })
+        let listing: wire::CollectionResponseProperty = self
+            .get_json(&what, format!("/crm/v3/properties/{object}"), None)
             .await?;
-        let listing: wire::CollectionResponseProperty =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
         Ok(listing
             .results
             .into_iter()
@@ -473,19 +485,9 @@ impl Crm for HubspotClient {
             return Ok(Vec::new());
         }
         let what = format!("{object} pipeline listing");
-        let answer = self
-            .execute(Request {
-                method: Method::GET,
-                endpoint: format!("/crm/v3/pipelines/{object}"),
-                path: format!("/crm/v3/pipelines/{object}"),
-                body: None,
-                records: 0,
-                what: &what,
-                expected: &[],
-            })
+        let listing: wire::CollectionResponsePipeline = self
+            .get_json(&what, format!("/crm/v3/pipelines/{object}"), None)
             .await?;
-        let listing: wire::CollectionResponsePipeline =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
         Ok(listing
             .results
             .into_iter()
@@ -749,19 +751,9 @@ impl Crm for HubspotClient {
             path.push_str("&after=");
             path.push_str(a);
         }
-        let answer = self
-            .execute(Request {
-                method: Method::GET,
-                endpoint: format!("/crm/v3/objects/{object}"),
-                path,
-                body: None,
-                records: 0,
-                what: &what,
-                expected: &[],
-            })
+        let page: wire::SearchResponse = self
+            .get_json(&what, format!("/crm/v3/objects/{object}"), Some(path))
             .await?;
-        let page: wire::SearchResponse =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
         let next = page.paging.and_then(|p| p.next).and_then(|n| n.after);
         Ok((page.results.into_iter().map(|r| r.id).collect(), next))
     }
