@@ -535,3 +535,57 @@ async fn unlink_lets_the_next_push_recreate_and_a_second_deletion_counts_again()
     let r = engine.reconcile_once().await.expect("reconcile again");
     assert_eq!(r.deleted, 1, "the second deletion is a new one: {r:?}");
 }
+
+#[tokio::test]
+async fn a_record_restored_in_the_crm_flows_again() {
+    let (w, engine) = synced(12).await;
+    let one = crm_id(&engine, "companies", "1").await;
+    archive(&w, &one).await;
+    engine.reconcile_once().await.expect("reconcile");
+    assert!(
+        app_value(&w, "SELECT crm_deleted_at FROM customers WHERE id = ?", 1)
+            .await
+            .is_some()
+    );
+    // Restored as HubSpot's UI does it; the restore event is how we hear of it.
+    let status = reqwest::Client::new()
+        .post(format!(
+            "{}/_sandbox/restore/companies/{one}",
+            w.sandbox.base_url()
+        ))
+        .send()
+        .await
+        .expect("restore")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    let event = json!({"eventId": 31, "subscriptionType": "company.restore", "objectId": one.parse::<u64>().expect("id"), "changeFlag": "RESTORED"});
+    engine
+        .store
+        .record_webhook_events(&[("31".into(), event.to_string())])
+        .await
+        .expect("store");
+    let r = engine.apply_webhook_events().await.expect("apply");
+    assert_eq!(r.restored, 1, "{r:?}");
+    assert_eq!(
+        app_value(&w, "SELECT crm_deleted_at FROM customers WHERE id = ?", 1).await,
+        None,
+        "the flag is cleared"
+    );
+    assert!(
+        engine
+            .store
+            .deletions(None, None)
+            .await
+            .expect("deletions")
+            .is_empty()
+    );
+    // ... and the record is pushed again, to the same CRM record.
+    w.app_sql("UPDATE customers SET company = 'Back Again' WHERE id = 1")
+        .await;
+    engine.push_once(&NoProgress).await.expect("push");
+    assert_eq!(live_companies(&w).await, 12);
+    let v = w
+        .get(&format!("/crm/v3/objects/companies/{one}?properties=name"))
+        .await;
+    assert_eq!(v["properties"]["name"], "Back Again");
+}

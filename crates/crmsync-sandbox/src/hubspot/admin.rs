@@ -82,8 +82,30 @@ async fn stats(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({ "calls": calls, "total": total, "objects": objects }))
 }
 
+/// `POST /_sandbox/restore/{objectType}/{id}`: what HubSpot's UI restore does to an archived
+/// record (no public REST endpoint exists); 204, or 404 when there is no such archived record.
+async fn restore(
+    State(state): State<AppState>,
+    axum::extract::Path((segment, id)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let object = ObjectType::parse(&segment)
+        .ok_or_else(|| ApiError::not_found(format!("Unknown object type {segment}")))?;
+    let restored = id
+        .parse::<u64>()
+        .is_ok_and(|id| state.store().restore_archived(object, id));
+    if restored {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "No archived {} {id}",
+            object.singular()
+        )))
+    }
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .route("/_sandbox/restore/{object_type}/{id}", post(restore))
         .route("/_sandbox/reset", post(reset))
         .route("/_sandbox/limits", get(get_limits).put(put_limits))
         .route("/_sandbox/stats", get(stats))

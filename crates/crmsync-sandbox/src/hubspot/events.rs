@@ -25,6 +25,8 @@ pub(crate) enum What {
         flag: &'static str,
     },
     PrivacyDeletion,
+    /// An archived record brought back (HubSpot's UI restore, within 90 days).
+    Restore,
     Merge {
         merged: Vec<u64>,
         new_id: u64,
@@ -76,6 +78,7 @@ impl What {
             What::Property { .. } => "propertyChange",
             What::Deletion { .. } => "deletion",
             What::PrivacyDeletion => "privacyDeletion",
+            What::Restore => "restore",
             What::Merge { .. } => "merge",
             What::Association { .. } => "associationChange",
         }
@@ -92,6 +95,7 @@ fn subscription_id(object: ObjectType, suffix: &str) -> u64 {
         "privacyDeletion",
         "merge",
         "associationChange",
+        "restore",
     ]
     .iter()
     .position(|s| *s == suffix)
@@ -132,6 +136,7 @@ impl Change {
             }
             What::Deletion { flag } => put("changeFlag", json!(flag)),
             What::PrivacyDeletion => put("changeFlag", json!("DELETED")),
+            What::Restore => put("changeFlag", json!("RESTORED")),
             What::Merge {
                 merged,
                 new_id,

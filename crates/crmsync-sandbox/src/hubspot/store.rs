@@ -526,6 +526,27 @@ impl Store {
         was_live
     }
 
+    /// Brings an archived record back, as HubSpot's UI does within 90 days (there is no public
+    /// REST endpoint for it, FACTS 2.4). False when there is no such archived record.
+    pub fn restore_archived(&mut self, object: ObjectType, id: u64) -> bool {
+        let now = self.now();
+        let schema = &self.schemas[object.index()];
+        let table = &mut self.tables[object.index()];
+        let Some(record) = table.records.get_mut(&id) else {
+            return false;
+        };
+        if !record.is_archived() {
+            return false;
+        }
+        record.archived_at = None;
+        record.updated_at = now;
+        let record = record.clone();
+        index_record(table, object, schema, &record, true);
+        self.generation += 1;
+        self.record_change(object, id, now, What::Restore);
+        true
+    }
+
     /// Permanently deletes a record and its associations (GDPR delete).
     pub fn purge(&mut self, object: ObjectType, id: u64) -> bool {
         let schema = &self.schemas[object.index()];
