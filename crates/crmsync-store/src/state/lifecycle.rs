@@ -94,6 +94,39 @@ pub trait LifecycleStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<CrmMerge>, StoreError>> + Send;
 }
 
+/// The first value bound to a [`per_key_chunk`] statement.
+enum Lead<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Runs each of `statements` once per chunk of 500 `keys`, in one transaction: `{keys}` in a
+/// statement becomes that many placeholders, bound after `lead`.
+async fn per_key_chunk(
+    store: &SqliteStore,
+    statements: &[&str],
+    lead: Lead<'_>,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    let mut tx = store.pool().begin().await?;
+    for chunk in keys.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        for statement in statements {
+            let mut q = sqlx::query(sql(statement.replace("{keys}", &marks)));
+            q = match lead {
+                Lead::Int(n) => q.bind(n),
+                Lead::Text(t) => q.bind(t),
+            };
+            for key in chunk {
+                q = q.bind(key);
+            }
+            q.execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 fn deletion_of(r: &sqlx::sqlite::SqliteRow) -> CrmDeletion {
     let state: String = r.get(4);
     CrmDeletion {
@@ -138,20 +171,13 @@ impl LifecycleStore for SqliteStore {
         event_ids: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for chunk in event_ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut q = sqlx::query(sql(format!(
-                "UPDATE webhook_events SET applied_at = ? WHERE event_id IN ({marks})"
-            )))
-            .bind(now_ms);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        per_key_chunk(
+            self,
+            &["UPDATE webhook_events SET applied_at = ? WHERE event_id IN ({keys})"],
+            Lead::Int(now_ms),
+            event_ids,
+        )
+        .await
     }
 
     async fn links_page(
@@ -239,20 +265,13 @@ impl LifecycleStore for SqliteStore {
     }
 
     async fn forget_deletions(&self, sync: &str, local_ids: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for chunk in local_ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut q = sqlx::query(sql(format!(
-                "DELETE FROM crm_deletions WHERE sync = ? AND local_id IN ({marks})"
-            )))
-            .bind(sync);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        per_key_chunk(
+            self,
+            &["DELETE FROM crm_deletions WHERE sync = ? AND local_id IN ({keys})"],
+            Lead::Text(sync),
+            local_ids,
+        )
+        .await
     }
 
     async fn deletions_since(&self, sync: &str, since_ms: i64) -> Result<u64, StoreError> {
@@ -267,22 +286,16 @@ impl LifecycleStore for SqliteStore {
     }
 
     async fn unlink(&self, sync: &str, local_ids: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for chunk in local_ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            for table in ["links", "field_base"] {
-                let mut q = sqlx::query(sql(format!(
-                    "DELETE FROM {table} WHERE sync = ? AND local_id IN ({marks})"
-                )))
-                .bind(sync);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        per_key_chunk(
+            self,
+            &[
+                "DELETE FROM links WHERE sync = ? AND local_id IN ({keys})",
+                "DELETE FROM field_base WHERE sync = ? AND local_id IN ({keys})",
+            ],
+            Lead::Text(sync),
+            local_ids,
+        )
+        .await
     }
 
     async fn record_merges(&self, merges: &[CrmMerge]) -> Result<(), StoreError> {
