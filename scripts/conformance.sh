@@ -3,7 +3,8 @@
 # (../shared/conformance/hubspot/run.sh, beside the repository) and crmsync's own extra checks
 # (tests/sdk/run.sh). Builds and starts `crmsync sandbox --no-limits` on a free port, waits for
 # it with a deadline, runs both, stops the server and exits non-zero if either failed.
-# Usage: scripts/conformance.sh [PORT]   (env: CONFORMANCE_VENV, CONFORMANCE_PROFILE, CARGO_TARGET_DIR)
+# Usage: scripts/conformance.sh [PORT]   (env: CONFORMANCE_VENV, CONFORMANCE_PROFILE, CARGO_TARGET_DIR,
+#        CONFORMANCE_BIN: a crmsync binary to use as it is, e.g. the one `cargo test` just built)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,14 +15,19 @@ shared="$root/../shared/conformance/hubspot/run.sh"
 
 # The test build's binary (CI has just built it); CONFORMANCE_PROFILE=release for a release one.
 profile=${CONFORMANCE_PROFILE:-debug}
-if [[ $profile == release ]]; then
-  cargo build --release -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
-else
-  cargo build -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
-fi
 target=${CARGO_TARGET_DIR:-$root/target}
+bin=${CONFORMANCE_BIN:-}
+if [[ -z $bin ]]; then
+  if [[ $profile == release ]]; then
+    cargo build --release -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
+  else
+    cargo build -p crmsync --quiet || { echo "build failed" >&2; exit 2; }
+  fi
+  bin="$target/$profile/crmsync"
+fi
+[[ -x $bin ]] || { echo "no crmsync binary at $bin" >&2; exit 2; }
 log=$(mktemp)
-"$target/$profile/crmsync" sandbox --port "$port" --no-limits >"$log" 2>&1 &
+"$bin" sandbox --port "$port" --no-limits >"$log" 2>&1 &
 server=$!
 trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 

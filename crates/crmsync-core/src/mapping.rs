@@ -5,7 +5,7 @@
 //! for pulled values is in `reverse.rs`.
 
 use crate::compose;
-use crate::config::{Direction, FieldConfig, SyncConfig};
+use crate::config::{Direction, FieldConfig, OnEmpty, OnInvalid, SyncConfig, WriteMode};
 use crate::reverse;
 use crate::status_map;
 use crate::transform::Transform;
@@ -31,11 +31,23 @@ pub struct FieldProblem {
     pub value: Option<String>,
 }
 
+/// A record ready to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapped {
+    /// CRM property -> value, sent on every write.
+    pub properties: BTreeMap<String, String>,
+    /// CRM property -> value of `write = "create_only"` fields: sent only when the record is
+    /// created, and not part of the payload hash (a later change of them sends nothing).
+    pub create_only: BTreeMap<String, String>,
+    /// Fields left out because they failed with `on_invalid = "skip_field"`, with the reason.
+    pub skipped: Vec<FieldProblem>,
+}
+
 /// What to do with one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapOutcome {
     /// Send these CRM properties.
-    Ready(BTreeMap<String, String>),
+    Ready(Mapped),
     /// A rule failed: quarantine the record with these reasons; nothing is sent.
     Invalid(Vec<FieldProblem>),
     /// Not an error, but not to be sent yet (a required value awaits confirmation).
@@ -59,9 +71,23 @@ pub fn referenced_columns(sync: &SyncConfig) -> Vec<&str> {
     for (name, field) in &sync.fields {
         cols.extend(compose::columns(name, field));
         cols.extend(field.confirmed_by.as_deref());
+        cols.extend(transform_columns(field));
     }
     cols.extend(sync.associate.keys().map(String::as_str));
     cols.into_iter().collect()
+}
+
+/// The app columns a field's transforms read besides its value (`e164`'s `region_column`),
+/// borrowed from the config.
+fn transform_columns(field: &FieldConfig) -> impl Iterator<Item = &str> {
+    field.transform.iter().filter_map(|item| match item {
+        crate::config::Item::Table(t) => t
+            .get("e164")
+            .and_then(|v| v.as_table())
+            .and_then(|o| o.get("region_column"))
+            .and_then(|c| c.as_str()),
+        crate::config::Item::Name(_) => None,
+    })
 }
 
 /// The app value a CRM value of `field` pulls back as, in the app's own representation (see
@@ -79,7 +105,7 @@ pub fn map_one(column: &str, field: &FieldConfig, row: &Row) -> Option<String> {
 
 /// Maps `row` through the fields of `sync` that flow app -> CRM.
 pub fn map_row(sync: &SyncConfig, row: &Row) -> MapOutcome {
-    let mut props = BTreeMap::new();
+    let mut mapped = Mapped::default();
     let mut problems = Vec::new();
     let mut held = None;
     for (column, field) in &sync.fields {
@@ -88,9 +114,16 @@ pub fn map_row(sync: &SyncConfig, row: &Row) -> MapOutcome {
         }
         match map_field(column, field, row) {
             Ok(Some(v)) => {
-                props.insert(field.crm.clone(), v);
+                let into = match field.write {
+                    WriteMode::Always => &mut mapped.properties,
+                    WriteMode::CreateOnly => &mut mapped.create_only,
+                };
+                into.insert(field.crm.clone(), v);
             }
             Ok(None) => {}
+            Err(FieldError::Invalid(p)) if field.on_invalid == OnInvalid::SkipField => {
+                mapped.skipped.push(p)
+            }
             Err(FieldError::Invalid(p)) => problems.push(p),
             Err(FieldError::Held(p)) => held = held.or(Some(p)),
         }
@@ -100,7 +133,7 @@ pub fn map_row(sync: &SyncConfig, row: &Row) -> MapOutcome {
     } else if let Some(h) = held {
         MapOutcome::Held(h)
     } else {
-        MapOutcome::Ready(props)
+        MapOutcome::Ready(mapped)
     }
 }
 
@@ -124,7 +157,7 @@ fn map_field(column: &str, field: &FieldConfig, row: &Row) -> Result<Option<Stri
         .iter()
         .filter_map(|t| Transform::from_item(t).ok())
     {
-        value = t.apply(&value).map_err(|why| {
+        value = t.apply_in(&value, row).map_err(|why| {
             FieldError::Invalid(problem(
                 t.name(),
                 format!("`{value}` {why} (transform `{}`)", t.name()),
@@ -170,6 +203,10 @@ fn map_field(column: &str, field: &FieldConfig, row: &Row) -> Result<Option<Stri
     for rule in &rules {
         rule.check(column, &value)
             .map_err(|m| FieldError::Invalid(problem(rule.name(), m, &value)))?;
+    }
+    // An empty value erases the CRM's only when the field says so.
+    if value.is_empty() && field.on_empty == OnEmpty::Skip {
+        return Ok(None);
     }
     Ok(Some(value))
 }
@@ -218,9 +255,10 @@ mod tests {
                 ("note", Some("x")),
             ]),
         );
-        let MapOutcome::Ready(p) = out else {
+        let MapOutcome::Ready(m) = out else {
             panic!("expected ready, got {out:?}")
         };
+        let p = m.properties;
         assert_eq!(p["email"], "ada@x.com");
         assert_eq!(p["firstname"], "Ada L");
         assert_eq!(p["lifecyclestage"], "customer");
@@ -269,6 +307,135 @@ mod tests {
         };
         assert_eq!(p[0].rule, "map");
         assert!(p[0].message.contains("lost"));
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    //! `on_empty`, `write`, `on_invalid` and a phone region read from the row.
+    use super::*;
+    use crate::config::raw::RawConfig;
+
+    fn sync() -> SyncConfig {
+        let raw: RawConfig = toml::from_str(
+            r#"
+            source = { url = "sqlite://a.db" }
+            crm = { kind = "hubspot", token_env = "T" }
+            [[sync]]
+            name = "companies"
+            table = "accounts"
+            object = "companies"
+            [sync.fields]
+            domain = { crm = "domain" }
+            notes = { crm = "description", on_empty = "clear" }
+            lead_source = { crm = "hs_analytics_source", write = "create_only" }
+            phone = { crm = "phone", transform = [{ e164 = { region_column = "country", default = "US" } }], on_invalid = "skip_field" }
+            "#,
+        )
+        .expect("parses");
+        assert!(
+            crate::config::validate::validate(&raw).is_empty(),
+            "{:?}",
+            crate::config::validate::validate(&raw)
+        );
+        raw.syncs.into_iter().next().expect("one sync")
+    }
+
+    fn row(pairs: &[(&str, Option<&str>)]) -> Row {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    }
+
+    fn ready(out: MapOutcome) -> Mapped {
+        match out {
+            MapOutcome::Ready(m) => m,
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_value_is_left_out_unless_the_field_clears() {
+        let m = ready(map_row(
+            &sync(),
+            &row(&[
+                ("domain", None),
+                ("notes", Some("")),
+                ("lead_source", Some("")),
+            ]),
+        ));
+        assert!(
+            !m.properties.contains_key("domain"),
+            "NULL never erases the CRM's domain"
+        );
+        assert_eq!(
+            m.properties.get("description").map(String::as_str),
+            Some("")
+        );
+        assert!(m.create_only.is_empty());
+    }
+
+    #[test]
+    fn create_only_values_are_kept_apart() {
+        let m = ready(map_row(
+            &sync(),
+            &row(&[
+                ("domain", Some("acme.com")),
+                ("lead_source", Some("webinar")),
+            ]),
+        ));
+        assert_eq!(
+            m.create_only.get("hs_analytics_source").map(String::as_str),
+            Some("webinar")
+        );
+        assert!(!m.properties.contains_key("hs_analytics_source"));
+    }
+
+    #[test]
+    fn the_phone_region_comes_from_the_row() {
+        let uk = ready(map_row(
+            &sync(),
+            &row(&[
+                ("phone", Some("020 7946 0958")),
+                ("country", Some("United Kingdom")),
+            ]),
+        ));
+        assert_eq!(uk.properties["phone"], "+442079460958");
+        let us = ready(map_row(
+            &sync(),
+            &row(&[("phone", Some("(415) 555-2671")), ("country", None)]),
+        ));
+        assert_eq!(us.properties["phone"], "+14155552671", "the default region");
+        let de = ready(map_row(
+            &sync(),
+            &row(&[("phone", Some("030 1234567")), ("country", Some("de"))]),
+        ));
+        assert_eq!(de.properties["phone"], "+49301234567");
+    }
+
+    #[test]
+    fn a_skipped_field_leaves_the_record_flowing_and_says_why() {
+        let m = ready(map_row(
+            &sync(),
+            &row(&[
+                ("domain", Some("acme.com")),
+                ("phone", Some("call me")),
+                ("country", Some("GB")),
+            ]),
+        ));
+        assert_eq!(m.properties["domain"], "acme.com");
+        assert!(!m.properties.contains_key("phone"));
+        assert_eq!(m.skipped.len(), 1);
+        assert_eq!(
+            (m.skipped[0].column.as_str(), m.skipped[0].rule.as_str()),
+            ("phone", "e164")
+        );
+    }
+
+    #[test]
+    fn the_region_column_is_read() {
+        assert!(referenced_columns(&sync()).contains(&"country"));
     }
 }
 
@@ -336,10 +503,11 @@ mod shape_tests {
 
     #[test]
     fn payload_of_every_field_shape() {
-        let MapOutcome::Ready(p) = map_row(&sync(), &good_row()) else {
+        let MapOutcome::Ready(m) = map_row(&sync(), &good_row()) else {
             panic!("expected ready")
         };
-        insta::assert_debug_snapshot!(p);
+        assert!(m.create_only.is_empty() && m.skipped.is_empty());
+        insta::assert_debug_snapshot!(m.properties);
     }
 
     #[test]

@@ -22,9 +22,11 @@ pub enum Transform {
     CollapseWhitespace,
     /// Trim, lowercase the domain.
     NormalizeEmail,
-    /// E.164 phone number; national numbers are read in `region`.
+    /// E.164 phone number; national numbers are read in the region the row's
+    /// `region_column` names (a code or a country name), else in `region`.
     E164 {
         region: Option<phonenumber::country::Id>,
+        region_column: Option<String>,
     },
     /// `YYYY-MM-DD` from the app's formats.
     Date {
@@ -35,10 +37,12 @@ pub enum Transform {
         formats: Vec<Format>,
         offset: Option<FixedOffset>,
     },
-    /// A plain decimal from the app's notation.
+    /// A plain decimal from the app's notation, divided by `10^scale` on the way to the CRM
+    /// (`divide_by = 100`: cents to units) and multiplied back on the way home.
     Number {
         decimal: char,
         decimals: Option<u32>,
+        scale: u32,
     },
     /// Cut to at most this many characters (the `max_length` rule rejects instead).
     Truncate(usize),
@@ -53,10 +57,10 @@ impl Transform {
         "title_case",
         "collapse_whitespace",
         "normalize_email",
-        "e164 / { e164 = \"DE\" }",
+        "e164 / { e164 = \"DE\" } / { e164 = { region_column = \"country\", default = \"US\" } }",
         "{ date = \"%d.%m.%Y\" }",
         "{ datetime = \"%d.%m.%Y %H:%M\", utc_offset = \"+01:00\" }",
-        "number / { number = { decimal = \",\", decimals = 2 } }",
+        "number / { number = { decimal = \",\", decimals = 2, divide_by = 100 } }",
         "{ truncate = 40 }",
     ];
 
@@ -75,10 +79,14 @@ impl Transform {
                 "title_case" => Transform::TitleCase,
                 "collapse_whitespace" => Transform::CollapseWhitespace,
                 "normalize_email" => Transform::NormalizeEmail,
-                "e164" => Transform::E164 { region: None },
+                "e164" => Transform::E164 {
+                    region: None,
+                    region_column: None,
+                },
                 "number" => Transform::Number {
                     decimal: '.',
                     decimals: None,
+                    scale: 0,
                 },
                 "date" | "datetime" | "truncate" => {
                     return Err(format!(
@@ -105,16 +113,57 @@ impl Transform {
             Transform::TitleCase => title_case(value),
             Transform::CollapseWhitespace => value.split_whitespace().collect::<Vec<_>>().join(" "),
             Transform::NormalizeEmail => email::normalize(value),
-            Transform::E164 { region } => phone::to_e164(value, *region)?,
+            Transform::E164 { region, .. } => phone::to_e164(value, *region)?,
             Transform::Date { formats } => datetime::to_date(value, formats)?,
             Transform::Datetime { formats, offset } => {
                 datetime::to_datetime(value, formats, *offset)?
             }
-            Transform::Number { decimal, decimals } => {
-                number::normalize(value, *decimal, *decimals)?
+            Transform::Number {
+                decimal,
+                decimals,
+                scale,
+            } => {
+                let plain = number::normalize(value, *decimal, None)?;
+                let scaled = number::shift(&plain, i32::try_from(*scale).unwrap_or(0))?;
+                match decimals {
+                    Some(_) => number::normalize(&scaled, '.', *decimals)?,
+                    None => scaled,
+                }
             }
             Transform::Truncate(n) => value.chars().take(*n).collect(),
         })
+    }
+
+    /// Applies the transform to one value of `row`: as [`Transform::apply`], with the row's
+    /// own phone region when the transform reads one from a column.
+    pub fn apply_in(&self, value: &str, row: &crate::mapping::Row) -> Result<String, String> {
+        match self {
+            Transform::E164 {
+                region,
+                region_column: Some(column),
+            } => {
+                let named = row.get(column).cloned().flatten().unwrap_or_default();
+                let from_row = phone::region_of(&named);
+                if from_row.is_none() && !named.trim().is_empty() && region.is_none() {
+                    return Err(format!(
+                        "cannot be read: `{column}` holds `{named}`, which is no country code or name crmsync knows, and no `default` region is set"
+                    ));
+                }
+                phone::to_e164(value, from_row.or(*region))
+            }
+            other => other.apply(value),
+        }
+    }
+
+    /// The app columns the transform reads besides the field's own value.
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            Transform::E164 {
+                region_column: Some(c),
+                ..
+            } => vec![c.as_str()],
+            _ => vec![],
+        }
     }
 
     /// The app value a CRM value comes back as, for fields that pull. Conversions have an
@@ -132,8 +181,18 @@ impl Transform {
                 Some(f) => datetime::datetime_to_app(crm_value, f, *offset),
                 None => Ok(crm_value.to_string()),
             },
-            Transform::Number { decimal, decimals } => {
-                number::to_app(crm_value, *decimal, *decimals)
+            Transform::Number {
+                decimal,
+                decimals,
+                scale: 0,
+            } => number::to_app(crm_value, *decimal, *decimals),
+            // Scaled: the app holds the small unit (cents); the CRM's value multiplied back,
+            // exactly. A CRM value finer than the unit (`12.345` for cents) keeps its fraction
+            // rather than being rounded into the app.
+            Transform::Number { decimal, scale, .. } => {
+                let plain = number::to_app(crm_value, '.', None)?;
+                let app = number::shift(&plain, -i32::try_from(*scale).unwrap_or(0))?;
+                Ok(app.replace('.', &decimal.to_string()))
             }
             Transform::Trim
             | Transform::Lowercase
@@ -193,9 +252,37 @@ fn from_table(t: &BTreeMap<String, toml::Value>) -> Result<Transform, String> {
     };
     let arg = t.get(name).ok_or_else(|| unknown(name))?;
     match name {
-        "e164" => Ok(Transform::E164 {
-            region: Some(phone::parse_region(as_str(name, arg)?)?),
-        }),
+        "e164" => match arg {
+            toml::Value::Table(opts) => {
+                let mut region = None;
+                let mut region_column = None;
+                for (k, v) in opts {
+                    match k.as_str() {
+                        "region_column" => region_column = Some(as_str(k, v)?.to_string()),
+                        "default" => region = Some(phone::parse_region(as_str(k, v)?)?),
+                        other => {
+                            return Err(format!(
+                                "unknown `e164` option `{other}`; expected `region_column` or `default`"
+                            ));
+                        }
+                    }
+                }
+                if region_column.is_none() {
+                    return Err(
+                        "`e164` with a table needs `region_column`, e.g. `{ e164 = { region_column = \"country\", default = \"US\" } }`"
+                            .into(),
+                    );
+                }
+                Ok(Transform::E164 {
+                    region,
+                    region_column,
+                })
+            }
+            _ => Ok(Transform::E164 {
+                region: Some(phone::parse_region(as_str(name, arg)?)?),
+                region_column: None,
+            }),
+        },
         "date" => Ok(Transform::Date {
             formats: formats(name, arg)?,
         }),
@@ -216,8 +303,31 @@ fn from_table(t: &BTreeMap<String, toml::Value>) -> Result<Transform, String> {
             };
             let mut decimal = '.';
             let mut decimals = None;
+            let mut scale = 0;
             for (k, v) in opts {
                 match k.as_str() {
+                    "divide_by" => {
+                        let n = v.as_integer().ok_or_else(|| {
+                            format!(
+                                "`divide_by` takes a whole number such as 100, got {}",
+                                v.type_str()
+                            )
+                        })?;
+                        scale = match n {
+                            1 => 0,
+                            10 => 1,
+                            100 => 2,
+                            1_000 => 3,
+                            10_000 => 4,
+                            100_000 => 5,
+                            1_000_000 => 6,
+                            _ => {
+                                return Err(format!(
+                                    "`divide_by` is a power of ten from 1 to 1000000 (100 turns cents into units), got {n}"
+                                ));
+                            }
+                        };
+                    }
                     "decimal" => {
                         decimal = match as_str("decimal", v)? {
                             "." => '.',
@@ -238,12 +348,16 @@ fn from_table(t: &BTreeMap<String, toml::Value>) -> Result<Transform, String> {
                     }
                     other => {
                         return Err(format!(
-                            "unknown `number` option `{other}`; expected `decimal` or `decimals`"
+                            "unknown `number` option `{other}`; expected `decimal`, `decimals` or `divide_by`"
                         ));
                     }
                 }
             }
-            Ok(Transform::Number { decimal, decimals })
+            Ok(Transform::Number {
+                decimal,
+                decimals,
+                scale,
+            })
         }
         simple => match Transform::from_item(&Item::Name(simple.to_string())) {
             Ok(_) => Err(format!(
@@ -315,6 +429,31 @@ mod tests {
         toml::from_str::<W>(&format!("t = {toml_value}"))
             .expect("test item parses")
             .t
+    }
+
+    #[test]
+    fn cents_become_units_and_come_back_as_cents() {
+        let t = Transform::from_item(&item("{ number = { divide_by = 100, decimals = 2 } }"))
+            .expect("valid");
+        assert_eq!(t.apply("129900").as_deref(), Ok("1299.00"));
+        assert_eq!(t.apply("5").as_deref(), Ok("0.05"));
+        assert_eq!(t.apply("-1").as_deref(), Ok("-0.01"));
+        assert_eq!(t.apply("").as_deref(), Ok(""));
+        assert_eq!(t.back("1299.00").as_deref(), Ok("129900"));
+        assert_eq!(t.back("1299.5").as_deref(), Ok("129950"));
+        assert_eq!(
+            t.back("12.345").as_deref(),
+            Ok("1234.5"),
+            "finer than a cent: kept"
+        );
+        assert!(t.apply("12 cents").is_err());
+        for bad in [
+            "{ number = { divide_by = 7 } }",
+            "{ number = { divide_by = \"100\" } }",
+        ] {
+            let e = Transform::from_item(&item(bad)).expect_err("refused");
+            assert!(e.contains("divide_by"), "{e}");
+        }
     }
 
     fn apply(toml_value: &str, value: &str) -> Result<String, String> {

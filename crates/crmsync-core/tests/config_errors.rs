@@ -98,7 +98,7 @@ fn a_missing_token_variable_is_a_config_error_naming_it() {
 fn all_semantic_problems_are_reported_at_once_with_lines() {
     let text = r#"
 [source]
-url = "mysql://x"
+url = "oracle://x"
 
 [crm]
 kind = "hubspot"
@@ -358,4 +358,91 @@ fn the_webhook_secret_is_read_only_when_asked_for_from_its_variable_or_file() {
         .webhook_secret(&no_env)
         .expect("from the file next to the config");
     assert_eq!(secret.expose_secret(), "s3cret");
+}
+
+/// A database URL with a password is refused (secrets never go into the file), without the
+/// password in the message; `url_env` takes the URL from the environment and its scheme is
+/// checked there.
+#[test]
+fn database_passwords_stay_out_of_the_config() {
+    let text = r#"
+[source]
+url = "postgres://shop:hunter2@db/shop"
+[state]
+url_env = "STATE_URL"
+[crm]
+kind = "hubspot"
+token_env = "T"
+[[sync]]
+name = "c"
+table = "customers"
+object = "companies"
+[sync.fields]
+name = { crm = "name" }
+"#;
+    let env = |name: &str| match name {
+        "T" => Some("token".to_string()),
+        "STATE_URL" => Some("mysql://crm:s3cret@db/state".to_string()),
+        _ => None,
+    };
+    let err = load_str(text, Path::new("c.toml"), Secrets::Required, &env).expect_err("refused");
+    let message = err.to_string();
+    assert!(message.contains("c.toml:3: `source.url`"), "{message}");
+    assert!(message.contains("url_env"), "says the fix: {message}");
+    assert!(message.contains("c.toml:5: `state.url_env`"), "{message}");
+    assert!(
+        !message.contains("hunter2") && !message.contains("s3cret"),
+        "no password in the message: {message}"
+    );
+
+    let ok = text.replace("postgres://shop:hunter2@db/shop", "postgres://shop@db/shop");
+    let env = |name: &str| match name {
+        "T" => Some("token".to_string()),
+        "STATE_URL" => Some("postgres://crm:s3cret@db/state".to_string()),
+        _ => None,
+    };
+    let config = load_str(&ok, Path::new("c.toml"), Secrets::Required, &env).expect("valid");
+    assert_eq!(config.source_url(), "postgres://shop@db/shop");
+    assert_eq!(config.state_url(), "postgres://crm:s3cret@db/state");
+    assert!(
+        !format!("{config:?}").contains("s3cret"),
+        "the resolved URL is kept out of Debug"
+    );
+}
+
+/// Configs that parse but would do the wrong thing are refused with the key and the reason:
+/// one CRM property written by two fields, the key used as write-back column, `create_only` on
+/// a pulled field, a zero timeout, an interval longer than a day.
+#[test]
+fn wrong_but_valid_configs_are_refused() {
+    let text = r#"
+[source]
+url = "sqlite://a.db"
+[crm]
+kind = "hubspot"
+timeout_ms = 0
+interval_ms = 99999999999
+[[sync]]
+name = "companies"
+table = "accounts"
+object = "companies"
+write_back_column = "id"
+direction = "both"
+[sync.fields]
+name = { crm = "name" }
+title = { crm = "name", direction = "push" }
+lead = { crm = "hs_analytics_source", write = "create_only" }
+"#;
+    let err =
+        load_str(text, Path::new("w.toml"), Secrets::NotNeeded, &no_env).expect_err("refused");
+    let got: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "crm.timeout_ms",
+        "crm.interval_ms",
+        "sync[0].write_back_column",
+        "sync[0].fields.title.crm",
+        "sync[0].fields.lead.write",
+    ] {
+        assert!(got.contains(&want), "missing {want}: {err}");
+    }
 }

@@ -27,3 +27,30 @@ pub struct CallRecord {
 
 /// Receives every [`CallRecord`]; must be cheap and must not block (push into a buffer/channel).
 pub type CallObserver = Arc<dyn Fn(CallRecord) + Send + Sync>;
+
+/// A rolling window one API call counts against (e.g. HubSpot's 100 requests per 10 s, less
+/// the headroom), as the connector knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallWindow {
+    /// Names the window within the connection: `interval`, `search`, ...
+    pub name: &'static str,
+    /// Calls allowed within any `length`.
+    pub max: u32,
+    pub length: Duration,
+}
+
+/// Admits each HTTP attempt before it is sent: where several workers share one account's
+/// budget, the gate reserves the call in the shared state (and waits while every window is
+/// full), so the workers together stay under the limit a single client's own limiter keeps.
+///
+/// Contract: `admit` returns `Ok` once the call may start (it is then counted, whether or
+/// not it is sent); an `Err` means the call must not be sent (the process is stopping, or the
+/// shared state is unreachable: a [`crate::ErrorKind::Transport`] error, retryable later).
+/// A dyn-compatible trait with a boxed future, because the client holds it as an object
+/// beside its observer.
+pub trait CallGate: Send + Sync {
+    fn admit<'a>(
+        &'a self,
+        window: &'a CallWindow,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::CrmError>> + Send + 'a>>;
+}

@@ -15,7 +15,7 @@ pub mod hubspot;
 pub mod object;
 pub mod schema;
 
-pub use call::{CallObserver, CallRecord};
+pub use call::{CallGate, CallObserver, CallRecord, CallWindow};
 pub use error::{CrmError, ErrorKind};
 pub use object::ObjectKind;
 pub use schema::{Pipeline, PropertyInfo, Stage};
@@ -67,6 +67,21 @@ pub struct ChangedRecord {
     pub properties: BTreeMap<String, String>,
     /// The CRM's last-modified time of the record, ms since the Unix epoch.
     pub modified_ms: i64,
+    /// Ids of other records this one absorbed in a merge (they now resolve to it).
+    pub merged_ids: Vec<String>,
+}
+
+/// What a CRM's change notification (a webhook event) says, as far as syncing cares. Events
+/// are hints: the engine reads the records back instead of trusting the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmEvent {
+    pub object: ObjectKind,
+    /// `creation`, `propertyChange`, `deletion`, `merge`, `restore`, `privacyDeletion`, ...
+    pub kind: String,
+    /// The records it concerns (for a merge: the survivor, the absorbed ones, a new id).
+    pub ids: Vec<String>,
+    /// For a property change: the property and its new value (`""` for a cleared one).
+    pub property: Option<(String, String)>,
 }
 
 /// A CRM the engine can push records to and poll changes from.
@@ -133,6 +148,14 @@ pub trait Crm: Send + Sync {
         inputs: &[UpsertInput],
     ) -> impl Future<Output = Result<Vec<RecordOutcome>, CrmError>> + Send;
 
+    /// Reads one stored webhook event body of this CRM; `None` for events of objects or
+    /// kinds crmsync does not sync, and for bodies it cannot read. CRMs without webhooks keep
+    /// the default.
+    fn parse_event(&self, body: &str) -> Option<CrmEvent> {
+        let _ = body;
+        None
+    }
+
     /// Records of `object` modified after the position `(cursor_ms, after_id)`, oldest first
     /// (ties by id), with `properties`; at least `limit` of them when there are that many (a
     /// page may add a few more). A record modified exactly at `cursor_ms` with an id at or
@@ -147,13 +170,11 @@ pub trait Crm: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ChangedRecord>, CrmError>> + Send;
 
-    /// Creates default (unlabelled) associations `from` -> `to`, up to [`Crm::max_batch`] per call.
-    /// Creating an association that already exists is not an error.
     /// The current state of up to [`Crm::max_batch`] records by CRM id: the records found, with
     /// `properties` and their modification time, in no particular order. An id the CRM resolves
     /// to another record (a merge absorbed it) comes back as the survivor, whose
-    /// `hs_merged_object_ids` (when asked for) lists it; an id that is gone (archived, deleted)
-    /// is simply absent.
+    /// [`ChangedRecord::merged_ids`] lists it; an id that is gone (archived, deleted) is simply
+    /// absent.
     fn read_batch(
         &self,
         object: ObjectKind,
@@ -176,6 +197,8 @@ pub trait Crm: Send + Sync {
         inputs: &[UpdateInput],
     ) -> impl Future<Output = Result<(), CrmError>> + Send;
 
+    /// Creates default (unlabelled) associations `from` -> `to`, up to [`Crm::max_batch`] per call.
+    /// Creating an association that already exists is not an error.
     fn associate_batch(
         &self,
         from: ObjectKind,

@@ -8,7 +8,7 @@ use crate::error::EngineError;
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_core::mapping::{MapOutcome, map_row, pushes, referenced_columns};
 use crmsync_crm::{Crm, ObjectKind, Pipeline, PropertyInfo};
-use crmsync_store::SqliteSource;
+use crmsync_store::{Source, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -209,10 +209,10 @@ fn type_problem(prop: &PropertyInfo, value: &str) -> Option<String> {
 }
 
 /// Runs the preflight. `max_examples` bounds the examples per finding.
-pub async fn check<C: Crm>(
+pub async fn check<C: Crm, A: Source>(
     config: &Config,
     crm: &C,
-    source: &SqliteSource,
+    source: &A,
     max_examples: usize,
 ) -> Result<CheckReport, EngineError> {
     let syncs = &config.raw.syncs;
@@ -366,11 +366,11 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
 }
 
 /// Reads every row of a sync and records what would happen to it.
-async fn scan_sync(
+async fn scan_sync<A: Source>(
     s: &SyncConfig,
     object: ObjectKind,
     schema: &CrmSchema,
-    source: &SqliteSource,
+    source: &A,
     groups: &mut Groups,
     findings: &mut Vec<Finding>,
 ) -> Result<SyncSummary, EngineError> {
@@ -382,7 +382,7 @@ async fn scan_sync(
     let cols = referenced_columns(s);
     let mut needed = cols.clone();
     needed.push(&s.key);
-    if let Err(e) = source.check_columns(&s.table, &needed).await {
+    if let Err(e) = check_columns(source, &s.table, &needed).await {
         findings.push(config_finding(
             Severity::Error,
             s,
@@ -457,9 +457,21 @@ async fn scan_sync(
                         },
                     );
                 }
-                MapOutcome::Ready(props) => {
+                MapOutcome::Ready(mapped) => {
+                    for p in &mapped.skipped {
+                        groups.add(
+                            Severity::Warning,
+                            &s.name,
+                            Some(&p.column),
+                            "skipped_field",
+                            Some(&p.rule),
+                            || format!("`{}` fails `{}`: these records would be sent without it (on_invalid = \"skip_field\")", p.column, p.rule),
+                            Example { key: Some(row.key.clone()), value: p.value.clone(), detail: p.message.clone() },
+                        );
+                    }
+                    let props = &mapped.properties;
                     let mut ok = true;
-                    for (prop_name, value) in &props {
+                    for (prop_name, value) in props.iter().chain(&mapped.create_only) {
                         let Some(prop) = schema.property(object, prop_name) else {
                             continue;
                         };
@@ -521,4 +533,51 @@ async fn scan_sync(
         }
     }
     Ok(summary)
+}
+
+/// Checks that `table` exists in the app database and has every column in `needed`, naming
+/// the missing ones and the ones it has.
+pub async fn check_columns<A: Source>(
+    source: &A,
+    table: &str,
+    needed: &[&str],
+) -> Result<(), StoreError> {
+    let info = source.describe(table).await?;
+    let missing = info.missing(needed);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let have: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+    Err(StoreError::Schema(format!(
+        "table `{table}` has no column{} {}; it has: {}",
+        if missing.len() == 1 { "" } else { "s" },
+        missing
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        have.join(", ")
+    )))
+}
+
+/// Checks the source tables and columns every sync reads, naming what is missing.
+pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), EngineError> {
+    for s in &config.raw.syncs {
+        let mut cols = crate::outbound::capture::columns(s);
+        cols.push(&s.key);
+        for c in [
+            &s.updated_at_column,
+            &s.write_back_column,
+            &s.crm_deleted_column,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cols.push(c);
+        }
+        check_columns(source, &s.table, &cols)
+            .await
+            .map_err(|e| EngineError::Config(format!("sync `{}`: {e}", s.name)))?;
+    }
+    Ok(())
 }

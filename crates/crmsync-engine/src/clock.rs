@@ -12,6 +12,6 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crmsync_store::state::sqlite::now_ms()
+        crmsync_store::now_ms()
     }
 }

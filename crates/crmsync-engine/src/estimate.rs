@@ -2,12 +2,12 @@
 //! `crmsync plan` prints and what `status` uses for its ETA. Reads only; changes nothing.
 
 use crate::budget::Budget;
-use crate::capture::{PAGE, columns};
 use crate::error::EngineError;
-use crate::order::dependency_order;
-use crate::plan::{PlanInput, plan};
+use crate::outbound::capture::{PAGE, columns};
+use crate::outbound::order::dependency_order;
+use crate::outbound::plan::{PlanInput, plan};
 use crmsync_core::config::{Config, SyncConfig};
-use crmsync_store::{SqliteSource, Store};
+use crmsync_store::{Records, Source};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -94,15 +94,15 @@ pub fn calls_for(sync: &SyncConfig, records: u64, batch: u64) -> u64 {
 }
 
 /// Reads every sync's table and counts what a full pass would send.
-pub async fn estimate<S: Store>(
+pub async fn estimate<S: Records, A: Source>(
     config: &Config,
     store: &S,
-    source: &SqliteSource,
+    source: &A,
     budget: &Budget,
     batch: u64,
     now_ms: i64,
 ) -> Result<Estimate, EngineError> {
-    crate::push::check_source(config, source).await?;
+    crate::check::check_source(config, source).await?;
     let mut syncs = Vec::new();
     let mut calls = 0;
     for i in dependency_order(&config.raw.syncs) {
@@ -123,7 +123,7 @@ pub async fn estimate<S: Store>(
             e.rows += rows.len() as u64;
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
             let links = store.links_for(&sync.name, &keys).await?;
-            let parents = crate::push::parent_links(store, sync, &rows).await?;
+            let parents = crate::outbound::parent_links(store, sync, &rows).await?;
             let none = HashSet::new();
             let input = PlanInput {
                 sync,
@@ -140,7 +140,9 @@ pub async fn estimate<S: Store>(
             e.held += p.held;
             e.to_send += p.jobs.len() as u64;
             for j in &p.jobs {
-                if let Ok(payload) = serde_json::from_str::<crate::plan::Payload>(&j.payload) {
+                if let Ok(payload) =
+                    serde_json::from_str::<crate::outbound::plan::Payload>(&j.payload)
+                {
                     for t in payload.associations.keys() {
                         *with_assoc.entry(t.clone()).or_default() += 1;
                     }

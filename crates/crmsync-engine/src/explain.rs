@@ -9,8 +9,7 @@ use crate::error::EngineError;
 use crmsync_core::config::Config;
 use crmsync_core::hash::payload_hash;
 use crmsync_core::mapping::{MapOutcome, map_row, referenced_columns};
-use crmsync_store::state::inspect::{JobDetail, LinkDetail};
-use crmsync_store::{CallRow, QuarantineEntry, SqliteSource, SqliteStore, Store};
+use crmsync_store::{CallRow, Inspect, JobDetail, LinkDetail, QuarantineEntry, Records, Source};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -27,6 +26,12 @@ pub enum Mapped {
     /// Would be sent with these properties and associations (CRM ids by sync).
     Ready {
         properties: BTreeMap<String, String>,
+        /// `write = "create_only"` values: sent only while the CRM has no record of ours.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        create_only: BTreeMap<String, String>,
+        /// Fields left out by `on_invalid = "skip_field"`: `(field, rule, message)`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<(String, String, String)>,
         associations: BTreeMap<String, String>,
         hash: String,
     },
@@ -142,10 +147,10 @@ impl From<QuarantineEntry> for QuarantineView {
 }
 
 /// Explains record `key` of sync `sync_name`.
-pub async fn explain(
+pub async fn explain<S: Records + Inspect, A: Source>(
     config: &Config,
-    store: &SqliteStore,
-    source: &SqliteSource,
+    store: &S,
+    source: &A,
     sync_name: &str,
     key: &str,
 ) -> Result<Explanation, EngineError> {
@@ -176,14 +181,18 @@ pub async fn explain(
                 rule: p.rule,
                 message: p.message,
             },
-            MapOutcome::Ready(properties) => {
+            MapOutcome::Ready(ready) => {
+                let properties = ready.properties;
                 let mut associations = BTreeMap::new();
                 let mut waiting = None;
                 for (column, target) in &sync.associate {
                     let Some(parent) = row.values.get(column).cloned().flatten() else {
                         continue;
                     };
-                    match store.link(target, &parent).await?.and_then(|l| l.crm_id) {
+                    let link = store
+                        .links_for(target, std::slice::from_ref(&parent))
+                        .await?;
+                    match link.get(&parent).and_then(|l| l.crm_id.clone()) {
                         Some(id) => {
                             associations.insert(target.clone(), id);
                         }
@@ -204,6 +213,12 @@ pub async fn explain(
                     None => Mapped::Ready {
                         hash: payload_hash(&properties, &associations),
                         properties,
+                        create_only: ready.create_only,
+                        skipped: ready
+                            .skipped
+                            .into_iter()
+                            .map(|p| (p.column, p.rule, p.message))
+                            .collect(),
                         associations,
                     },
                 }

@@ -1,36 +1,63 @@
-//! The crmsync engine: find what changed in the app database ([`capture`]), decide what to send
-//! ([`plan`]), queue it durably and deliver it to the CRM in full batches ([`dispatch`]), parents
-//! before children ([`order`]). [`Engine::push_once`] runs one pass of all of it. Two-way sync:
-//! [`pull`] polls CRM changes, [`apply`] writes them into the app, [`conflict`] decides fields
-//! changed on both sides; [`inbound`] applies stored webhook events, [`reconcile`] reads every
-//! linked record back ([`refresh`]), handling CRM [`deletion`]s and [`merge`]s.
+//! The crmsync engine, in stages (see `shared/DESIGN.md`, "the seams"):
+//!
+//! - [`outbound`]: capture → plan (pure) → commit on the sync's leader; claim → recheck →
+//!   deliver → settle on any worker;
+//! - [`inbound`]: hints (webhook events, edits found before a push, the poll) → read back →
+//!   decide (pure) → commit, on the sync's leader;
+//! - [`lifecycle`]: CRM deletions (with the mass-deletion guard), merges, reconciliation;
+//! - [`runtime`]: the tasks of a worker (`crmsync run`), with leader leases, a heartbeat and a
+//!   cancellation token; [`telemetry`]: the typed events everything reports through;
+//! - [`engine`]: the parts a worker works with and the one-shot passes (`sync --once`,
+//!   `reconcile`, ...); [`gate`]: the shared API budget every CRM call is admitted by.
+//!
+//! The engine names no database and no CRM: it runs on the store's and the CRM crate's traits.
 
-pub mod apply;
 pub mod budget;
-pub mod capture;
+pub mod calls;
 pub mod check;
 pub mod clock;
-pub mod conflict;
-pub mod deletion;
-pub mod dispatch;
+pub mod engine;
 pub mod error;
 pub mod estimate;
 pub mod explain;
+pub mod gate;
 pub mod inbound;
-pub mod merge;
-pub mod order;
-pub mod plan;
-pub mod progress;
-pub mod pull;
-pub mod push;
-pub mod recheck;
-pub mod reconcile;
-pub mod refresh;
+pub mod lifecycle;
+pub mod outbound;
 pub mod report;
+pub mod runtime;
 pub mod status;
+pub mod telemetry;
 
-pub use apply::PullReport;
+pub use calls::CallBuffer;
+pub use engine::{Engine, Leases};
 pub use error::EngineError;
-pub use progress::{NoProgress, Progress};
-pub use push::{CallBuffer, Engine, check_source, install};
-pub use report::{RunReport, SyncReport};
+pub use report::{PullReport, RunReport, SyncReport};
+pub use telemetry::{Event, Telemetry};
+
+/// Installs change capture on every table synced with `capture = "trigger"`; returns the
+/// tables it installed on.
+pub async fn install<A: crmsync_store::Source + crmsync_store::Capture>(
+    config: &crmsync_core::config::Config,
+    source: &A,
+) -> Result<Vec<String>, EngineError> {
+    use std::collections::{BTreeSet, HashMap};
+    check::check_source(config, source).await?;
+    let mut watched: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+    for s in &config.raw.syncs {
+        if s.capture == crmsync_core::config::Capture::Trigger {
+            watched
+                .entry((&s.table, &s.key))
+                .or_default()
+                .extend(outbound::capture::columns(s));
+        }
+    }
+    let mut done = Vec::new();
+    for ((table, key), cols) in watched {
+        let cols: Vec<&str> = cols.into_iter().collect();
+        source.install_capture(table, key, &cols).await?;
+        done.push(table.to_string());
+    }
+    done.sort();
+    Ok(done)
+}

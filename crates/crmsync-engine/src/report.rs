@@ -1,4 +1,5 @@
-//! What one pass did, per sync and in total.
+//! What one pass did: per sync and in total for the push side ([`SyncReport`], [`RunReport`]),
+//! and for the way back ([`PullReport`]).
 
 use serde::Serialize;
 
@@ -52,5 +53,107 @@ impl RunReport {
         self.syncs
             .iter()
             .any(|s| s.invalid > 0 || s.rejected > 0 || s.failed > 0)
+    }
+}
+
+/// Counts of inbound work (a poll, webhook events, reconciliation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PullReport {
+    /// Changed CRM records read.
+    pub fetched: u64,
+    /// App rows written.
+    pub applied: u64,
+    /// Records whose two-way fields already agreed (e.g. our own pushes coming back).
+    pub unchanged: u64,
+    /// Fields where the app's value was kept (it is pushed next).
+    pub kept_app: u64,
+    /// Fields parked for review.
+    pub parked: u64,
+    /// CRM records with no link (created in the CRM; not imported yet).
+    pub unlinked: u64,
+    /// CRM values that cannot be mapped back (e.g. a deal stage with no app status).
+    pub unmappable: u64,
+    /// App rows that changed while the CRM's value was being applied: left alone, decided
+    /// again with the app's new value.
+    pub raced: u64,
+    /// Linked records read back by id (webhook events, reconciliation).
+    pub checked: u64,
+    /// Webhook events read (stored ones, applied now).
+    pub events: u64,
+    /// Webhook events that needed no read: our own writes coming back, fields we don't pull.
+    pub events_skipped: u64,
+    /// Linked CRM records found deleted (archived), with the sync's action done.
+    pub deleted: u64,
+    /// Deletions held by the mass-deletion guard.
+    pub deletions_held: u64,
+    /// Deleted records that came back (restored in the CRM).
+    pub restored: u64,
+    /// Links re-pointed to the survivor of a CRM merge.
+    pub merged: u64,
+    /// Merges after which two app records map to one CRM record (held, reported).
+    pub shared: u64,
+    /// Records pushed again because the CRM's value of a push field differed (reconcile).
+    pub repushed: u64,
+}
+
+impl PullReport {
+    /// What a reconciliation repaired: every difference it found and fixed.
+    pub fn drift(&self) -> u64 {
+        self.applied
+            + self.repushed
+            + self.deleted
+            + self.deletions_held
+            + self.restored
+            + self.merged
+            + self.shared
+    }
+
+    /// Whether anything changed on either side (worth a line in a log).
+    pub fn changed(&self) -> bool {
+        self.applied
+            + self.parked
+            + self.deleted
+            + self.deletions_held
+            + self.restored
+            + self.merged
+            + self.shared
+            + self.repushed
+            > 0
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &PullReport) {
+        self.fetched += other.fetched;
+        self.applied += other.applied;
+        self.unchanged += other.unchanged;
+        self.kept_app += other.kept_app;
+        self.parked += other.parked;
+        self.unlinked += other.unlinked;
+        self.unmappable += other.unmappable;
+        self.raced += other.raced;
+        self.checked += other.checked;
+        self.events += other.events;
+        self.events_skipped += other.events_skipped;
+        self.deleted += other.deleted;
+        self.deletions_held += other.deletions_held;
+        self.restored += other.restored;
+        self.merged += other.merged;
+        self.shared += other.shared;
+        self.repushed += other.repushed;
+    }
+}
+
+impl SyncReport {
+    /// Adds `other`'s counts to these (same sync).
+    pub fn add(&mut self, other: &SyncReport) {
+        self.read += other.read;
+        self.unchanged += other.unchanged;
+        self.queued += other.queued;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.invalid += other.invalid;
+        self.held += other.held;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
     }
 }

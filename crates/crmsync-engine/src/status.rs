@@ -4,8 +4,10 @@
 use crate::budget::Budget;
 use crate::error::EngineError;
 use crate::estimate::{calls_for, eta};
-use crmsync_core::config::{Capture, Config};
-use crmsync_store::{DeletionState, PullStore, SqliteSource, Store};
+use crmsync_core::config::{Capture as CaptureMode, Config};
+use crmsync_store::{
+    Capture, Coordination, CursorDirection, DeletionState, Lifecycle, Source, State,
+};
 use serde::Serialize;
 
 /// One sync's state.
@@ -81,15 +83,28 @@ pub struct TwoWayStatus {
     pub webhook_events_pending: u64,
 }
 
+/// A periodic task and the worker leading it (its lease not expired).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Leader {
+    /// `sync:<name>` (capture and inbound work of a sync) or `webhooks`.
+    pub task: String,
+    /// The worker's owner token (`host:pid:id`).
+    pub worker: String,
+    /// When its lease runs out unless renewed, RFC 3339.
+    pub until: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     pub syncs: Vec<SyncStatus>,
     pub crm: CrmStatus,
     pub two_way: TwoWayStatus,
+    /// Tasks led by a live worker (none when no `crmsync run` is running).
+    pub leaders: Vec<Leader>,
 }
 
 /// Reads the two-way figures.
-async fn two_way<S: PullStore>(store: &S) -> Result<TwoWayStatus, EngineError> {
+async fn two_way<S: Lifecycle + Coordination>(store: &S) -> Result<TwoWayStatus, EngineError> {
     let deletions = store.deletions(None, None).await?;
     let merges = store.merges(None).await?;
     Ok(TwoWayStatus {
@@ -110,10 +125,10 @@ async fn two_way<S: PullStore>(store: &S) -> Result<TwoWayStatus, EngineError> {
 }
 
 /// Reads the status of every sync in `config`.
-pub async fn status<S: Store + PullStore>(
+pub async fn status<S: State, A: Source + Capture>(
     config: &Config,
     store: &S,
-    source: &SqliteSource,
+    source: &A,
 ) -> Result<Status, EngineError> {
     let mut syncs = Vec::new();
     for s in &config.raw.syncs {
@@ -122,10 +137,13 @@ pub async fn status<S: Store + PullStore>(
         let quarantined = c.invalid + c.rejected;
         // Changes the triggers logged since the last pass are not synced yet, though their
         // records may be linked.
-        let unseen = match store.cursor(&s.name, "trigger").await? {
-            Some(seq) if s.capture == Capture::Trigger => {
-                let after = seq.parse().unwrap_or(i64::MAX);
-                source.changed_keys(&s.table, after).await?.0.len() as i64
+        let unseen = match store
+            .cursor(&s.name, CursorDirection::Push, "trigger")
+            .await?
+        {
+            Some(cursor) if s.capture == CaptureMode::Trigger => {
+                i64::try_from(source.changes_pending(&s.table, Some(&cursor)).await?)
+                    .unwrap_or(i64::MAX)
             }
             _ => 0,
         };
@@ -142,9 +160,11 @@ pub async fn status<S: Store + PullStore>(
             held: c.held,
         });
     }
-    let now = crmsync_store::state::sqlite::now_ms();
+    let now = crmsync_store::now_ms();
     let mut budget = Budget::new(&config.raw.crm, now);
-    budget.used = store.calls_since(budget.day_start_ms).await?;
+    budget.used = store
+        .calls_reserved(&crate::engine::connection_of(config), budget.day_start_ms)
+        .await?;
     let all = store.call_summary(0).await?;
     let today = store.call_summary(budget.day_start_ms).await?;
     let mut queued_calls = 0;
@@ -153,11 +173,23 @@ pub async fn status<S: Store + PullStore>(
         queued_calls += calls_for(s, queued, BATCH);
     }
     let crm = &config.raw.crm;
+    let leaders = store
+        .leaders()
+        .await?
+        .into_iter()
+        .filter(|(_, _, until)| *until >= now)
+        .map(|(task, worker, until)| Leader {
+            task,
+            worker,
+            until: rfc3339(until),
+        })
+        .collect();
     Ok(Status {
+        leaders,
         two_way: two_way(store).await?,
         syncs,
         crm: CrmStatus {
-            kind: "hubspot".into(),
+            kind: crate::engine::connection_of(config),
             environment: format!("{:?}", crm.environment).to_lowercase(),
             calls: all.calls,
             retries: all.retries,

@@ -5,7 +5,7 @@ use crmsync_core::config::{Secrets, load_str};
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
 use crmsync_engine::check::{Severity, check};
 use crmsync_sandbox::{Sandbox, SandboxConfig};
-use crmsync_store::SqliteSource;
+use crmsync_store::sqlite::SqliteSource;
 use secrecy::SecretString;
 use sqlx::{Connection, SqliteConnection};
 

@@ -7,17 +7,16 @@
 mod support;
 
 use crmsync_core::config::{Config, Secrets, load_str};
-use crmsync_crm::hubspot::HubspotClient;
-use crmsync_engine::deletion::Decision;
-use crmsync_engine::{Engine, NoProgress};
+use crmsync_engine::lifecycle::deletion::Decision;
+
 use crmsync_sandbox::SandboxConfig;
-use crmsync_store::{DeletionState, LifecycleStore, PullStore, SqliteStore, Store};
+use crmsync_store::{Coordination, DeletionState, Lifecycle, Records};
 use serde_json::json;
-use support::{CONFIG, World, world};
+use support::{CONFIG, TestEngine, World, world};
 
 const UI_TOKEN: &str = "ui-token";
 
-type E = Engine<HubspotClient, SqliteStore>;
+type E = TestEngine;
 
 fn sandbox() -> SandboxConfig {
     let mut c = SandboxConfig::unlimited();
@@ -61,17 +60,17 @@ async fn synced_with(n: i64, on_delete: &str) -> (World, E) {
     w.app_sql("ALTER TABLE customers ADD COLUMN crm_deleted_at TEXT")
         .await;
     let engine = w.engine_with(config_with(&w, on_delete), |_| {}).await;
-    crmsync_engine::install(&engine.config, &engine.source)
+    crmsync_engine::install(&engine.config, &engine.app)
         .await
         .expect("install");
-    engine.push_once(&NoProgress).await.expect("backfill");
+    engine.push_once().await.expect("backfill");
     engine.pull_once().await.expect("first poll");
     (w, engine)
 }
 
 async fn crm_id(engine: &E, sync: &str, key: &str) -> String {
     engine
-        .store
+        .state
         .link(sync, key)
         .await
         .expect("link")
@@ -136,7 +135,7 @@ async fn an_archived_record_is_flagged_and_never_recreated() {
         "the row carries the deletion time"
     );
     let deletions = engine
-        .store
+        .state
         .deletions(Some("companies"), None)
         .await
         .expect("deletions");
@@ -148,10 +147,10 @@ async fn an_archived_record_is_flagged_and_never_recreated() {
     let companies = live_companies(&w).await;
     w.app_sql("UPDATE customers SET company = 'Revived' WHERE id = 1")
         .await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(live_companies(&w).await, companies, "no company recreated");
     let held = engine
-        .store
+        .state
         .quarantined("companies")
         .await
         .expect("quarantine");
@@ -166,14 +165,14 @@ async fn an_archived_record_is_flagged_and_never_recreated() {
     archive(&w, &two).await;
     let event = json!({"eventId": 77, "subscriptionType": "company.deletion", "objectId": two.parse::<u64>().expect("numeric id"), "changeFlag": "DELETED"});
     engine
-        .store
-        .record_webhook_events(&[("77".into(), event.to_string())])
+        .state
+        .record_webhook_events(&[("77".into(), event.to_string())], support::wall_ms())
         .await
         .expect("store event");
     let r = engine.apply_webhook_events().await.expect("apply events");
     assert_eq!((r.events, r.deleted), (1, 1), "{r:?}");
     assert_eq!(
-        engine.store.pending_webhook_count().await.expect("count"),
+        engine.state.pending_webhook_count().await.expect("count"),
         0
     );
 }
@@ -191,17 +190,14 @@ async fn a_mass_deletion_is_held_until_a_person_decides() {
         None,
         "nothing is flagged while held"
     );
-    let status = crmsync_engine::status::status(&engine.config, &engine.store, &engine.source)
+    let status = crmsync_engine::status::status(&engine.config, &engine.state, &engine.app)
         .await
         .expect("status");
     assert_eq!(status.two_way.deletions_held, 11);
     // While held, an app edit does not recreate the record either.
     w.app_sql("UPDATE customers SET company = 'Edited' WHERE id = 3")
         .await;
-    engine
-        .push_once(&NoProgress)
-        .await
-        .expect("push while held");
+    engine.push_once().await.expect("push while held");
     assert_eq!(live_companies(&w).await, 1);
 
     // Rejected: the records are pushed again, so the CRM has all twelve companies again.
@@ -210,11 +206,11 @@ async fn a_mass_deletion_is_held_until_a_person_decides() {
         .await
         .expect("reject");
     assert_eq!(n, 11);
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(live_companies(&w).await, 12);
     assert!(
         engine
-            .store
+            .state
             .deletions(None, None)
             .await
             .expect("deletions")
@@ -244,7 +240,7 @@ async fn held_deletions_can_be_applied() {
     );
     assert_eq!(
         engine
-            .store
+            .state
             .deletions(Some("companies"), Some(DeletionState::Applied))
             .await
             .expect("deletions")
@@ -279,7 +275,7 @@ async fn a_merge_repoints_the_link_and_the_next_push_updates_the_survivor() {
     let companies = live_companies(&w).await;
     w.app_sql("UPDATE customers SET company = 'One Robotics' WHERE id = 1")
         .await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(live_companies(&w).await, companies, "no duplicate company");
     let v = w
         .get(&format!(
@@ -305,14 +301,14 @@ async fn merging_two_linked_records_reports_two_app_records_on_one() {
     let event = json!({"eventId": 5, "subscriptionType": "company.merge", "objectId": one.parse::<u64>().expect("id"),
         "primaryObjectId": one.parse::<u64>().expect("id"), "mergedObjectIds": [two.parse::<u64>().expect("id")], "changeFlag": "MERGED"});
     engine
-        .store
-        .record_webhook_events(&[("5".into(), event.to_string())])
+        .state
+        .record_webhook_events(&[("5".into(), event.to_string())], support::wall_ms())
         .await
         .expect("store");
     let r = engine.apply_webhook_events().await.expect("apply");
     assert_eq!((r.merged, r.shared), (0, 1), "{r:?}");
     let merges = engine
-        .store
+        .state
         .merges(Some("companies"))
         .await
         .expect("merges");
@@ -320,7 +316,7 @@ async fn merging_two_linked_records_reports_two_app_records_on_one() {
     assert_eq!(merges[0].local_id, "2");
     assert_eq!(merges[0].shared_with.as_deref(), Some("1"));
     let held = engine
-        .store
+        .state
         .quarantined("companies")
         .await
         .expect("quarantine");
@@ -363,7 +359,7 @@ async fn reconciliation_finds_no_drift_when_in_sync_and_repairs_what_was_missed(
             .as_deref(),
         Some("Two Corp")
     );
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     let v = w
         .get(&format!("/crm/v3/objects/deals/{deal}?properties=dealname"))
         .await;
@@ -384,11 +380,14 @@ async fn webhook_events_apply_crm_edits_and_our_own_writes_cost_no_call() {
     let own = json!({"eventId": 1, "subscriptionType": "company.propertyChange", "objectId": n, "propertyName": "name", "propertyValue": "Company 1"});
     let other = json!({"eventId": 2, "subscriptionType": "company.propertyChange", "objectId": n, "propertyName": "industry", "propertyValue": "ROBOTICS"});
     engine
-        .store
-        .record_webhook_events(&[
-            ("1".into(), own.to_string()),
-            ("2".into(), other.to_string()),
-        ])
+        .state
+        .record_webhook_events(
+            &[
+                ("1".into(), own.to_string()),
+                ("2".into(), other.to_string()),
+            ],
+            support::wall_ms(),
+        )
         .await
         .expect("store");
     let reads = w.calls_to("batch/read").await;
@@ -412,12 +411,15 @@ async fn webhook_events_apply_crm_edits_and_our_own_writes_cost_no_call() {
     // Delivered twice and out of order with an older event: read once, applied once.
     let older = json!({"eventId": 4, "subscriptionType": "company.propertyChange", "objectId": n, "propertyName": "name", "propertyValue": "Company 1"});
     engine
-        .store
-        .record_webhook_events(&[
-            ("3".into(), edit.to_string()),
-            ("3".into(), edit.to_string()),
-            ("4".into(), older.to_string()),
-        ])
+        .state
+        .record_webhook_events(
+            &[
+                ("3".into(), edit.to_string()),
+                ("3".into(), edit.to_string()),
+                ("4".into(), older.to_string()),
+            ],
+            support::wall_ms(),
+        )
         .await
         .expect("store");
     let r = engine.apply_webhook_events().await.expect("apply");
@@ -430,7 +432,7 @@ async fn webhook_events_apply_crm_edits_and_our_own_writes_cost_no_call() {
         Some("Acme")
     );
     let upserts = w.calls_to("batch/upsert").await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(w.calls_to("batch/upsert").await, upserts, "no echo");
 }
 
@@ -482,26 +484,26 @@ async fn stored_events_stay_stored_until_applied() {
     .await;
     let event = json!({"eventId": 9, "subscriptionType": "company.propertyChange", "objectId": id.parse::<u64>().expect("id"), "propertyName": "name", "propertyValue": "Later Corp"});
     engine
-        .store
-        .record_webhook_events(&[("9".into(), event.to_string())])
+        .state
+        .record_webhook_events(&[("9".into(), event.to_string())], support::wall_ms())
         .await
         .expect("store");
     // Interrupted (here: the kill switch) before applying: the event is kept, not lost.
-    engine.store.set_paused(true).await.expect("pause");
+    engine.state.set_paused(true).await.expect("pause");
     let r = engine
         .apply_webhook_events()
         .await
         .expect("apply while paused");
     assert_eq!(r.events, 0);
     assert_eq!(
-        engine.store.pending_webhook_count().await.expect("count"),
+        engine.state.pending_webhook_count().await.expect("count"),
         1
     );
-    engine.store.set_paused(false).await.expect("resume");
+    engine.state.set_paused(false).await.expect("resume");
     let r = engine.apply_webhook_events().await.expect("apply");
     assert_eq!(r.applied, 1, "{r:?}");
     assert_eq!(
-        engine.store.pending_webhook_count().await.expect("count"),
+        engine.state.pending_webhook_count().await.expect("count"),
         0
     );
     assert_eq!(
@@ -521,13 +523,13 @@ async fn unlink_lets_the_next_push_recreate_and_a_second_deletion_counts_again()
     assert_eq!(r.deleted, 1, "{r:?}");
     assert!(
         engine
-            .store
+            .state
             .link("companies", "1")
             .await
             .expect("link")
             .is_none()
     );
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(live_companies(&w).await, 12, "recreated");
     let second = crm_id(&engine, "companies", "1").await;
     assert_ne!(second, first);
@@ -560,8 +562,8 @@ async fn a_record_restored_in_the_crm_flows_again() {
     assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
     let event = json!({"eventId": 31, "subscriptionType": "company.restore", "objectId": one.parse::<u64>().expect("id"), "changeFlag": "RESTORED"});
     engine
-        .store
-        .record_webhook_events(&[("31".into(), event.to_string())])
+        .state
+        .record_webhook_events(&[("31".into(), event.to_string())], support::wall_ms())
         .await
         .expect("store");
     let r = engine.apply_webhook_events().await.expect("apply");
@@ -573,7 +575,7 @@ async fn a_record_restored_in_the_crm_flows_again() {
     );
     assert!(
         engine
-            .store
+            .state
             .deletions(None, None)
             .await
             .expect("deletions")
@@ -582,7 +584,7 @@ async fn a_record_restored_in_the_crm_flows_again() {
     // ... and the record is pushed again, to the same CRM record.
     w.app_sql("UPDATE customers SET company = 'Back Again' WHERE id = 1")
         .await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(live_companies(&w).await, 12);
     let v = w
         .get(&format!("/crm/v3/objects/companies/{one}?properties=name"))

@@ -3,9 +3,8 @@
 
 mod support;
 
-use crmsync_engine::NoProgress;
 use crmsync_sandbox::SandboxConfig;
-use crmsync_store::Store;
+use crmsync_store::Records;
 use support::{TestClock, wall_ms, world};
 
 #[tokio::test]
@@ -23,10 +22,11 @@ async fn a_backfill_over_the_daily_share_pauses_and_resumes_the_next_day() {
     config.raw.crm.daily_limit = 40;
     config.raw.crm.daily_budget_share = 0.5;
     let clock = TestClock::at(wall_ms());
-    let mut engine = w.engine_with(config.clone(), |_| {}).await;
-    engine.clock = clock.clone();
+    let engine = w
+        .engine_full(config.clone(), |_| {}, Some(clock.clone()))
+        .await;
 
-    let first = engine.push_once(&NoProgress).await.expect("first pass");
+    let first = engine.push_once().await.expect("first pass");
     let paused_until = first
         .paused_until_ms
         .expect("the pass paused on the budget");
@@ -36,8 +36,8 @@ async fn a_backfill_over_the_daily_share_pauses_and_resumes_the_next_day() {
         first.calls
     );
     assert_eq!(first.budget_remaining, 20 - first.calls);
-    let deals = engine.store.counts("deals").await.expect("counts");
-    let delivered = engine.store.counts("deals").await.expect("counts").linked;
+    let deals = engine.state.counts("deals").await.expect("counts");
+    let delivered = engine.state.counts("deals").await.expect("counts").linked;
     assert!(
         delivered > 0 && deals.pending > 0,
         "part delivered, the rest queued: {deals:?}"
@@ -45,24 +45,24 @@ async fn a_backfill_over_the_daily_share_pauses_and_resumes_the_next_day() {
     assert_eq!(deals.pending + delivered, 1000);
 
     // Same day: nothing more goes out.
-    let again = engine.push_once(&NoProgress).await.expect("same-day pass");
+    let again = engine.push_once().await.expect("same-day pass");
     assert_eq!(again.upsert_calls, 0);
     assert!(again.paused_until_ms.is_some());
 
     // After the reset the rest flows; nothing was lost or duplicated.
     clock.set(paused_until + 1);
     let mut passes = 0;
-    while engine.store.counts("deals").await.expect("counts").pending > 0 {
+    while engine.state.counts("deals").await.expect("counts").pending > 0 {
         passes += 1;
         assert!(
             passes <= 5,
             "the backfill must finish within a few budget days"
         );
-        engine.push_once(&NoProgress).await.expect("next-day pass");
+        engine.push_once().await.expect("next-day pass");
         clock.advance(86_400_000);
     }
     assert_eq!(
-        engine.store.counts("deals").await.expect("counts").linked,
+        engine.state.counts("deals").await.expect("counts").linked,
         1000
     );
     assert_eq!(w.objects().await, (2, 2, 1000));

@@ -5,9 +5,8 @@
 
 mod support;
 
-use crmsync_engine::NoProgress;
 use crmsync_sandbox::SandboxConfig;
-use crmsync_store::Store;
+use crmsync_store::{Coordination, Records};
 use serde_json::json;
 use std::time::Duration;
 use support::{TestClock, World, wall_ms, world};
@@ -56,26 +55,29 @@ async fn set_faults(w: &World, faults: serde_json::Value) {
 /// queue is empty; returns the retries and 429s the call log recorded.
 async fn converge(w: &World, max_passes: usize) -> (u64, u64) {
     let clock = TestClock::at(wall_ms());
-    let mut engine = w
-        .engine_with(w.config.clone(), |hc| {
-            hc.timeout = Duration::from_millis(400);
-            hc.max_retries = 3;
-        })
+    let engine = w
+        .engine_full(
+            w.config.clone(),
+            |hc| {
+                hc.timeout = Duration::from_millis(400);
+                hc.max_retries = 3;
+            },
+            Some(clock.clone()),
+        )
         .await;
-    engine.clock = clock.clone();
     for pass in 1..=max_passes {
         // A pass may stop (an expired token, the schema check out of retries); the next goes on.
-        if let Err(e) = engine.push_once(&NoProgress).await {
+        if let Err(e) = engine.push_once().await {
             eprintln!("pass {pass} stopped: {e}");
         }
         let mut pending = 0;
         for s in ["companies", "contacts", "deals"] {
-            let c = engine.store.counts(s).await.expect("counts");
+            let c = engine.state.counts(s).await.expect("counts");
             assert_eq!(c.dead, 0, "{s}: no job may die under transient faults");
             pending += c.pending;
         }
         if pending == 0 {
-            let calls = engine.store.call_summary(0).await.expect("call log");
+            let calls = engine.state.call_summary(0).await.expect("call log");
             return (calls.retries as u64, calls.rate_limited as u64);
         }
         clock.advance(3_600_000);
@@ -92,7 +94,7 @@ async fn assert_exactly_once(w: &World) {
     let engine = w.engine().await;
     for (sync, n) in [("companies", 120), ("contacts", 119), ("deals", 400)] {
         assert_eq!(
-            engine.store.counts(sync).await.expect("counts").linked,
+            engine.state.counts(sync).await.expect("counts").linked,
             n,
             "{sync} linked"
         );
@@ -135,10 +137,7 @@ async fn an_expired_token_stops_the_pass_and_loses_nothing() {
     let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
     set_faults(&w, json!({"token_expires_after_ms": 0})).await;
     let engine = w.engine().await;
-    let err = engine
-        .push_once(&NoProgress)
-        .await
-        .expect_err("401 stops the pass");
+    let err = engine.push_once().await.expect_err("401 stops the pass");
     assert!(
         err.to_string().contains("EXPIRED_AUTHENTICATION") || err.to_string().contains("expired"),
         "{err}"

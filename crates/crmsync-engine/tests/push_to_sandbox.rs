@@ -4,9 +4,8 @@
 
 mod support;
 
-use crmsync_engine::NoProgress;
 use crmsync_sandbox::SandboxConfig;
-use crmsync_store::{QuarantineKind, Store};
+use crmsync_store::{Inspect, QuarantineKind, Records};
 use support::world;
 
 fn customers() -> Vec<(i64, &'static str, &'static str)> {
@@ -35,10 +34,10 @@ fn orders() -> Vec<(i64, i64, &'static str, &'static str)> {
 async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
     let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
     let engine = w.engine().await;
-    crmsync_engine::install(&engine.config, &engine.source)
+    crmsync_engine::install(&engine.config, &engine.app)
         .await
         .expect("install triggers");
-    let report = engine.push_once(&NoProgress).await.expect("pass runs");
+    let report = engine.push_once().await.expect("pass runs");
 
     let by = |name: &str| {
         report
@@ -58,7 +57,7 @@ async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
 
     // The invalid contact is quarantined with field and rule, and never reached the CRM.
     let q = engine
-        .store
+        .state
         .quarantined("contacts")
         .await
         .expect("quarantine");
@@ -75,7 +74,7 @@ async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
 
     // Transforms applied before sending.
     let link = engine
-        .store
+        .state
         .link("contacts", "2")
         .await
         .expect("link")
@@ -90,14 +89,14 @@ async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
 
     // Associations: deal 2 belongs to customer 3's company; contact 1 to company 1.
     let deal = engine
-        .store
+        .state
         .link("deals", "2")
         .await
         .expect("link")
         .and_then(|l| l.crm_id)
         .expect("deal id");
     let company3 = engine
-        .store
+        .state
         .link("companies", "3")
         .await
         .expect("link")
@@ -115,14 +114,14 @@ async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
         company3
     );
     let contact1 = engine
-        .store
+        .state
         .link("contacts", "1")
         .await
         .expect("link")
         .and_then(|l| l.crm_id)
         .expect("contact id");
     let company1 = engine
-        .store
+        .state
         .link("companies", "1")
         .await
         .expect("link")
@@ -145,20 +144,15 @@ async fn pushes_everything_once_with_associations_and_reports_invalid_rows() {
 async fn a_second_pass_sends_no_write_calls() {
     let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
     let engine = w.engine().await;
-    crmsync_engine::install(&engine.config, &engine.source)
+    crmsync_engine::install(&engine.config, &engine.app)
         .await
         .expect("install triggers");
-    engine.push_once(&NoProgress).await.expect("first pass");
+    engine.push_once().await.expect("first pass");
     let upserts = w.calls_to("/batch/upsert").await;
     let assocs = w.calls_to("/associations/").await;
 
     // A new process, same files: every capture mode (trigger, scan, updated_at) finds nothing to send.
-    let again = w
-        .engine()
-        .await
-        .push_once(&NoProgress)
-        .await
-        .expect("second pass");
+    let again = w.engine().await.push_once().await.expect("second pass");
     assert_eq!(
         w.calls_to("/batch/upsert").await,
         upserts,
@@ -178,12 +172,7 @@ async fn a_second_pass_sends_no_write_calls() {
     // One edited row is one record in one call.
     w.app_sql("UPDATE customers SET company = 'Acme Robotics GmbH' WHERE id = 1")
         .await;
-    let third = w
-        .engine()
-        .await
-        .push_once(&NoProgress)
-        .await
-        .expect("third pass");
+    let third = w.engine().await.push_once().await.expect("third pass");
     let companies = third
         .syncs
         .iter()
@@ -202,10 +191,10 @@ async fn a_second_pass_sends_no_write_calls() {
 async fn replaying_after_the_links_were_lost_creates_no_duplicate() {
     let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
     let engine = w.engine().await;
-    engine.push_once(&NoProgress).await.expect("first pass");
+    engine.push_once().await.expect("first pass");
     let before = w.objects().await;
     let company1 = engine
-        .store
+        .state
         .link("companies", "1")
         .await
         .expect("link")
@@ -213,19 +202,14 @@ async fn replaying_after_the_links_were_lost_creates_no_duplicate() {
 
     // The crash window of the seed pattern: the CRM has the records but we lost their ids.
     sqlx::query("DELETE FROM links")
-        .execute(engine.store.pool())
+        .execute(engine.state.pool())
         .await
         .expect("wipe links");
     sqlx::query("DELETE FROM cursors")
-        .execute(engine.store.pool())
+        .execute(engine.state.pool())
         .await
         .expect("wipe cursors");
-    let replay = w
-        .engine()
-        .await
-        .push_once(&NoProgress)
-        .await
-        .expect("replay");
+    let replay = w.engine().await.push_once().await.expect("replay");
 
     assert_eq!(
         w.objects().await,
@@ -236,7 +220,7 @@ async fn replaying_after_the_links_were_lost_creates_no_duplicate() {
     let updated: u64 = replay.syncs.iter().map(|s| s.updated).sum();
     assert_eq!((created, updated), (0, 4 + 3 + 250));
     let relinked = engine
-        .store
+        .state
         .link("companies", "1")
         .await
         .expect("link")
@@ -264,14 +248,14 @@ async fn a_record_the_crm_rejects_is_isolated_and_the_rest_is_delivered() {
         .await;
     let mut engine = w.engine().await;
     engine.config = config;
-    let report = engine.push_once(&NoProgress).await.expect("pass runs");
+    let report = engine.push_once().await.expect("pass runs");
     let deals = report
         .syncs
         .iter()
         .find(|s| s.sync == "deals")
         .expect("deals");
     assert_eq!((deals.created, deals.rejected), (249, 1), "{deals:?}");
-    let q = engine.store.quarantined("deals").await.expect("quarantine");
+    let q = engine.state.quarantined("deals").await.expect("quarantine");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].local_id, "7");
     assert_eq!(q[0].kind, QuarantineKind::Rejected);
@@ -280,4 +264,129 @@ async fn a_record_the_crm_rejects_is_isolated_and_the_rest_is_delivered() {
         "the CRM's own words: {}",
         q[0].message
     );
+}
+
+/// An edit undone before it was delivered: the queued job of the edit must not go out after
+/// the row is back to what the CRM holds (the CRM would keep the undone value for good).
+#[tokio::test]
+async fn an_edit_undone_before_delivery_is_not_sent() {
+    use crmsync_store::Coordination;
+    let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
+    let engine = w.engine().await;
+    crmsync_engine::install(&engine.config, &engine.app)
+        .await
+        .expect("install triggers");
+    engine.push_once().await.expect("first pass");
+    let upserts = w.calls_to("batch/upsert").await;
+
+    // The edit is captured while paused (queued, not sent) ...
+    engine.state.set_paused(true).await.expect("pause");
+    w.app_sql("UPDATE customers SET company = 'Acme (typo)' WHERE id = 1")
+        .await;
+    engine.push_once().await.expect("paused pass");
+    assert_eq!(
+        engine
+            .state
+            .counts("companies")
+            .await
+            .expect("counts")
+            .pending,
+        1,
+        "the edit is queued"
+    );
+    // ... then undone before delivery.
+    w.app_sql("UPDATE customers SET company = 'Acme Robotics' WHERE id = 1")
+        .await;
+    engine.state.set_paused(false).await.expect("resume");
+    engine.push_once().await.expect("pass");
+
+    assert_eq!(
+        engine
+            .state
+            .counts("companies")
+            .await
+            .expect("counts")
+            .pending,
+        0,
+        "nothing is left to send"
+    );
+    assert_eq!(
+        w.calls_to("batch/upsert").await,
+        upserts,
+        "the undone edit never reached the CRM"
+    );
+}
+
+/// A write-back the app database refuses (a lock, a trigger) is not dropped: the CRM ids stay
+/// pending in the state, the pass goes on, and a later pass writes them.
+#[tokio::test]
+async fn a_refused_write_back_is_retried_until_it_lands() {
+    let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
+    w.app_sql("ALTER TABLE customers ADD COLUMN hubspot_id TEXT")
+        .await;
+    w.app_sql(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF hubspot_id ON customers BEGIN SELECT RAISE(ABORT, 'locked by a migration'); END",
+    )
+    .await;
+    let mut config = w.config.clone();
+    config.raw.syncs[0].write_back_column = Some("hubspot_id".into());
+    let engine = w.engine_with(config, |_| {}).await;
+    let report = engine.push_once().await.expect("the pass goes on");
+    assert!(report.syncs.iter().any(|s| s.created > 0));
+    assert_eq!(
+        engine
+            .state
+            .pending_write_backs("companies", 100)
+            .await
+            .expect("pending")
+            .len(),
+        4,
+        "every company's id waits to be written"
+    );
+
+    w.app_sql("DROP TRIGGER refuse").await;
+    engine.push_once().await.expect("next pass");
+    assert!(
+        engine
+            .state
+            .pending_write_backs("companies", 100)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&w.config.source_url())
+        .await
+        .expect("app db");
+    let written: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM customers WHERE hubspot_id IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+    assert_eq!(written, 4, "the ids landed");
+}
+
+/// A value the app database cannot give as text (bytes that are not UTF-8) quarantines that
+/// record, naming the column; nothing panics and every other record flows.
+#[tokio::test]
+async fn a_value_that_is_not_text_quarantines_only_its_record() {
+    let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
+    w.app_sql("UPDATE customers SET company = CAST(X'41FF6D65' AS TEXT) WHERE id = 4")
+        .await;
+    let engine = w.engine().await;
+    engine.push_once().await.expect("the pass runs");
+    let q = engine
+        .state
+        .quarantine_entry("companies", "4")
+        .await
+        .expect("read")
+        .expect("record 4 is quarantined");
+    assert_eq!(q.kind, QuarantineKind::Invalid);
+    assert_eq!(
+        (q.rule.as_str(), q.field.as_deref()),
+        ("unreadable", Some("company"))
+    );
+    assert!(q.message.contains("UTF-8"), "{}", q.message);
+    let companies = w.objects().await.0;
+    assert_eq!(companies, 3, "the other companies arrived");
 }

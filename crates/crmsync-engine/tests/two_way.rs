@@ -6,12 +6,11 @@
 mod support;
 
 use crmsync_core::config::{Config, Secrets, load_str};
-use crmsync_crm::hubspot::HubspotClient;
-use crmsync_engine::{Engine, NoProgress};
+
 use crmsync_sandbox::SandboxConfig;
-use crmsync_store::{PullStore, SqliteStore, Store};
+use crmsync_store::{Coordination, CursorDirection, Lifecycle, Records};
 use std::time::{Duration, Instant};
-use support::{CONFIG, World, world};
+use support::{CONFIG, TestEngine, World, world};
 
 const UI_TOKEN: &str = "ui-token";
 
@@ -41,7 +40,7 @@ fn two_way(w: &World, policy: &str) -> Config {
     load_str(&text, &path, Secrets::Required, &|_| Some("t".into())).expect("two-way config valid")
 }
 
-async fn synced(policy: &str) -> (World, Engine<HubspotClient, SqliteStore>) {
+async fn synced(policy: &str) -> (World, TestEngine) {
     let w = world(
         &[
             (1, "Acme", "ada@acme.com"),
@@ -52,10 +51,10 @@ async fn synced(policy: &str) -> (World, Engine<HubspotClient, SqliteStore>) {
     )
     .await;
     let engine = w.engine_with(two_way(&w, policy), |_| {}).await;
-    crmsync_engine::install(&engine.config, &engine.source)
+    crmsync_engine::install(&engine.config, &engine.app)
         .await
         .expect("install triggers");
-    engine.push_once(&NoProgress).await.expect("backfill");
+    engine.push_once().await.expect("backfill");
     // The first poll sees our own pushes come back: nothing to apply.
     let r = engine.pull_once().await.expect("first poll");
     assert_eq!(r.applied, 0, "{r:?}");
@@ -63,12 +62,13 @@ async fn synced(policy: &str) -> (World, Engine<HubspotClient, SqliteStore>) {
     (w, engine)
 }
 
-async fn crm_id(engine: &Engine<HubspotClient, SqliteStore>, sync: &str, key: &str) -> String {
+async fn crm_id(engine: &TestEngine, sync: &str, key: &str) -> String {
     engine
-        .store
-        .link(sync, key)
+        .state
+        .links_for(sync, &[key.to_string()])
         .await
         .expect("link")
+        .remove(key)
         .and_then(|l| l.crm_id)
         .expect("linked")
 }
@@ -112,12 +112,7 @@ async fn app_company(w: &World, id: i64) -> String {
 }
 
 /// Polls until `app_company(id) == want` or the deadline passes.
-async fn poll_until_company(
-    w: &World,
-    engine: &Engine<HubspotClient, SqliteStore>,
-    id: i64,
-    want: &str,
-) {
+async fn poll_until_company(w: &World, engine: &TestEngine, id: i64, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         engine.pull_once().await.expect("poll");
@@ -143,7 +138,7 @@ async fn crm_edit_reaches_the_app_on_the_next_poll_without_echo() {
     // The write-back fired the change-capture trigger; the push pass finds the same payload
     // hash and makes no write call.
     let upserts = w.calls_to("batch/upsert").await;
-    let report = engine.push_once(&NoProgress).await.expect("push");
+    let report = engine.push_once().await.expect("push");
     let companies = report
         .syncs
         .iter()
@@ -167,7 +162,7 @@ async fn app_edit_reaches_the_crm_and_does_not_come_back() {
     let id = crm_id(&engine, "companies", "2").await;
     w.app_sql("UPDATE customers SET company = 'Globex Corp' WHERE id = 2")
         .await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(crm_value(&w, "companies", &id, "name").await, "Globex Corp");
     // Our own push comes back through the poll: recognised (values equal), nothing written.
     let r = engine.pull_once().await.expect("poll");
@@ -176,14 +171,14 @@ async fn app_edit_reaches_the_crm_and_does_not_come_back() {
 }
 
 /// Both sides edit company 1's name; returns (app value, CRM value) after a poll and a push.
-async fn both_edited(policy: &str) -> (World, Engine<HubspotClient, SqliteStore>, String) {
+async fn both_edited(policy: &str) -> (World, TestEngine, String) {
     let (w, engine) = synced(policy).await;
     let id = crm_id(&engine, "companies", "1").await;
     crm_edit(&w, "companies", &id, "name", "Acme (CRM)").await;
     w.app_sql("UPDATE customers SET company = 'Acme (app)' WHERE id = 1")
         .await;
     engine.pull_once().await.expect("poll");
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     (w, engine, id)
 }
 
@@ -218,7 +213,7 @@ async fn both_edited_review_parks_until_resolved() {
     // Parked: neither side was written.
     assert_eq!(app_company(&w, 1).await, "Acme (app)");
     assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (CRM)");
-    let open = engine.store.open_conflicts(None).await.expect("conflicts");
+    let open = engine.state.open_conflicts(None).await.expect("conflicts");
     assert_eq!(open.len(), 1, "{open:?}");
     let c = &open[0];
     assert_eq!(
@@ -232,42 +227,51 @@ async fn both_edited_review_parks_until_resolved() {
     );
     // More rounds change nothing while it is open.
     engine.pull_once().await.expect("poll");
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (CRM)");
 
     // Settled with the app's value (what `crmsync resolve --take app` does: the CRM's value is
     // acknowledged as the base, so the app's is the newer change): it is pushed.
     engine
-        .store
-        .set_bases(
+        .state
+        .record_pulls(
             "companies",
-            &[("1".into(), "name".into(), c.crm_value.clone())],
+            &[crmsync_store::PullRecord {
+                local_id: "1".into(),
+                pushed_hash: None,
+                pulled_hash: None,
+                bases: vec![("name".into(), c.crm_value.clone())],
+            }],
         )
         .await
         .expect("base");
     assert!(
         engine
-            .store
+            .state
             .resolve_conflict(c.id, "app")
             .await
             .expect("resolve")
     );
     assert!(
         engine
-            .store
+            .state
             .open_conflicts(None)
             .await
             .expect("conflicts")
             .is_empty()
     );
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(crm_value(&w, "companies", &id, "name").await, "Acme (app)");
 }
 
 #[tokio::test]
 async fn a_poll_interrupted_before_applying_loses_nothing() {
     let (w, engine) = synced("crm_wins").await;
-    let before = engine.store.pull_cursor("companies").await.expect("cursor");
+    let before = engine
+        .state
+        .cursor("companies", CursorDirection::Pull, "poll")
+        .await
+        .expect("cursor");
     assert!(before.is_some());
     let id = crm_id(&engine, "companies", "2").await;
     crm_edit(&w, "companies", &id, "name", "Globex (edited)").await;
@@ -278,7 +282,11 @@ async fn a_poll_interrupted_before_applying_loses_nothing() {
     .await;
     assert!(engine.pull_once().await.is_err());
     assert_eq!(
-        engine.store.pull_cursor("companies").await.expect("cursor"),
+        engine
+            .state
+            .cursor("companies", CursorDirection::Pull, "poll")
+            .await
+            .expect("cursor"),
         before,
         "the cursor must not move past an unapplied change"
     );
@@ -286,7 +294,11 @@ async fn a_poll_interrupted_before_applying_loses_nothing() {
     w.app_sql("DROP TRIGGER refuse").await;
     poll_until_company(&w, &engine, 2, "Globex (edited)").await;
     assert_ne!(
-        engine.store.pull_cursor("companies").await.expect("cursor"),
+        engine
+            .state
+            .cursor("companies", CursorDirection::Pull, "poll")
+            .await
+            .expect("cursor"),
         before
     );
 }
@@ -296,20 +308,20 @@ async fn pause_stops_writes_to_both_sides_and_resume_continues() {
     let (w, engine) = synced("crm_wins").await;
     let id1 = crm_id(&engine, "companies", "1").await;
     let id2 = crm_id(&engine, "companies", "2").await;
-    engine.store.set_paused(true).await.expect("pause");
+    engine.state.set_paused(true).await.expect("pause");
     crm_edit(&w, "companies", &id1, "name", "Acme (CRM)").await;
     w.app_sql("UPDATE customers SET company = 'Globex (app)' WHERE id = 2")
         .await;
     let upserts = w.calls_to("batch/upsert").await;
     engine.pull_once().await.expect("poll");
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(app_company(&w, 1).await, "Acme");
     assert_eq!(w.calls_to("batch/upsert").await, upserts);
     assert_eq!(crm_value(&w, "companies", &id2, "name").await, "Globex");
     // The app change is queued, not lost.
     assert!(
         engine
-            .store
+            .state
             .counts("companies")
             .await
             .expect("counts")
@@ -317,9 +329,9 @@ async fn pause_stops_writes_to_both_sides_and_resume_continues() {
             >= 1
     );
 
-    engine.store.set_paused(false).await.expect("resume");
+    engine.state.set_paused(false).await.expect("resume");
     poll_until_company(&w, &engine, 1, "Acme (CRM)").await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(
         crm_value(&w, "companies", &id2, "name").await,
         "Globex (app)"
@@ -330,17 +342,17 @@ async fn pause_stops_writes_to_both_sides_and_resume_continues() {
 async fn redelivered_webhook_events_are_stored_once() {
     let (_w, engine) = synced("crm_wins").await;
     let ev = |id: &str| (id.to_string(), format!(r#"{{"eventId":{id}}}"#));
-    let store = &engine.store;
+    let store = &engine.state;
     assert_eq!(
         store
-            .record_webhook_events(&[ev("1"), ev("2")])
+            .record_webhook_events(&[ev("1"), ev("2")], 1)
             .await
             .expect("store"),
         2
     );
     assert_eq!(
         store
-            .record_webhook_events(&[ev("2"), ev("3")])
+            .record_webhook_events(&[ev("2"), ev("3")], 2)
             .await
             .expect("store"),
         1
@@ -349,15 +361,13 @@ async fn redelivered_webhook_events_are_stored_once() {
 
 /// A CRM edit after the last poll, then an app edit, then a push with no poll in between: the
 /// read before writing sees the CRM's edit, so the push cannot silently overwrite it.
-async fn both_edited_between_polls(
-    policy: &str,
-) -> (World, Engine<HubspotClient, SqliteStore>, String) {
+async fn both_edited_between_polls(policy: &str) -> (World, TestEngine, String) {
     let (w, engine) = synced(policy).await;
     let id = crm_id(&engine, "companies", "1").await;
     crm_edit(&w, "companies", &id, "name", "Acme (CRM)").await;
     w.app_sql("UPDATE customers SET company = 'Acme (app)' WHERE id = 1")
         .await;
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     (w, engine, id)
 }
 
@@ -370,7 +380,7 @@ async fn a_crm_edit_after_the_poll_is_not_overwritten_by_the_push() {
     let upserts = w.calls_to("batch/upsert").await;
     let r = engine.pull_once().await.expect("poll");
     assert_eq!(r.applied, 0, "{r:?}");
-    engine.push_once(&NoProgress).await.expect("push");
+    engine.push_once().await.expect("push");
     assert_eq!(w.calls_to("batch/upsert").await, upserts);
 }
 
@@ -381,7 +391,7 @@ async fn a_crm_edit_after_the_poll_is_parked_for_review_before_the_push() {
     assert_eq!(app_company(&w, 1).await, "Acme (app)");
     assert_eq!(
         engine
-            .store
+            .state
             .open_conflicts(None)
             .await
             .expect("conflicts")

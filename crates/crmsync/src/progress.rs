@@ -1,11 +1,14 @@
-//! Progress bars for long work: one bar per sync, drawn on stderr only when it is a terminal.
+//! What a person sees of the engine's telemetry on a terminal: progress bars for a one-shot
+//! pass ([`Bars`]), and the status lines of `crmsync run` ([`RunLines`]). Both subscribe to the
+//! engine's typed events; nothing here changes what the engine does.
 
-use crmsync_engine::{Progress, SyncReport};
+use crmsync_engine::telemetry::{Event, InboundSource, LogTelemetry, Telemetry};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// indicatif bars fed by the engine's progress events.
+/// indicatif bars fed by the engine's events: one per sync, drawn on stderr when it is a
+/// terminal.
 pub struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
@@ -26,30 +29,133 @@ impl Bars {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
     }
+
+    fn bar(&self, sync: &str) -> ProgressBar {
+        let Ok(mut bars) = self.bars.lock() else {
+            return ProgressBar::hidden();
+        };
+        bars.entry(sync.to_string())
+            .or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new(0));
+                bar.set_style(Self::style());
+                bar.set_prefix(sync.to_string());
+                bar
+            })
+            .clone()
+    }
 }
 
-impl Progress for Bars {
-    fn planned(&self, sync: &str, to_send: u64) {
-        let bar = self.multi.add(ProgressBar::new(to_send));
-        bar.set_style(Self::style());
-        bar.set_prefix(sync.to_string());
-        if let Ok(mut bars) = self.bars.lock() {
-            bars.insert(sync.to_string(), bar);
+impl Telemetry for Bars {
+    fn emit(&self, event: &Event) {
+        match event {
+            // Records held for a parent are planned again once it is in: the bar grows.
+            Event::Planned { sync, to_send } => self.bar(sync).inc_length(*to_send),
+            Event::Settled {
+                sync,
+                created,
+                updated,
+                rejected,
+                failed,
+                ..
+            } => self.bar(sync).inc(created + updated + rejected + failed),
+            Event::Delivered { sync, report } => {
+                self.bar(sync).set_message(format!(
+                    "{} created, {} updated",
+                    report.created, report.updated
+                ));
+            }
+            _ => {}
+        }
+        LogTelemetry.emit(event);
+    }
+}
+
+impl Bars {
+    /// Ends every bar (after the pass).
+    pub fn finish(&self) {
+        if let Ok(bars) = self.bars.lock() {
+            for b in bars.values() {
+                b.finish();
+            }
         }
     }
+}
 
-    fn advanced(&self, sync: &str, n: u64) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(sync).cloned()) {
-            bar.inc(n);
-        }
-    }
+/// The lines `crmsync run` prints on stderr: what changed, what failed, pauses. Idle rounds
+/// print nothing.
+#[derive(Debug, Default)]
+pub struct RunLines;
 
-    fn finished(&self, sync: &str, report: &SyncReport) {
-        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(sync).cloned()) {
-            bar.finish_with_message(format!(
-                "{} created, {} updated, {} unchanged",
-                report.created, report.updated, report.unchanged
-            ));
+impl Telemetry for RunLines {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Delivered { sync, report } if report.created + report.updated > 0 => {
+                eprintln!(
+                    "pushed: {} {} records ({} created, {} updated)",
+                    report.created + report.updated,
+                    sync,
+                    report.created,
+                    report.updated
+                );
+            }
+            Event::Inbound {
+                source,
+                sync,
+                report: r,
+            } if r.changed() => {
+                let mut parts = Vec::new();
+                if r.fetched + r.applied > 0 {
+                    parts.push(format!(
+                        "{} CRM changes read, {} app rows updated",
+                        r.fetched, r.applied
+                    ));
+                }
+                for (n, label) in [
+                    (r.parked, "conflicts parked"),
+                    (r.kept_app, "kept the app's value"),
+                    (r.deleted, "deleted in the CRM"),
+                    (
+                        r.deletions_held,
+                        "deletions held by the mass-deletion guard (crmsync deletions)",
+                    ),
+                    (r.restored, "restored"),
+                    (r.merged, "merged"),
+                    (r.shared, "merged into a record another app record maps to"),
+                    (r.repushed, "pushed again"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{n} {label}"));
+                    }
+                }
+                let what = match source {
+                    InboundSource::Reconcile => "reconciled",
+                    other => other.as_str(),
+                };
+                eprintln!("{what} ({sync}): {}", parts.join(", "));
+            }
+            Event::Reconciled { checked, drift } if *checked > 0 => {
+                eprintln!("reconciled: {checked} records read, drift repaired: {drift}");
+            }
+            Event::TaskFailed { task, error } => {
+                eprintln!("{task} failed, retried next round: {error}");
+            }
+            Event::BudgetPaused { .. } => {
+                eprintln!(
+                    "today's API budget share is spent; delivery resumes after the daily reset"
+                );
+            }
+            Event::Paused { paused: true } => {
+                eprintln!("paused (crmsync resume continues); queued work is kept");
+            }
+            Event::Paused { paused: false } => eprintln!("resumed"),
+            Event::LeaseLost { sync, jobs } => {
+                eprintln!(
+                    "{jobs} {sync} jobs were taken over by another worker after this one's lease ran out"
+                );
+            }
+            Event::Stopping => eprintln!("stopping after the current batch"),
+            _ => {}
         }
+        LogTelemetry.emit(event);
     }
 }

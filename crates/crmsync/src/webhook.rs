@@ -2,7 +2,8 @@
 //! `POST /hubspot/webhooks` checks HubSpot's signature (v3 by default: five-minute window; v1
 //! when `[webhooks] signature = "v1"`; constant-time compares), stores the events in the state
 //! database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run loop, which
-//! applies them at once (`Engine::apply_webhook_events`: the records they name are read back).
+//! applies them at once (the webhook leader turns them into hints; each sync's leader reads the
+//! records they name back).
 //!
 //! Answers: 204 stored (or already known); 401 a missing, wrong or stale signature, or one of the
 //! other version; 400 a body that is not a JSON array of events with `eventId`,
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use crmsync_core::config::{Config, WebhookSignature};
 use crmsync_crm::hubspot::webhook::{SignatureError, verify_v1, verify_v3};
-use crmsync_store::{PullStore, SqliteStore};
+use crmsync_store::{AnyState, Lifecycle};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -39,7 +40,7 @@ pub struct Receiver {
     pub public_url: Option<String>,
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
-    pub store: SqliteStore,
+    pub store: AnyState,
     pub wake: Arc<Notify>,
 }
 
@@ -60,7 +61,7 @@ pub struct Overrides {
 pub async fn start(
     config: &Config,
     flags: Overrides,
-    store: SqliteStore,
+    store: AnyState,
     wake: Arc<Notify>,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let hooks = &config.raw.webhooks;
@@ -169,7 +170,7 @@ fn verify(r: &Receiver, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(
                 body,
                 header(headers, "x-hubspot-request-timestamp"),
                 header(headers, "x-hubspot-signature-v3"),
-                crmsync_store::state::sqlite::now_ms(),
+                crmsync_store::now_ms(),
             )
         }
         // `X-HubSpot-Signature` also carries v2 signatures: the version header must not name
@@ -230,7 +231,11 @@ async fn receive(
     let events = events(&body).inspect_err(|e| {
         tracing::warn!(error = %e, "webhook request refused: not a delivery of events");
     })?;
-    match r.store.record_webhook_events(&events).await {
+    match r
+        .store
+        .record_webhook_events(&events, crmsync_store::now_ms())
+        .await
+    {
         Ok(new) => {
             tracing::info!(received = events.len(), new, "webhook events stored");
             if new > 0 {

@@ -5,7 +5,7 @@
 use super::locate::line_of;
 use super::raw::RawConfig;
 use super::validate::validate;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -17,17 +17,22 @@ pub struct Config {
     pub path: PathBuf,
     /// The CRM access token; `None` when loaded without secrets.
     pub token: Option<SecretString>,
+    /// The app database's URL as configured (`url`, or read from `url_env` / `url_file`): it
+    /// may hold a password, so it is kept out of `Debug`.
+    pub source: SecretString,
+    /// The state database's URL, likewise.
+    pub state: SecretString,
 }
 
 impl Config {
-    /// `sqlite://` URL of the app database with a relative path resolved.
+    /// URL of the app database, a relative SQLite path resolved against the config file.
     pub fn source_url(&self) -> String {
-        self.resolve_sqlite_url(&self.raw.source.url)
+        self.resolve_sqlite_url(self.source.expose_secret())
     }
 
-    /// `sqlite://` URL of the state database with a relative path resolved.
+    /// URL of the state database, a relative SQLite path resolved against the config file.
     pub fn state_url(&self) -> String {
-        self.resolve_sqlite_url(&self.raw.state.url)
+        self.resolve_sqlite_url(self.state.expose_secret())
     }
 
     fn resolve_sqlite_url(&self, url: &str) -> String {
@@ -196,6 +201,24 @@ pub fn load_str(
         message: e.to_string().trim_end().to_string(),
     })?;
     let mut problems = validate(&raw);
+    let source = resolve_db_url(
+        "source",
+        raw.source.url.as_deref(),
+        raw.source.url_env.as_deref(),
+        raw.source.url_file.as_deref(),
+        path,
+        env,
+        &mut problems,
+    );
+    let state = resolve_db_url(
+        "state",
+        raw.state.url.as_deref(),
+        raw.state.url_env.as_deref(),
+        raw.state.url_file.as_deref(),
+        path,
+        env,
+        &mut problems,
+    );
     let token = match secrets {
         Secrets::NotNeeded => None,
         Secrets::Required => resolve_token(&raw, path, env, &mut problems),
@@ -213,7 +236,71 @@ pub fn load_str(
         raw,
         path: path.to_path_buf(),
         token,
+        source,
+        state,
     })
+}
+
+/// The URL of `[section]`: `url` as written, or read from `url_env` / `url_file` (checked for
+/// a known scheme there, since validation could not see it). The state database defaults to
+/// `sqlite://crmsync-state.db`.
+fn resolve_db_url(
+    section: &'static str,
+    url: Option<&str>,
+    url_env: Option<&str>,
+    url_file: Option<&str>,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> SecretString {
+    if let Some(u) = url {
+        return SecretString::from(u.to_string());
+    }
+    if url_env.is_none() && url_file.is_none() {
+        return SecretString::from(if section == "state" {
+            super::raw::default_state_url()
+        } else {
+            String::new()
+        });
+    }
+    let source = SecretSource {
+        section,
+        env_key: "url_env",
+        file_key: "url_file",
+        env_var: url_env,
+        file: url_file,
+        noun: "database URL",
+        what: "the database URL",
+        example: "postgres://user:password@host/db",
+    };
+    match resolve_secret(&source, path, env) {
+        Ok(u) => {
+            let schemes = if section == "state" {
+                super::validate::STATE_SCHEMES
+            } else {
+                super::validate::SOURCE_SCHEMES
+            };
+            if let Err(message) = super::validate::check_db_url(u.expose_secret(), schemes) {
+                problems.push(Problem {
+                    path: format!(
+                        "{section}.{}",
+                        if url_env.is_some() {
+                            "url_env"
+                        } else {
+                            "url_file"
+                        }
+                    ),
+                    line: None,
+                    message,
+                });
+            }
+            u
+        }
+        Err(p) => {
+            problems.push(p);
+            SecretString::from(String::new())
+        }
+    }
 }
 
 fn resolve_token(

@@ -10,5 +10,6 @@ pub mod validate;
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
     Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,
-    OneOrMany, RunConfig, SourceConfig, StateConfig, SyncConfig, WebhookSignature, WebhooksConfig,
+    OnEmpty, OnInvalid, OneOrMany, RunConfig, SourceConfig, StateConfig, SyncConfig,
+    WebhookSignature, WebhooksConfig, WriteMode,
 };

@@ -21,28 +21,30 @@ pub struct RawConfig {
     pub syncs: Vec<SyncConfig>,
 }
 
-/// `[source]`: the app database crmsync reads (and, for two-way fields, writes).
-#[derive(Debug, Clone, Deserialize)]
+/// `[source]`: the app database crmsync reads (and, for two-way fields, writes). Exactly one
+/// of `url`, `url_env`, `url_file`: a URL with a password goes into the environment or a file,
+/// never into this file.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `sqlite://path/to/app.db`; a relative path is relative to the config file.
-    pub url: String,
+    /// `sqlite://path/to/app.db` (a relative path is relative to the config file),
+    /// `postgres://user@host/db`, `mysql://user@host/db`; no password in it.
+    pub url: Option<String>,
+    /// Environment variable holding the URL (it may carry a password).
+    pub url_env: Option<String>,
+    /// File holding the URL (it may carry a password).
+    pub url_file: Option<String>,
 }
 
-/// `[state]`: crmsync's own database (links, queue, cursors, call log, quarantine).
-#[derive(Debug, Clone, Deserialize)]
+/// `[state]`: crmsync's own database (links, queue, cursors, call log, quarantine): SQLite for
+/// one worker, PostgreSQL for several. As `[source]`: one of `url`, `url_env`, `url_file`;
+/// none means `sqlite://crmsync-state.db` beside the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    #[serde(default = "default_state_url")]
-    pub url: String,
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        StateConfig {
-            url: default_state_url(),
-        }
-    }
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<String>,
 }
 
 pub fn default_state_url() -> String {
@@ -53,13 +55,18 @@ pub fn default_state_url() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
-    /// Time between two rounds (a push pass, then a poll of CRM changes), in ms.
+    /// Time between two polls of the CRM's changed records, in ms.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
     /// Whether to poll the CRM's search for changed records (switch off when webhooks deliver
     /// every change and the search budget is better spent elsewhere).
     #[serde(default = "default_true")]
     pub poll: bool,
+    /// How far before its last position each poll starts reading, in ms: the CRM's search can
+    /// show a change seconds after it happened (HubSpot's index lags), and what a poll re-reads
+    /// costs calls but nothing else. Reconciliation finds what even the overlap missed.
+    #[serde(default = "default_poll_overlap_ms")]
+    pub poll_overlap_ms: u64,
     /// Time between two reconciliation passes (every linked record read back by id: changes
     /// both mechanisms missed, deletions, merges), in ms; 0 switches them off.
     #[serde(default = "default_reconcile_interval_ms")]
@@ -75,6 +82,18 @@ pub struct RunConfig {
     /// ... but never for fewer deletions than this.
     #[serde(default = "default_delete_guard_min")]
     pub delete_guard_min: u64,
+    /// How often each sync's leader looks for app changes, in ms, when the app database cannot
+    /// notify (SQLite, MySQL); with PostgreSQL a change wakes it at once.
+    #[serde(default = "default_capture_interval_ms")]
+    pub capture_interval_ms: u64,
+    /// How long a claimed job stays this worker's without a heartbeat, in ms: a killed
+    /// worker's jobs are taken over by another after this long.
+    #[serde(default = "default_job_lease_ms")]
+    pub job_lease_ms: u64,
+    /// How long a leader lease (capture of a sync, webhook application) lasts without renewal,
+    /// in ms: another worker takes over a killed leader's tasks after this long.
+    #[serde(default = "default_leader_lease_ms")]
+    pub leader_lease_ms: u64,
 }
 
 impl Default for RunConfig {
@@ -82,10 +101,14 @@ impl Default for RunConfig {
         RunConfig {
             poll_interval_ms: default_poll_interval_ms(),
             poll: true,
+            poll_overlap_ms: default_poll_overlap_ms(),
             reconcile_interval_ms: default_reconcile_interval_ms(),
             archive_check_interval_ms: default_archive_check_interval_ms(),
             max_delete_share: default_max_delete_share(),
             delete_guard_min: default_delete_guard_min(),
+            capture_interval_ms: default_capture_interval_ms(),
+            job_lease_ms: default_job_lease_ms(),
+            leader_lease_ms: default_leader_lease_ms(),
         }
     }
 }
@@ -108,6 +131,22 @@ pub fn default_max_delete_share() -> f64 {
 
 pub fn default_delete_guard_min() -> u64 {
     10
+}
+
+pub fn default_poll_overlap_ms() -> u64 {
+    15_000
+}
+
+pub fn default_capture_interval_ms() -> u64 {
+    1_000
+}
+
+pub fn default_job_lease_ms() -> u64 {
+    60_000
+}
+
+pub fn default_leader_lease_ms() -> u64 {
+    15_000
 }
 
 pub fn default_poll_interval_ms() -> u64 {
@@ -425,6 +464,50 @@ pub struct FieldConfig {
     pub default: Option<String>,
     /// For a field pulled from the CRM: who wins when both sides changed it (default `crm_wins`).
     pub conflict: Option<ConflictPolicy>,
+    /// What an empty (or NULL) app value does: `skip` (default) leaves the CRM's value as it
+    /// is; `clear` empties it.
+    #[serde(default)]
+    pub on_empty: OnEmpty,
+    /// When the value is written: `always` (default), or `create_only` (set when the CRM record
+    /// is created, never overwritten: lead source, first order date).
+    #[serde(default)]
+    pub write: WriteMode,
+    /// What a value failing its transforms or rules does: `quarantine` (default: the record is
+    /// held back with the reason) or `skip_field` (the record is sent without this value).
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+}
+
+/// `on_empty` of a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEmpty {
+    /// An empty app value is not sent: the CRM keeps what it has.
+    #[default]
+    Skip,
+    /// An empty app value empties the CRM's.
+    Clear,
+}
+
+/// `write` of a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    #[default]
+    Always,
+    /// Only when the record is created in the CRM.
+    CreateOnly,
+}
+
+/// `on_invalid` of a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// The record is quarantined with the field, the rule and the value.
+    #[default]
+    Quarantine,
+    /// The record goes out without the field; `crmsync explain` says why.
+    SkipField,
 }
 
 /// One entry of a `transform` or `validate` list: a bare name, or a table naming one

@@ -25,23 +25,56 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         })
     };
 
-    if !raw.source.url.starts_with("sqlite://") {
-        push(
-            "source.url".into(),
-            format!(
-                "unsupported source database `{}`; use `sqlite://path/to/app.db` (PostgreSQL sources come later)",
-                raw.source.url
-            ),
-        );
-    }
-    if !raw.state.url.starts_with("sqlite://") {
-        push(
-            "state.url".into(),
-            format!(
-                "unsupported state database `{}`; use `sqlite://crmsync-state.db`",
-                raw.state.url
-            ),
-        );
+    for (section, url, env, file, schemes) in [
+        (
+            "source",
+            &raw.source.url,
+            &raw.source.url_env,
+            &raw.source.url_file,
+            SOURCE_SCHEMES,
+        ),
+        (
+            "state",
+            &raw.state.url,
+            &raw.state.url_env,
+            &raw.state.url_file,
+            STATE_SCHEMES,
+        ),
+    ] {
+        let set = [url.is_some(), env.is_some(), file.is_some()]
+            .iter()
+            .filter(|s| **s)
+            .count();
+        if set > 1 {
+            push(
+                format!("{section}.url"),
+                "set one of `url`, `url_env` and `url_file`, not several".into(),
+            );
+        }
+        if section == "source" && set == 0 {
+            push(
+                "source.url".into(),
+                "no app database configured; set `url = \"sqlite://app.db\"` (or `url_env` naming an environment variable that holds a URL with a password)".into(),
+            );
+        }
+        if let Some(u) = url {
+            if let Err(message) = check_db_url(u, schemes) {
+                push(format!("{section}.url"), message);
+            } else if has_password(u) {
+                push(
+                    format!("{section}.url"),
+                    format!(
+                        "`{}` holds a password, and secrets never go into this file: put the URL into an environment variable and set `url_env = \"{}\"` (or `url_file`), or keep the password in PGPASSWORD / ~/.pgpass (PostgreSQL) or MYSQL_PWD",
+                        redact(u),
+                        if section == "source" {
+                            "APP_DATABASE_URL"
+                        } else {
+                            "CRMSYNC_STATE_URL"
+                        }
+                    ),
+                );
+            }
+        }
     }
     let crm = &raw.crm;
     if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://")) {
@@ -95,10 +128,28 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             ),
         );
     }
-    if crm.interval_ms == 0 {
+    if crm.interval_ms == 0 || crm.interval_ms > 86_400_000 {
         push(
             "crm.interval_ms".into(),
-            "must be at least 1; HubSpot's interval is 10000".into(),
+            format!(
+                "must be 1 to 86400000 (a day), got {}; HubSpot's interval is 10000",
+                crm.interval_ms
+            ),
+        );
+    }
+    if crm.timeout_ms == 0 || crm.timeout_ms > 3_600_000 {
+        push(
+            "crm.timeout_ms".into(),
+            format!(
+                "must be 1 to 3600000 (an hour), got {}; 30000 waits 30 s for an answer",
+                crm.timeout_ms
+            ),
+        );
+    }
+    if crm.max_retries > 100 {
+        push(
+            "crm.max_retries".into(),
+            format!("must be at most 100, got {}; 5 is usual", crm.max_retries),
         );
     }
 
@@ -162,6 +213,41 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                 at("fields"),
                 "no mapped fields; add e.g. `[sync.fields] name = { crm = \"name\" }`".into(),
             );
+        }
+        if s.write_back_column.as_deref() == Some(s.key.as_str()) {
+            push(
+                at("write_back_column"),
+                format!(
+                    "`{}` is the sync's key; the CRM id needs a column of its own (e.g. `hubspot_id`)",
+                    s.key
+                ),
+            );
+        }
+        if let Some(wb) = &s.write_back_column
+            && s.fields
+                .iter()
+                .any(|(k, f)| f.column.as_deref().unwrap_or(k) == wb && pulls_field(s, f))
+        {
+            push(
+                at("write_back_column"),
+                format!("`{wb}` is also written by a pulled field; give the CRM id its own column"),
+            );
+        }
+        // One CRM property written by two fields: which value wins would depend on map order.
+        let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
+        for (k, f) in &s.fields {
+            if pulls_field(s, f) && !pushes_field(s, f) {
+                continue;
+            }
+            if let Some(first) = writers.insert(f.crm.as_str(), k.as_str()) {
+                push(
+                    at(&format!("fields.{k}.crm")),
+                    format!(
+                        "`{}` is written by field `{first}` already; one CRM property takes one field (combine them with `concat` or `template`)",
+                        f.crm
+                    ),
+                );
+            }
         }
         if s.capture == Capture::UpdatedAt && s.updated_at_column.is_none() {
             push(at("updated_at_column"), "required when `capture = \"updated_at\"`, e.g. `updated_at_column = \"updated_at\"`".into());
@@ -244,6 +330,13 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                     ),
                 );
             }
+            if f.write == crate::config::raw::WriteMode::CreateOnly && pulls_field(s, f) {
+                push(
+                    fat("write"),
+                    "`create_only` is for fields that only push; a pulled field follows the CRM"
+                        .into(),
+                );
+            }
             if f.separator.is_some() && f.concat.is_none() {
                 push(
                     fat("separator"),
@@ -290,6 +383,42 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         push(
             "run.poll_interval_ms".into(),
             "must be above 0; 5000 polls the CRM every 5 seconds".into(),
+        );
+    }
+    // Bounded so that no duration built from them overflows (a day at most).
+    for (key, value, example) in [
+        ("run.poll_interval_ms", raw.run.poll_interval_ms, "5000"),
+        ("run.poll_overlap_ms", raw.run.poll_overlap_ms, "15000"),
+        (
+            "run.capture_interval_ms",
+            raw.run.capture_interval_ms,
+            "1000",
+        ),
+        ("run.job_lease_ms", raw.run.job_lease_ms, "60000"),
+        ("run.leader_lease_ms", raw.run.leader_lease_ms, "15000"),
+    ] {
+        if value > 86_400_000 {
+            push(
+                key.into(),
+                format!("{value} ms is more than a day; a value such as {example} is usual"),
+            );
+        }
+    }
+    if raw.run.capture_interval_ms == 0 {
+        push(
+            "run.capture_interval_ms".into(),
+            "must be above 0; 1000 looks for app changes every second".into(),
+        );
+    }
+    if raw.run.job_lease_ms < 3_000 || raw.run.leader_lease_ms < 3_000 {
+        let key = if raw.run.job_lease_ms < 3_000 {
+            "run.job_lease_ms"
+        } else {
+            "run.leader_lease_ms"
+        };
+        push(
+            key.into(),
+            "must be at least 3000 ms: a lease is renewed every third of it, and a shorter one would be lost between two renewals under load".into(),
         );
     }
     if !(raw.run.max_delete_share > 0.0 && raw.run.max_delete_share <= 1.0) {
@@ -411,4 +540,85 @@ pub fn parse_utc_offset(text: &str) -> Option<i32> {
     let (h, m) = rest.split_once(':')?;
     let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
     (h <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
+}
+
+/// URL schemes of app databases.
+pub const SOURCE_SCHEMES: &[&str] = &["sqlite", "postgres", "postgresql", "mysql", "mariadb"];
+/// URL schemes of state databases.
+pub const STATE_SCHEMES: &[&str] = &["sqlite", "postgres", "postgresql"];
+
+/// Checks that `url` names one of `schemes`, with a message listing them otherwise. The
+/// message never repeats a password.
+pub fn check_db_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+    if url.contains("://") && schemes.contains(&scheme.as_str()) {
+        return Ok(());
+    }
+    let examples: Vec<&str> = schemes
+        .iter()
+        .filter_map(|s| match *s {
+            "sqlite" => Some("`sqlite://file.db`"),
+            "postgres" => Some("`postgres://user@host/db`"),
+            "mysql" => Some("`mysql://user@host/db`"),
+            _ => None,
+        })
+        .collect();
+    Err(format!(
+        "unsupported database URL `{}`; use {}",
+        redact(url),
+        examples.join(" or ")
+    ))
+}
+
+/// Whether a `scheme://user:password@host` URL carries a password.
+pub fn has_password(url: &str) -> bool {
+    authority(url).is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+fn authority(url: &str) -> Option<(&str, &str)> {
+    let rest = url.split_once("://")?.1;
+    let auth = rest.split(['/', '?']).next().unwrap_or(rest);
+    auth.rsplit_once('@')
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.split_once("://"), authority(url)) {
+        (Some((scheme, rest)), Some((userinfo, _))) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let after = &rest[userinfo.len()..];
+            format!("{scheme}://{user}:***{after}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+
+fn pulls_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) -> bool {
+    f.direction.unwrap_or(s.direction) != crate::config::Direction::Push
+}
+
+fn pushes_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) -> bool {
+    f.direction.unwrap_or(s.direction) != crate::config::Direction::Pull
+}
+
+#[cfg(test)]
+mod db_url_tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_passwords_never_repeated() {
+        assert!(check_db_url("postgres://app@db/shop", STATE_SCHEMES).is_ok());
+        assert!(check_db_url("mysql://app@db/shop", STATE_SCHEMES).is_err());
+        assert!(check_db_url("mysql://app@db/shop", SOURCE_SCHEMES).is_ok());
+        let e = check_db_url("oracle://app:hunter2@db", SOURCE_SCHEMES).expect_err("refused");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(has_password("postgres://app:hunter2@db/shop"));
+        assert!(!has_password("postgres://app@db/shop"));
+        assert!(!has_password("sqlite://a:b.db"));
+        assert_eq!(
+            redact("postgres://app:hunter2@db/shop"),
+            "postgres://app:***@db/shop"
+        );
+    }
 }

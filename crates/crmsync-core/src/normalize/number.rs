@@ -96,6 +96,58 @@ pub fn to_app(crm: &str, decimal: char, decimals: Option<u32>) -> Result<String,
     Ok(s.replace('.', &decimal.to_string()))
 }
 
+/// Moves the decimal point of a plain decimal (`-1234.5`, as [`normalize`] writes) `places`
+/// to the left (a negative `places` moves it right): exact, on the digit string. Leading zeros
+/// of the integer part and trailing zeros of the fraction are dropped (`129900` left by 2 is
+/// `1299`, `1299.5` right by 2 is `129950`).
+pub fn shift(plain: &str, places: i32) -> Result<String, String> {
+    let s = plain.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if !(int.chars().all(|c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit()))
+        || (int.is_empty() && frac.is_empty())
+    {
+        return Err("is not a number (a plain decimal such as -1234.5)".into());
+    }
+    let digits: String = format!("{int}{frac}");
+    // Position of the decimal point in `digits`, moved.
+    let point = i64::try_from(int.len()).unwrap_or(i64::MAX) - i64::from(places);
+    let (int, frac) = if point <= 0 {
+        let zeros = usize::try_from(-point).unwrap_or(0);
+        (String::new(), format!("{}{digits}", "0".repeat(zeros)))
+    } else {
+        let p = usize::try_from(point).unwrap_or(usize::MAX);
+        if p >= digits.len() {
+            (
+                format!("{digits}{}", "0".repeat(p - digits.len())),
+                String::new(),
+            )
+        } else {
+            (digits[..p].to_string(), digits[p..].to_string())
+        }
+    };
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let frac = frac.trim_end_matches('0');
+    let zero = int == "0" && frac.is_empty();
+    let mut out = String::new();
+    if negative && !zero {
+        out.push('-');
+    }
+    out.push_str(int);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Ok(out)
+}
+
 /// Whether the separators in `s` (any non-digit, or only `sep` when given) group digits in
 /// threes: `1.234.567`, `12 345`. `sep = '\0'` accepts any separator.
 fn grouped(s: &str, sep: char) -> bool {
@@ -145,7 +197,22 @@ fn round(int: &str, frac: &str, n: usize) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, to_app};
+    use super::{normalize, shift, to_app};
+
+    #[test]
+    fn shifts_are_exact() {
+        assert_eq!(shift("129900", 2).as_deref(), Ok("1299"));
+        assert_eq!(shift("129950", 2).as_deref(), Ok("1299.5"));
+        assert_eq!(shift("5", 2).as_deref(), Ok("0.05"));
+        assert_eq!(shift("-5", 3).as_deref(), Ok("-0.005"));
+        assert_eq!(shift("1299.00", -2).as_deref(), Ok("129900"));
+        assert_eq!(shift("1299.5", -2).as_deref(), Ok("129950"));
+        assert_eq!(shift("0.001", -2).as_deref(), Ok("0.1"));
+        assert_eq!(shift("0", 2).as_deref(), Ok("0"));
+        assert_eq!(shift("", 2).as_deref(), Ok(""));
+        assert!(shift("1e5", 2).is_err());
+        assert!(shift("-", 2).is_err());
+    }
     use proptest::prelude::*;
 
     #[test]
@@ -203,6 +270,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_shift_and_its_inverse_give_the_number_back(int in 0u64..1_000_000_000, frac in "[0-9]{0,6}", places in -8i32..8) {
+            let n = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+            let there = shift(&n, places).expect("a plain decimal");
+            let back = shift(&there, -places).expect("a plain decimal");
+            prop_assert_eq!(back, shift(&n, 0).expect("a plain decimal"));
+        }
+
         #[test]
         fn never_panics(s in ".{0,40}", comma in any::<bool>(), d in proptest::option::of(0u32..6)) {
             let _ = normalize(&s, if comma { ',' } else { '.' }, d);

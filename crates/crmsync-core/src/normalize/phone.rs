@@ -11,6 +11,106 @@ pub fn parse_region(s: &str) -> Result<Id, String> {
     })
 }
 
+/// English names (and a few usual spellings) of countries, to their ISO 3166-1 alpha-2 code,
+/// for a `region_column` that holds names rather than codes. Compared case-insensitively.
+const COUNTRY_NAMES: &[(&str, &str)] = &[
+    ("argentina", "AR"),
+    ("australia", "AU"),
+    ("austria", "AT"),
+    ("belgium", "BE"),
+    ("brazil", "BR"),
+    ("bulgaria", "BG"),
+    ("canada", "CA"),
+    ("chile", "CL"),
+    ("china", "CN"),
+    ("colombia", "CO"),
+    ("croatia", "HR"),
+    ("czech republic", "CZ"),
+    ("czechia", "CZ"),
+    ("denmark", "DK"),
+    ("egypt", "EG"),
+    ("estonia", "EE"),
+    ("finland", "FI"),
+    ("france", "FR"),
+    ("germany", "DE"),
+    ("greece", "GR"),
+    ("hong kong", "HK"),
+    ("hungary", "HU"),
+    ("iceland", "IS"),
+    ("india", "IN"),
+    ("indonesia", "ID"),
+    ("ireland", "IE"),
+    ("israel", "IL"),
+    ("italy", "IT"),
+    ("japan", "JP"),
+    ("kenya", "KE"),
+    ("latvia", "LV"),
+    ("lithuania", "LT"),
+    ("luxembourg", "LU"),
+    ("malaysia", "MY"),
+    ("mexico", "MX"),
+    ("morocco", "MA"),
+    ("netherlands", "NL"),
+    ("the netherlands", "NL"),
+    ("new zealand", "NZ"),
+    ("nigeria", "NG"),
+    ("norway", "NO"),
+    ("pakistan", "PK"),
+    ("peru", "PE"),
+    ("philippines", "PH"),
+    ("poland", "PL"),
+    ("portugal", "PT"),
+    ("romania", "RO"),
+    ("saudi arabia", "SA"),
+    ("serbia", "RS"),
+    ("singapore", "SG"),
+    ("slovakia", "SK"),
+    ("slovenia", "SI"),
+    ("south africa", "ZA"),
+    ("south korea", "KR"),
+    ("korea", "KR"),
+    ("spain", "ES"),
+    ("sweden", "SE"),
+    ("switzerland", "CH"),
+    ("taiwan", "TW"),
+    ("thailand", "TH"),
+    ("turkey", "TR"),
+    ("türkiye", "TR"),
+    ("ukraine", "UA"),
+    ("united arab emirates", "AE"),
+    ("uae", "AE"),
+    ("united kingdom", "GB"),
+    ("uk", "GB"),
+    ("great britain", "GB"),
+    ("england", "GB"),
+    ("scotland", "GB"),
+    ("wales", "GB"),
+    ("northern ireland", "GB"),
+    ("united states", "US"),
+    ("united states of america", "US"),
+    ("usa", "US"),
+    ("vietnam", "VN"),
+];
+
+/// The region a country column's value names: an ISO 3166-1 alpha-2 code (`GB`, `us`), or an
+/// English country name (`United Kingdom`); `None` when empty or not recognised.
+pub fn region_of(value: &str) -> Option<Id> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if v.len() == 2
+        && let Ok(id) = v.to_ascii_uppercase().parse::<Id>()
+    {
+        return Some(id);
+    }
+    let lower = v.to_lowercase();
+    COUNTRY_NAMES
+        .iter()
+        .find(|(name, _)| *name == lower)
+        .and_then(|(_, code)| code.parse::<Id>().ok())
+}
+
 fn parse(value: &str, region: Option<Id>) -> Result<phonenumber::PhoneNumber, String> {
     // The parser has panicked on odd input in past releases; a panic must never take a sync
     // down, so it is contained and reported like any unparseable number.

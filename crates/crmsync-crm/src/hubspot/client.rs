@@ -2,7 +2,8 @@
 //! requests are sent.
 //!
 //! Every request goes through [`HubspotClient::execute`], which keeps three invariants:
-//! - each attempt first takes a slot from the [`Limiter`] (DESIGN principle 5);
+//! - each attempt first takes a slot from the [`Limiter`] and then, when one is set, is admitted
+//!   by the [`CallGate`] that shares the account's budget with other workers (DESIGN 5);
 //! - each attempt, retried or not, is reported once to the [`CallObserver`] and as a `debug`
 //!   tracing event, with an endpoint template that carries no record ids;
 //! - only retryable failures (429, 5xx, timeout, reset) are retried, with exponential backoff
@@ -25,9 +26,13 @@ use super::error as hs_error;
 use super::limiter::Limiter;
 use super::wire;
 use crate::{
-    AssociationInput, CallObserver, CallRecord, ChangedRecord, Crm, CrmError, ErrorKind,
-    ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpdateInput, UpsertInput,
+    AssociationInput, CallGate, CallObserver, CallRecord, CallWindow, ChangedRecord, Crm, CrmError,
+    CrmEvent, ErrorKind, ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpdateInput,
+    UpsertInput,
 };
+
+/// The property listing the ids a record absorbed in merges (FACTS 2.4), `;`-separated.
+const MERGED_IDS: &str = "hs_merged_object_ids";
 
 /// HubSpot's limit of inputs per batch call (FACTS 2.3).
 const MAX_BATCH: usize = 100;
@@ -54,6 +59,10 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     limiter: Limiter,
+    /// The windows each attempt counts against, for the gate.
+    interval_window: CallWindow,
+    search_window: CallWindow,
+    gate: std::sync::OnceLock<Arc<dyn CallGate>>,
     max_retries: u32,
     observer: Option<CallObserver>,
     /// Earliest start of the next search request: search is exempt from the interval limit
@@ -138,16 +147,39 @@ impl HubspotClient {
             config.interval,
             config.headroom_percent,
         )?;
+        let budget = (u64::from(config.requests_per_interval)
+            * u64::from(100 - config.headroom_percent.min(99))
+            / 100)
+            .max(1);
         Ok(HubspotClient {
             inner: Arc::new(Inner {
                 http,
                 base_url,
                 limiter,
+                interval_window: CallWindow {
+                    name: "interval",
+                    max: u32::try_from(budget).unwrap_or(u32::MAX),
+                    length: config.interval,
+                },
+                // 5 in any 1.2 s: HubSpot counts per second, and a request reserved at the end of
+                // one second may arrive in the next; the margin absorbs that skew.
+                search_window: CallWindow {
+                    name: "search",
+                    max: u32::try_from(SEARCH_PER_SECOND).unwrap_or(5),
+                    length: Duration::from_millis(1200),
+                },
+                gate: std::sync::OnceLock::new(),
                 max_retries: config.max_retries,
                 observer,
                 search_next: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Admits every attempt through `gate` from now on (the shared budget of several
+    /// workers). Set once, before the first call; a second gate is ignored.
+    pub fn set_gate(&self, gate: Arc<dyn CallGate>) {
+        let _ = self.inner.gate.set(gate);
     }
 
     /// The API root this client talks to.
@@ -163,10 +195,19 @@ impl HubspotClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            if req.endpoint.ends_with("/search") {
+            let search = req.endpoint.ends_with("/search");
+            if search {
                 self.search_slot().await;
             } else {
                 inner.limiter.acquire().await;
+            }
+            if let Some(gate) = inner.gate.get() {
+                let window = if search {
+                    &inner.search_window
+                } else {
+                    &inner.interval_window
+                };
+                gate.admit(window).await?;
             }
             let started_at_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -414,6 +455,10 @@ impl HubspotClient {
 }
 
 impl Crm for HubspotClient {
+    fn parse_event(&self, body: &str) -> Option<CrmEvent> {
+        super::events::parse_event(body)
+    }
+
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }
@@ -567,7 +612,7 @@ impl Crm for HubspotClient {
         let modified_prop = last_modified_property(object);
         let what = format!("{object} search for changes");
         let mut wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
-        wanted.extend([modified_prop, "hs_object_id"]);
+        wanted.extend([modified_prop, "hs_object_id", MERGED_IDS]);
         wanted.sort_unstable();
         wanted.dedup();
         // Position already handled: (ms, id). Records at or before it are skipped.
@@ -633,6 +678,7 @@ impl Crm for HubspotClient {
                             (p.clone(), v.unwrap_or_default())
                         })
                         .collect(),
+                    merged_ids: merged_ids(&record.properties),
                     crm_id: record.id,
                     modified_ms,
                 });
@@ -683,7 +729,7 @@ impl Crm for HubspotClient {
         check_batch_size(&what, ids.len())?;
         let modified_prop = last_modified_property(object);
         let mut wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
-        wanted.push(modified_prop);
+        wanted.extend([modified_prop, MERGED_IDS]);
         wanted.sort_unstable();
         wanted.dedup();
         let body = wire::BatchReadRequest {
@@ -725,6 +771,7 @@ impl Crm for HubspotClient {
                         (p.clone(), v.unwrap_or_default())
                     })
                     .collect(),
+                merged_ids: merged_ids(&record.properties),
                 crm_id: record.id,
             })
             .collect())
@@ -891,6 +938,21 @@ fn match_outcomes(
 
 /// Exponential backoff with full jitter: a uniform wait in `[0, min(cap, base·2^(n-1))]`, but
 /// never less than the wait HubSpot asked for.
+/// The ids a record absorbed, from its `hs_merged_object_ids` (`;`-separated).
+fn merged_ids(properties: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    properties
+        .get(MERGED_IDS)
+        .and_then(|v| v.as_deref())
+        .map(|ids| {
+            ids.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn backoff(failed_attempts: u32, retry_after: Option<Duration>) -> Duration {
     let exp = BACKOFF_BASE
         .saturating_mul(2u32.saturating_pow(failed_attempts.saturating_sub(1)))

@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod error;
+mod events;
 mod limiter;
 pub mod webhook;
 mod wire;

@@ -7,7 +7,12 @@ use crmsync_core::config::{Config, Secrets, load_str};
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
 use crmsync_engine::{CallBuffer, Engine};
 use crmsync_sandbox::{Sandbox, SandboxConfig};
-use crmsync_store::{SqliteSource, SqliteStore};
+use crmsync_store::Role;
+use crmsync_store::sqlite::{SqliteSource, SqliteState};
+use std::sync::Arc;
+
+/// The engine the scenario tests run: a SQLite app and state, the HubSpot client.
+pub type TestEngine = Engine<SqliteSource, SqliteState, HubspotClient>;
 use secrecy::SecretString;
 use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
@@ -116,8 +121,14 @@ pub async fn world(
 
 impl World {
     /// A fresh engine over the world's files (as a new process would have).
-    pub async fn engine(&self) -> Engine<HubspotClient, SqliteStore> {
+    pub async fn engine(&self) -> TestEngine {
         self.engine_with(self.config.clone(), |_| {}).await
+    }
+
+    /// A fresh engine on `clock` (its CRM calls reserved on that clock too).
+    pub async fn engine_at(&self, clock: Arc<TestClock>) -> TestEngine {
+        self.engine_full(self.config.clone(), |_| {}, Some(clock))
+            .await
     }
 
     /// An engine with `config` and client settings adjusted by `tune`.
@@ -125,8 +136,17 @@ impl World {
         &self,
         config: Config,
         tune: impl FnOnce(&mut HubspotConfig),
-    ) -> Engine<HubspotClient, SqliteStore> {
-        let store = SqliteStore::open(&self.config.state_url())
+    ) -> TestEngine {
+        self.engine_full(config, tune, None).await
+    }
+
+    pub async fn engine_full(
+        &self,
+        config: Config,
+        tune: impl FnOnce(&mut HubspotConfig),
+        clock: Option<Arc<TestClock>>,
+    ) -> TestEngine {
+        let store = SqliteState::open(&self.config.state_url(), Role::Beside)
             .await
             .expect("state db");
         let source = SqliteSource::open(&self.config.source_url())
@@ -140,7 +160,14 @@ impl World {
         hc.interval = std::time::Duration::from_secs(1);
         tune(&mut hc);
         let crm = HubspotClient::new(hc, Some(calls.observer())).expect("client");
-        Engine::new(config, crm, store, source, calls)
+        let mut engine = Engine::new(config, source, store, crm, calls);
+        if let Some(c) = clock {
+            engine.clock = c;
+        }
+        // Every call is admitted by the shared budget, as in `crmsync run`.
+        let gate = engine.budget_gate();
+        engine.crm.set_gate(Arc::new(gate));
+        engine
     }
 
     /// Runs SQL on the app database.
@@ -219,5 +246,5 @@ impl crmsync_engine::clock::Clock for TestClock {
 
 /// Milliseconds since the epoch, now.
 pub fn wall_ms() -> i64 {
-    crmsync_store::state::sqlite::now_ms()
+    crmsync_store::now_ms()
 }

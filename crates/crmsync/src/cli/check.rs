@@ -10,7 +10,7 @@ use crate::exit::FAILURE;
 use crmsync_core::config::Secrets;
 use crmsync_engine::CallBuffer;
 use crmsync_engine::check::{CheckReport, Severity};
-use crmsync_store::SqliteSource;
+use crmsync_store::open_source;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +31,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if config.raw.webhooks.listen.is_some() {
         config.webhook_secret(&|k| std::env::var(k).ok())?;
     }
-    let source = SqliteSource::open(&config.source_url()).await?;
+    let source = open_source(&config.source_url()).await?;
     // The call log lives in the state database, which a preflight does not touch: the
     // client's call records are collected and dropped.
     let crm = hubspot_client(&config, &CallBuffer::default())?;

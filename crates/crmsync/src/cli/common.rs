@@ -1,25 +1,30 @@
-//! Opening the parts a command works with, from a config: the state store, the app database,
-//! and the CRM client wired to the call log.
+//! Opening the parts a command works with, from a config: the state database and the app
+//! database (any backend, by URL), and the CRM client wired to the call log and to the shared
+//! API budget.
 
 use anyhow::Context;
 use crmsync_core::config::{self, Config, Secrets};
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
 use crmsync_engine::{CallBuffer, Engine};
-use crmsync_store::{SqliteSource, SqliteStore};
+use crmsync_store::{AnySource, AnyState, Role, open_source, open_state};
 use secrecy::SecretString;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The engine every command runs: any app database, any state database, HubSpot.
+pub type Worker = Engine<AnySource, AnyState, HubspotClient>;
 
 /// Loads and validates the config file.
 pub fn load_config(path: &Path, secrets: Secrets) -> anyhow::Result<Config> {
     Ok(config::load(path, secrets)?)
 }
 
-/// Opens the state store and the app database of `config`.
-pub async fn open_databases(config: &Config) -> anyhow::Result<(SqliteStore, SqliteSource)> {
-    let store = SqliteStore::open(&config.state_url()).await?;
-    let source = SqliteSource::open(&config.source_url()).await?;
-    Ok((store, source))
+/// Opens the state database of `config` beside any running worker, and the app database.
+pub async fn open_databases(config: &Config) -> anyhow::Result<(AnyState, AnySource)> {
+    let state = open_state(&config.state_url(), Role::Beside).await?;
+    let source = open_source(&config.source_url()).await?;
+    Ok((state, source))
 }
 
 /// Builds the HubSpot client of `config`, reporting every call into `calls`.
@@ -38,22 +43,31 @@ pub fn hubspot_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<Hub
     Ok(HubspotClient::new(hc, Some(calls.observer()))?)
 }
 
-/// The engine for `config` (token required), as the one process delivering from its state.
-pub async fn engine(config: Config) -> anyhow::Result<Engine<HubspotClient, SqliteStore>> {
-    let store = SqliteStore::open_worker(&config.state_url()).await?;
-    let source = SqliteSource::open(&config.source_url()).await?;
+/// The engine for `config` (token required) opened as `role`, its CRM calls admitted by the
+/// shared budget in the state database.
+pub async fn engine_as(config: Config, role: Role) -> anyhow::Result<Worker> {
+    let state = open_state(&config.state_url(), role).await?;
+    let source = open_source(&config.source_url()).await?;
     let calls = CallBuffer::default();
     let crm = hubspot_client(&config, &calls)?;
-    Ok(Engine::new(config, crm, store, source, calls))
+    let mut engine = Engine::new(config, source, state, crm, calls);
+    let run = &engine.config.raw.run;
+    engine.leases = crmsync_engine::Leases {
+        job: Duration::from_millis(run.job_lease_ms),
+        leader: Duration::from_millis(run.leader_lease_ms),
+    };
+    let gate = engine.budget_gate();
+    engine.crm.set_gate(Arc::new(gate));
+    Ok(engine)
 }
 
-/// An engine on the state without taking the delivery lock, for commands that only settle
+/// The engine for `config` as a delivering worker.
+pub async fn engine(config: Config) -> anyhow::Result<Worker> {
+    engine_as(config, Role::Worker).await
+}
+
+/// An engine on the state without taking the one-worker lock, for commands that only settle
 /// state (e.g. `crmsync deletions --apply`) while `crmsync run` keeps running.
-pub async fn engine_beside_worker(
-    config: Config,
-) -> anyhow::Result<Engine<HubspotClient, SqliteStore>> {
-    let (store, source) = open_databases(&config).await?;
-    let calls = CallBuffer::default();
-    let crm = hubspot_client(&config, &calls)?;
-    Ok(Engine::new(config, crm, store, source, calls))
+pub async fn engine_beside_worker(config: Config) -> anyhow::Result<Worker> {
+    engine_as(config, Role::Beside).await
 }

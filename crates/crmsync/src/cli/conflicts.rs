@@ -8,8 +8,10 @@ use super::common::load_config;
 use crate::exit::UsageError;
 use crmsync_core::config::Secrets;
 use crmsync_core::mapping::map_value_back;
-use crmsync_engine::apply::column_of;
-use crmsync_store::{PullStore, SqliteSource, SqliteStore};
+use crmsync_engine::inbound::decide::column_of;
+use crmsync_store::{
+    Lifecycle, PullRecord, Records, Role, RowWrite, Source, open_source, open_state,
+};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +43,7 @@ pub struct ResolveArgs {
 
 pub async fn list(args: ConflictsArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
-    let store = SqliteStore::open(&config.state_url()).await?;
+    let store = open_state(&config.state_url(), Role::Beside).await?;
     let open = store.open_conflicts(args.sync.as_deref()).await?;
     if open.is_empty() {
         println!("no open conflicts");
@@ -69,7 +71,7 @@ pub async fn list(args: ConflictsArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
-    let store = SqliteStore::open(&config.state_url()).await?;
+    let store = open_state(&config.state_url(), Role::Beside).await?;
     let Some(c) = store
         .open_conflicts(None)
         .await?
@@ -104,22 +106,34 @@ pub async fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
                     ))
                 })?;
             let app = map_value_back(field, &c.crm_value).map_err(UsageError)?;
-            let source = SqliteSource::open(&config.source_url()).await?;
+            let source = open_source(&config.source_url()).await?;
             source
-                .apply_pulled(
+                .write(
                     &sync.table,
                     &sync.key,
-                    &[(
-                        c.local_id.clone(),
-                        vec![(column_of(key, field).to_string(), app)],
-                    )],
+                    &[RowWrite {
+                        key: c.local_id.clone(),
+                        set: vec![(
+                            column_of(key, field).to_string(),
+                            (!app.is_empty()).then_some(app),
+                        )],
+                        expect: vec![],
+                    }],
                 )
                 .await?;
             c.crm_value.clone()
         }
     };
     store
-        .set_bases(&c.sync, &[(c.local_id.clone(), c.field.clone(), base)])
+        .record_pulls(
+            &c.sync,
+            &[PullRecord {
+                local_id: c.local_id.clone(),
+                pushed_hash: None,
+                pulled_hash: None,
+                bases: vec![(c.field.clone(), base)],
+            }],
+        )
         .await?;
     store
         .resolve_conflict(

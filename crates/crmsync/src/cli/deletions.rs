@@ -6,8 +6,8 @@
 use super::ConfigArg;
 use super::common::{engine_beside_worker, load_config};
 use crmsync_core::config::Secrets;
-use crmsync_engine::deletion::Decision;
-use crmsync_store::{DeletionState, LifecycleStore, SqliteStore};
+use crmsync_engine::lifecycle::deletion::Decision;
+use crmsync_store::{DeletionState, Lifecycle, Role, open_state};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -46,7 +46,7 @@ pub async fn run(args: DeletionsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
-    let store = SqliteStore::open(&config.state_url()).await?;
+    let store = open_state(&config.state_url(), Role::Beside).await?;
     let all = store.deletions(args.sync.as_deref(), None).await?;
     if all.is_empty() {
         println!("no records deleted in the CRM");

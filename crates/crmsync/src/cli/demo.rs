@@ -2,16 +2,17 @@
 //! `--crm-url`), sync everything with progress bars, and print what happened.
 
 use super::sync::print_report;
+use crate::demo::config::DbLine;
 use crate::demo::{config, data};
 use crate::exit::{FAILURE, UsageError};
 use crate::progress::Bars;
 use anyhow::Context;
 use crmsync_core::config::{Secrets, load_str};
-use crmsync_engine::{CallBuffer, Engine};
 use crmsync_sandbox::{Sandbox, SandboxConfig};
-use crmsync_store::{QuarantineKind, SqliteSource, SqliteStore, Store};
+use crmsync_store::{QuarantineKind, Records};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// The token the demo gives its in-process sandbox (which accepts any token).
 const DEMO_TOKEN: &str = "sandbox-demo-token";
@@ -33,6 +34,31 @@ pub struct DemoArgs {
     /// Seed of the data generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Write the order system into this app database instead of `DIR/orders.db`: an empty
+    /// PostgreSQL (`postgres://...`) or MySQL/MariaDB (`mysql://...`) database, or a SQLite file.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Keep crmsync's state in this database instead of `DIR/crmsync-state.db`
+    /// (`postgres://...` lets several `crmsync run` workers share it).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Prepare the database, change capture and `crmsync.toml`, but sync nothing (then start
+    /// one or more `crmsync run` against a running `crmsync sandbox`).
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+/// The environment variables the written config names for database URLs with a password.
+const SOURCE_URL_ENV: &str = "CRMSYNC_DEMO_SOURCE_URL";
+const STATE_URL_ENV: &str = "CRMSYNC_DEMO_STATE_URL";
+
+/// How the config refers to `url`: inline, or through `env` when it carries a password.
+fn db_line(url: &str, env: &'static str) -> DbLine {
+    if crmsync_core::config::validate::has_password(url) {
+        DbLine::Env(env)
+    } else {
+        DbLine::Url(url.to_string())
+    }
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +73,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let db = dir.join("orders.db");
-    if db.exists() || dir.join("crmsync-state.db").exists() {
+    let source_url = args
+        .source
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", db.display()));
+    let state_url = args.state.clone();
+    if (args.source.is_none() && db.exists())
+        || (state_url.is_none() && dir.join("crmsync-state.db").exists())
+    {
         return Err(UsageError(format!(
             "{} already holds a demo; choose another --dir or remove it (to sync it again, run `crmsync sync --once --config {}`)",
             dir.display(),
@@ -60,11 +93,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "Generating a robot order system: {} customers, {} orders ...",
         args.customers, args.orders
     );
-    let generated = data::generate(&db, args.customers, args.orders, args.seed)
-        .await
-        .context("cannot generate the demo database")?;
+    let generated = match data::generate(&source_url, args.customers, args.orders, args.seed).await
+    {
+        Ok(g) => g,
+        Err(data::DemoDataError::Exists(why)) => return Err(UsageError(why).into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot write the demo's order system into {}",
+                crmsync_store::backend::redact_url(&source_url)
+            )));
+        }
+    };
 
     let sandbox = match &args.crm_url {
+        _ if args.no_sync => None,
         Some(_) => None,
         None => Some(
             Sandbox::start("127.0.0.1:0", SandboxConfig::default())
@@ -75,7 +117,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let base_url = match (&args.crm_url, &sandbox) {
         (Some(u), _) => u.trim_end_matches('/').to_string(),
         (None, Some(s)) => s.base_url(),
-        (None, None) => unreachable!("a sandbox is started when no --crm-url is given"),
+        (None, None) => "http://127.0.0.1:4010".to_string(),
     };
     let config_path = dir.join("crmsync.toml");
     // The written config points at the standard sandbox port, where `crmsync sandbox` listens;
@@ -84,13 +126,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .crm_url
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:4010".to_string());
-    let text = config::render(&written_url);
+    let source_line = match &args.source {
+        // The default file sits beside the config: a relative path keeps the folder movable.
+        None => DbLine::Url("sqlite://orders.db".into()),
+        Some(u) => db_line(u, SOURCE_URL_ENV),
+    };
+    let state_line = match &state_url {
+        None => DbLine::Url("sqlite://crmsync-state.db".into()),
+        Some(u) => db_line(u, STATE_URL_ENV),
+    };
+    let text = config::render(&written_url, &source_line, &state_line);
     std::fs::write(&config_path, &text)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let env = |name: &str| {
-        std::env::var(name)
+    let env = |name: &str| match name {
+        SOURCE_URL_ENV => Some(source_url.clone()),
+        STATE_URL_ENV => state_url.clone(),
+        _ => std::env::var(name)
             .ok()
-            .or_else(|| (name == "HUBSPOT_ACCESS_TOKEN").then(|| DEMO_TOKEN.to_string()))
+            .or_else(|| (name == "HUBSPOT_ACCESS_TOKEN").then(|| DEMO_TOKEN.to_string())),
     };
     let mut cfg = load_str(&text, &config_path, Secrets::Required, &env)?;
     cfg.raw.crm.base_url = base_url.clone();
@@ -100,22 +153,57 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         generated.invalid_emails,
         generated.unconfirmed_emails,
         generated.orders,
-        db.display()
+        crmsync_store::backend::redact_url(&source_url)
     );
-    println!("CRM: HubSpot sandbox at {base_url} (Free tier limits: 100 requests per 10 s)");
 
-    let store = SqliteStore::open_worker(&cfg.state_url()).await?;
-    let source = SqliteSource::open(&cfg.source_url()).await?;
-    crmsync_engine::install(&cfg, &source).await?;
-    let calls = CallBuffer::default();
-    let crm = super::common::hubspot_client(&cfg, &calls)?;
-    let engine = Engine::new(cfg, crm, store, source, calls);
-    let report = engine.push_once(&Bars::new()).await?;
+    if args.no_sync {
+        let source = crmsync_store::open_source(&cfg.source_url()).await?;
+        let tables = crmsync_engine::install(&cfg, &source).await?;
+        // Migrates the state database, so the workers start on a ready one.
+        crmsync_store::open_state(&cfg.state_url(), crmsync_store::Role::Beside).await?;
+        println!(
+            "Change capture installed on {}; nothing synced (--no-sync).",
+            tables.join(", ")
+        );
+        let mut exports = Vec::new();
+        if matches!(source_line, DbLine::Env(_)) {
+            exports.push(format!("export {SOURCE_URL_ENV}='<the --source URL>'"));
+        }
+        if matches!(state_line, DbLine::Env(_)) {
+            exports.push(format!("export {STATE_URL_ENV}='<the --state URL>'"));
+        }
+        println!(
+            "\nNext: start the CRM and one or more workers (each takes its share of the backfill):"
+        );
+        match written_url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok())
+        {
+            Some(port) => println!("  crmsync sandbox --port {port} &"),
+            None => println!("  # the CRM at {written_url} must be reachable"),
+        }
+        for e in exports {
+            println!("  {e}");
+        }
+        println!("  export HUBSPOT_ACCESS_TOKEN=any-token");
+        println!(
+            "  crmsync run --config {} &   # as many as you like with a PostgreSQL state",
+            config_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("CRM: HubSpot sandbox at {base_url} (Free tier limits: 100 requests per 10 s)");
+    let mut engine = super::common::engine(cfg).await?;
+    crmsync_engine::install(&engine.config, &engine.app).await?;
+    let bars = Arc::new(Bars::new());
+    engine.telemetry = bars.clone();
+    let report = engine.push_once().await?;
+    bars.finish();
 
     println!();
     print_report(&report);
     println!();
-    let invalid = engine.store.quarantined("contacts").await?;
+    let invalid = engine.state.quarantined("contacts").await?;
     let (bad, held): (Vec<_>, Vec<_>) =
         invalid.iter().partition(|q| q.kind != QuarantineKind::Held);
     println!(

@@ -69,12 +69,20 @@ fn print(e: &Explanation) {
         None => {}
         Some(Mapped::Ready {
             properties,
+            create_only,
+            skipped,
             associations,
             hash,
         }) => {
             println!("mapped payload (hash {hash}):");
             for (k, v) in properties {
                 println!("  {k} = {v:?}");
+            }
+            for (k, v) in create_only {
+                println!("  {k} = {v:?} (create_only: sent only when the CRM record is created)");
+            }
+            for (field, rule, message) in skipped {
+                println!("  {field} left out: {message} ({rule}; on_invalid = \"skip_field\")");
             }
             for (sync, id) in associations {
                 println!("  associated to {sync} record {id}");

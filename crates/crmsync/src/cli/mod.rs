@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Keeps your application database in sync with your CRM (HubSpot; Salesforce later).
+/// Keeps your application database (PostgreSQL, MySQL, SQLite) in sync with your CRM (HubSpot).
 #[derive(Debug, Parser)]
 #[command(name = "crmsync", version, about, long_about = None)]
 pub struct Cli {

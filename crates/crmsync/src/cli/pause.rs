@@ -5,13 +5,13 @@
 use super::ConfigArg;
 use super::common::load_config;
 use crmsync_core::config::Secrets;
-use crmsync_store::{PullStore, SqliteStore};
+use crmsync_store::{Coordination, Role, open_state};
 use std::process::ExitCode;
 
 /// Sets the kill switch to `paused`.
 pub async fn run(args: ConfigArg, paused: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config, Secrets::NotNeeded)?;
-    let store = SqliteStore::open(&config.state_url()).await?;
+    let store = open_state(&config.state_url(), Role::Beside).await?;
     store.set_paused(paused).await?;
     if paused {
         println!(

@@ -6,8 +6,7 @@ use super::common::{load_config, open_databases};
 use crmsync_core::config::Secrets;
 use crmsync_engine::budget::Budget;
 use crmsync_engine::estimate::estimate;
-use crmsync_store::Store;
-use crmsync_store::state::sqlite::now_ms;
+use crmsync_store::{Coordination, now_ms};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +23,12 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (store, source) = open_databases(&config).await?;
     let now = now_ms();
     let mut budget = Budget::new(&config.raw.crm, now);
-    budget.used = store.calls_since(budget.day_start_ms).await?;
+    budget.used = store
+        .calls_reserved(
+            &crmsync_engine::engine::connection_of(&config),
+            budget.day_start_ms,
+        )
+        .await?;
     let est = estimate(&config, &store, &source, &budget, 100, now).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&est)?);

@@ -5,8 +5,7 @@
 use super::ConfigArg;
 use super::common::{engine, load_config};
 use crmsync_core::config::Secrets;
-use crmsync_engine::NoProgress;
-use crmsync_store::Store;
+use crmsync_store::Coordination;
 use std::process::ExitCode;
 
 pub async fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
@@ -15,8 +14,8 @@ pub async fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
     let started = engine.clock.now_ms();
     let r = engine.reconcile_once().await?;
     // What was queued (pushed again) goes out now, as `sync --once` would.
-    engine.push_once(&NoProgress).await?;
-    let calls = engine.store.calls_since(started).await?;
+    engine.push_once().await?;
+    let calls = engine.state.call_summary(started).await?.calls;
     println!("records read back: {}", r.checked);
     println!(
         "drift repaired:    {} (app rows updated {}, pushed again {}, deletions {}, held by the guard {}, restored {}, merges {}, shared after a merge {})",

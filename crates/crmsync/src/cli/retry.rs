@@ -9,8 +9,9 @@ use crate::exit::FAILURE;
 use crate::exit::UsageError;
 use crate::progress::Bars;
 use crmsync_core::config::Secrets;
-use crmsync_store::QuarantineKind;
+use crmsync_store::{Inspect, QuarantineKind};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct RetryArgs {
@@ -32,7 +33,7 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
         return Err(UsageError(format!("no sync named `{s}`; syncs: {}", names.join(", "))).into());
     }
-    let engine = engine(config).await?;
+    let mut engine = engine(config).await?;
     let kinds: &[QuarantineKind] = if args.all {
         &[
             QuarantineKind::Rejected,
@@ -43,7 +44,7 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         &[QuarantineKind::Rejected]
     };
     let asked = engine
-        .store
+        .state
         .request_retry(args.sync.as_deref(), kinds)
         .await?;
     println!(
@@ -51,11 +52,14 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         asked.len(),
         if asked.len() == 1 { "" } else { "s" }
     );
-    let report = engine.push_once(&Bars::new()).await?;
+    let bars = Arc::new(Bars::new());
+    engine.telemetry = bars.clone();
+    let report = engine.push_once().await?;
+    bars.finish();
     print_report(&report);
     let mut still = Vec::new();
     for (sync, key) in &asked {
-        if let Some(e) = engine.store.quarantine_entry(sync, key).await? {
+        if let Some(e) = engine.state.quarantine_entry(sync, key).await? {
             still.push(e);
         }
     }

@@ -61,6 +61,18 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if !notes.is_empty() {
         println!("\ntwo-way: {}", notes.join("; "));
     }
+    if !st.leaders.is_empty() {
+        let mut workers: Vec<&str> = st.leaders.iter().map(|l| l.worker.as_str()).collect();
+        workers.sort_unstable();
+        workers.dedup();
+        println!("\nworkers: {} running", workers.len());
+        for l in &st.leaders {
+            println!(
+                "  {:<20} led by {} (lease until {})",
+                l.task, l.worker, l.until
+            );
+        }
+    }
     let c = &st.crm;
     println!(
         "\n{} ({}): {} calls, {} retries, {} rate-limited (429), {} errors",

@@ -6,13 +6,15 @@ use crate::exit::{FAILURE, UsageError};
 use crate::progress::Bars;
 use crmsync_core::config::Secrets;
 use crmsync_engine::RunReport;
+use crmsync_store::Coordination;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Run one pass and exit (the long-running mode arrives with `crmsync run`).
+    /// Run one pass and exit (`crmsync run` keeps syncing both ways until stopped).
     #[arg(long)]
     pub once: bool,
     /// Print the pass's report as JSON on stdout.
@@ -23,14 +25,21 @@ pub struct SyncArgs {
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     if !args.once {
         return Err(UsageError(
-            "`crmsync sync` needs `--once` (continuous sync is `crmsync run`, not available yet)"
+            "`crmsync sync` needs `--once` (to keep syncing until stopped, use `crmsync run`)"
                 .into(),
         )
         .into());
     }
     let config = load_config(&args.config.config, Secrets::Required)?;
-    let engine = engine(config).await?;
-    let report = engine.push_once(&Bars::new()).await?;
+    let mut engine = engine(config).await?;
+    if engine.state.paused().await? {
+        eprintln!("PAUSED: nothing was sent; `crmsync resume` turns the kill switch off");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bars = Arc::new(Bars::new());
+    engine.telemetry = bars.clone();
+    let report = engine.push_once().await?;
+    bars.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

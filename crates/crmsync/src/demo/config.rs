@@ -1,9 +1,28 @@
 //! The commented config `crmsync demo` writes next to the generated database.
 
-/// The demo's `crmsync.toml`, pointing at `base_url`.
-pub fn render(base_url: &str) -> String {
+/// Where a database of the demo is: a URL written into the config, or the environment
+/// variable that holds it (a URL with a password never goes into the file).
+pub enum DbLine {
+    Url(String),
+    Env(&'static str),
+}
+
+impl DbLine {
+    fn toml(&self) -> String {
+        match self {
+            DbLine::Url(u) => format!("url = \"{}\"", u.replace('\\', "\\\\").replace('"', "\\\"")),
+            DbLine::Env(var) => format!("url_env = \"{var}\""),
+        }
+    }
+}
+
+/// The demo's `crmsync.toml`, pointing at `base_url`, the app database `source` and the state
+/// database `state`.
+pub fn render(base_url: &str, source: &DbLine, state: &DbLine) -> String {
+    let source = source.toml();
+    let state = state.toml();
     format!(
-        r#"# crmsync config written by `crmsync demo` for its sample robot order system (orders.db).
+        r#"# crmsync config written by `crmsync demo` for its sample robot order system.
 # Every key is explained in docs/config-reference.toml. Paths are relative to this file.
 # Run it again with:  crmsync sync --once --config <this file>
 # Or keep both sides in sync:  crmsync run --config <this file>  (edit a company name or a
@@ -11,11 +30,12 @@ pub fn render(base_url: &str) -> String {
 
 # The app database: customers (a company and its contact person each) and their orders.
 [source]
-url = "sqlite://orders.db"
+{source}
 
-# crmsync's own state: which record is which in the CRM, the queue, the call log.
+# crmsync's own state: which record is which in the CRM, the queue, the call log. SQLite serves
+# one worker; with PostgreSQL any number of `crmsync run` processes share the work.
 [state]
-url = "sqlite://crmsync-state.db"
+{state}
 
 [crm]
 kind = "hubspot"

@@ -1,13 +1,14 @@
 //! Generating the sample order system: `customers` (a company and its contact person each) and
-//! `orders` (robots sold to them). Deterministic for a given seed, so demo runs are comparable.
+//! `orders` (robots sold to them), written into a SQLite file, a PostgreSQL or a MySQL database.
+//! Deterministic for a given seed, so demo runs are comparable. This is the demo's own fixture,
+//! not crmsync's: it writes through sqlx's `Any` driver with a few lines of DDL per database.
 
+use crmsync_store::Backend;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{AnyConnection, Connection};
 use std::collections::HashSet;
-use std::path::Path;
 
 /// What was generated, for the demo's summary.
 #[derive(Debug, Clone, Default)]
@@ -126,51 +127,212 @@ fn slug(s: &str) -> String {
         .to_lowercase()
 }
 
-/// Writes `orders.db` at `path` with `customers` and `orders` rows.
+/// Rows per INSERT statement (well under every database's parameter limit at 11 per row).
+const ROWS_PER_INSERT: usize = 200;
+
+/// One generated customer.
+struct Customer {
+    id: i64,
+    company: String,
+    first: &'static str,
+    last: &'static str,
+    email: String,
+    confirmed: Option<String>,
+    phone: String,
+    city: &'static str,
+    country: &'static str,
+    created: String,
+}
+
+/// One generated order.
+struct Order {
+    id: i64,
+    customer: i64,
+    title: String,
+    model: &'static str,
+    quantity: i64,
+    amount: String,
+    status: &'static str,
+    ordered: String,
+}
+
+/// Why the demo database could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoDataError {
+    #[error("{0}")]
+    Exists(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] crmsync_store::StoreError),
+}
+
+fn ddl(backend: Backend) -> [&'static str; 2] {
+    match backend {
+        Backend::Mysql => [
+            "CREATE TABLE customers (
+                id BIGINT PRIMARY KEY,
+                company_name VARCHAR(255) NOT NULL,
+                contact_first_name VARCHAR(255),
+                contact_last_name VARCHAR(255),
+                email VARCHAR(255),
+                email_confirmed_at VARCHAR(40),
+                phone VARCHAR(64),
+                city VARCHAR(255),
+                country VARCHAR(255),
+                hubspot_company_id VARCHAR(64),
+                crm_deleted_at VARCHAR(40),
+                created_at VARCHAR(40) NOT NULL,
+                updated_at VARCHAR(40) NOT NULL) CHARACTER SET utf8mb4",
+            "CREATE TABLE orders (
+                id BIGINT PRIMARY KEY,
+                customer_id BIGINT NOT NULL,
+                title VARCHAR(255) NOT NULL,
+                robot_model VARCHAR(255) NOT NULL,
+                quantity BIGINT NOT NULL,
+                amount VARCHAR(40) NOT NULL,
+                status VARCHAR(20) NOT NULL,
+                ordered_at VARCHAR(40) NOT NULL,
+                updated_at VARCHAR(40) NOT NULL,
+                FOREIGN KEY (customer_id) REFERENCES customers (id),
+                CHECK (status IN ('new', 'paid', 'shipped', 'cancelled'))) CHARACTER SET utf8mb4",
+        ],
+        // SQLite and PostgreSQL read the same DDL (INTEGER keys; PostgreSQL's are 4-byte,
+        // plenty for a demo).
+        _ => [
+            "CREATE TABLE customers (
+                id INTEGER PRIMARY KEY,
+                company_name TEXT NOT NULL,
+                contact_first_name TEXT,
+                contact_last_name TEXT,
+                email TEXT,
+                email_confirmed_at TEXT,
+                phone TEXT,
+                city TEXT,
+                country TEXT,
+                hubspot_company_id TEXT,
+                crm_deleted_at TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)",
+            "CREATE TABLE orders (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customers (id),
+                title TEXT NOT NULL,
+                robot_model TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                amount TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('new', 'paid', 'shipped', 'cancelled')),
+                ordered_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)",
+        ],
+    }
+}
+
+/// `n` rows of `width` placeholders in the database's spelling.
+fn placeholders(backend: Backend, rows: usize, width: usize) -> String {
+    let mut n = 0;
+    (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..width)
+                .map(|_| {
+                    n += 1;
+                    match backend {
+                        Backend::Postgres => format!("${n}"),
+                        _ => "?".to_string(),
+                    }
+                })
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the demo's `customers` and `orders` into the database at `url` (a SQLite file is
+/// created; a PostgreSQL or MySQL database must exist and must not hold those tables yet).
 pub async fn generate(
-    path: &Path,
+    url: &str,
     customers: u64,
     orders: u64,
     seed: u64,
-) -> Result<Generated, sqlx::Error> {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .connect()
-        .await?;
-    sqlx::query(
-        "CREATE TABLE customers (
-            id INTEGER PRIMARY KEY,
-            company_name TEXT NOT NULL,
-            contact_first_name TEXT,
-            contact_last_name TEXT,
-            email TEXT,
-            email_confirmed_at TEXT,
-            phone TEXT,
-            city TEXT,
-            country TEXT,
-            hubspot_company_id TEXT,
-            crm_deleted_at TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)",
-    )
-    .execute(&mut conn)
-    .await?;
-    sqlx::query(
-        "CREATE TABLE orders (
-            id INTEGER PRIMARY KEY,
-            customer_id INTEGER NOT NULL REFERENCES customers (id),
-            title TEXT NOT NULL,
-            robot_model TEXT NOT NULL,
-            quantity INTEGER NOT NULL,
-            amount TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('new', 'paid', 'shipped', 'cancelled')),
-            ordered_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)",
-    )
-    .execute(&mut conn)
-    .await?;
+) -> Result<Generated, DemoDataError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::from_url(url)?;
+    let connect_url = match backend {
+        Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+        Backend::Mysql => url.replacen("mariadb://", "mysql://", 1),
+        _ => url.to_string(),
+    };
+    let mut conn = AnyConnection::connect(&connect_url).await?;
+    if sqlx::query("SELECT 1 FROM customers LIMIT 1")
+        .fetch_optional(&mut conn)
+        .await
+        .is_ok()
+    {
+        return Err(DemoDataError::Exists(format!(
+            "{} already has a `customers` table; the demo writes its own order system into an empty database (drop its `customers` and `orders`, or choose another database)",
+            crmsync_store::backend::redact_url(url)
+        )));
+    }
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await?;
+    }
+    for statement in ddl(backend) {
+        sqlx::query(statement).execute(&mut conn).await?;
+    }
+    let (g, rows, order_rows) = rows(customers, orders, seed);
+    let mut tx = conn.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let q = format!(
+            "INSERT INTO customers (id, company_name, contact_first_name, contact_last_name, email, email_confirmed_at, phone, city, country, created_at, updated_at) VALUES {}",
+            placeholders(backend, chunk.len(), 11)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+        for c in chunk {
+            query = query
+                .bind(c.id)
+                .bind(c.company.clone())
+                .bind(c.first)
+                .bind(c.last)
+                .bind(c.email.clone())
+                .bind(c.confirmed.clone())
+                .bind(c.phone.clone())
+                .bind(c.city)
+                .bind(c.country)
+                .bind(c.created.clone())
+                .bind(c.created.clone());
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for chunk in order_rows.chunks(ROWS_PER_INSERT) {
+        let q = format!(
+            "INSERT INTO orders (id, customer_id, title, robot_model, quantity, amount, status, ordered_at, updated_at) VALUES {}",
+            placeholders(backend, chunk.len(), 9)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+        for o in chunk {
+            query = query
+                .bind(o.id)
+                .bind(o.customer)
+                .bind(o.title.clone())
+                .bind(o.model)
+                .bind(o.quantity)
+                .bind(o.amount.clone())
+                .bind(o.status)
+                .bind(o.ordered.clone())
+                .bind(o.ordered.clone());
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(g)
+}
+
+/// The rows of the demo, deterministic for `seed`.
+fn rows(customers: u64, orders: u64, seed: u64) -> (Generated, Vec<Customer>, Vec<Order>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut g = Generated {
         customers,
@@ -178,7 +340,7 @@ pub async fn generate(
         ..Default::default()
     };
     let mut emails = HashSet::new();
-    let mut tx = conn.begin().await?;
+    let mut out = Vec::new();
     for id in 1..=customers {
         let prefix = PREFIXES.choose(&mut rng).copied().unwrap_or("Acme");
         let trade = TRADES.choose(&mut rng).copied().unwrap_or("Robotics");
@@ -222,24 +384,20 @@ pub async fn generate(
             Some(created.clone())
         };
         let phone = format!("{dial} {}", rng.random_range(1_000_000..9_999_999));
-        sqlx::query(
-            "INSERT INTO customers (id, company_name, contact_first_name, contact_last_name, email, email_confirmed_at, phone, city, country, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id as i64)
-        .bind(company)
-        .bind(first)
-        .bind(last)
-        .bind(email)
-        .bind(confirmed)
-        .bind(phone)
-        .bind(city)
-        .bind(country)
-        .bind(&created)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await?;
+        out.push(Customer {
+            id: id as i64,
+            company,
+            first,
+            last,
+            email,
+            confirmed,
+            phone,
+            city,
+            country,
+            created,
+        });
     }
+    let mut order_rows = Vec::new();
     for id in 1..=orders {
         let customer = rng.random_range(1..=customers.max(1)) as i64;
         let (model, price) = MODELS.choose(&mut rng).copied().unwrap_or(MODELS[0]);
@@ -257,23 +415,16 @@ pub async fn generate(
             rng.random_range(8..18),
             rng.random_range(0..60)
         );
-        sqlx::query(
-            "INSERT INTO orders (id, customer_id, title, robot_model, quantity, amount, status, ordered_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id as i64)
-        .bind(customer)
-        .bind(format!("Order #{id}: {qty}x {model}"))
-        .bind(model)
-        .bind(qty as i64)
-        .bind(format!("{}.00", u64::from(price) * u64::from(qty)))
-        .bind(status)
-        .bind(&ordered)
-        .bind(&ordered)
-        .execute(&mut *tx)
-        .await?;
+        order_rows.push(Order {
+            id: id as i64,
+            customer,
+            title: format!("Order #{id}: {qty}x {model}"),
+            model,
+            quantity: i64::from(qty),
+            amount: format!("{}.00", u64::from(price) * u64::from(qty)),
+            status,
+            ordered,
+        });
     }
-    tx.commit().await?;
-    conn.close().await?;
-    Ok(g)
+    (g, out, order_rows)
 }

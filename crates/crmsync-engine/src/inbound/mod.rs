@@ -1,0 +1,168 @@
+//! Inbound: CRM changes into the app, in stages.
+//!
+//! ```text
+//!  hints:  webhook events (events.rs) · edits found before a push (outbound::recheck)
+//!          · the poll (poll.rs) · the archived listing and reconciliation (lifecycle)
+//!    ──▶ read back (read_back.rs: live / merged / gone)
+//!    ──▶ decide (decide.rs, pure: per field, against the base)
+//!    ──▶ commit (commit.rs: compare-and-set app writes, bases, hashes, conflicts)
+//! ```
+//!
+//! Everything from "read back" on runs on the sync's leader, so inbound commits and captures of
+//! one sync never interleave. [`Engine::apply_changes`] is the shared "decide and commit a page".
+
+pub mod commit;
+pub mod conflict;
+pub mod decide;
+pub mod events;
+pub mod poll;
+pub mod read_back;
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::report::PullReport;
+use crate::telemetry::{Event, InboundSource};
+use crmsync_core::config::SyncConfig;
+use crmsync_crm::{ChangedRecord, Crm};
+use crmsync_store::{Capture, Source, SourceRow, State};
+use decide::{DecideInput, decide_page};
+use read_back::Depth;
+use std::collections::{HashMap, HashSet};
+
+/// Hints read back per round trip.
+const HINTS_PER_PASS: usize = 500;
+
+impl<A, S, C> Engine<A, S, C>
+where
+    A: Source + Capture,
+    S: State,
+    C: Crm,
+{
+    /// Decides and commits `changes` (one page of CRM records) of `sync`. Returns when
+    /// everything is durable, so the caller may move its cursor.
+    pub(crate) async fn apply_changes(
+        &self,
+        sync: &SyncConfig,
+        changes: &[ChangedRecord],
+        report: &mut PullReport,
+    ) -> Result<(), EngineError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let crm_ids: Vec<String> = changes.iter().map(|c| c.crm_id.clone()).collect();
+        let local_of = self.state.local_ids_of(&sync.name, &crm_ids).await?;
+        let local_ids: Vec<String> = local_of.values().cloned().collect();
+        let mut columns = crmsync_core::mapping::referenced_columns(sync);
+        if let Some(c) = &sync.updated_at_column {
+            columns.push(c);
+        }
+        let rows: HashMap<String, SourceRow> = self
+            .app
+            .fetch(&sync.table, &sync.key, &columns, &local_ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.key.clone(), r))
+            .collect();
+        let bases = self.state.bases(&sync.name, &local_ids).await?;
+        let parked: HashSet<String> = self
+            .state
+            .open_conflicts(Some(&sync.name))
+            .await?
+            .into_iter()
+            .map(|c| c.local_id)
+            .collect();
+        let decisions = decide_page(
+            &DecideInput {
+                sync,
+                local_of: &local_of,
+                rows: &rows,
+                bases: &bases,
+                parked: &parked,
+                now_ms: self.clock.now_ms(),
+            },
+            changes,
+        );
+        self.commit_inbound(sync, decisions, report).await
+    }
+
+    /// Reads back and applies every pending hint of `sync` (the caller leads the sync).
+    pub async fn apply_hints(&self, sync: &SyncConfig) -> Result<PullReport, EngineError> {
+        let mut report = PullReport::default();
+        loop {
+            if self.halted().await? {
+                break;
+            }
+            let read_at = self.clock.now_ms();
+            let hints = self.state.pending_hints(&sync.name, HINTS_PER_PASS).await?;
+            if hints.is_empty() {
+                break;
+            }
+            let ids: Vec<String> = hints.iter().map(|h| h.crm_id.clone()).collect();
+            if !self
+                .read_back(sync, &ids, Depth::Changes, &mut report)
+                .await?
+            {
+                break;
+            }
+            // A hint added again while we read stays for the next pass.
+            let added_before = hints
+                .iter()
+                .map(|h| h.added_at_ms)
+                .max()
+                .unwrap_or(read_at)
+                .max(read_at);
+            self.state
+                .clear_hints(&sync.name, &ids, added_before)
+                .await?;
+            if hints.len() < HINTS_PER_PASS {
+                break;
+            }
+        }
+        if report.checked > 0 {
+            self.emit(Event::Inbound {
+                source: InboundSource::Webhooks,
+                sync: sync.name.clone(),
+                report: report.clone(),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Polls every sync that pulls fields (for one-shot commands and tests; `run` polls each
+    /// sync on its leader). Stops early when paused or asked to stop.
+    pub async fn pull_once(&self) -> Result<PullReport, EngineError> {
+        let mut report = PullReport::default();
+        for sync in &self.config.raw.syncs {
+            if self.halted().await? {
+                break;
+            }
+            let mut r = PullReport::default();
+            let result = self.poll_sync(sync, &mut r).await;
+            self.flush_calls().await?;
+            result?;
+            self.emit(Event::Inbound {
+                source: InboundSource::Poll,
+                sync: sync.name.clone(),
+                report: r.clone(),
+            });
+            report.add(&r);
+        }
+        Ok(report)
+    }
+
+    /// Applies every stored webhook event: events to hints, then each sync's hints read back
+    /// and applied (for one-shot commands and tests; `run` splits this between the webhook
+    /// leader and each sync's leader).
+    pub async fn apply_webhook_events(&self) -> Result<PullReport, EngineError> {
+        let (mut report, hinted) = self.webhooks_to_hints().await?;
+        for sync in &self.config.raw.syncs {
+            if hinted.contains(&sync.name)
+                || self.state.pending_hints(&sync.name, 1).await?.len() == 1
+            {
+                let r = self.apply_hints(sync).await?;
+                report.add(&r);
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,240 @@
+//! Deliver: one claimed batch goes to the CRM — upsert by our key, then its associations. What
+//! the CRM said is returned as an [`Outcome`] for [`super::settle`]; nothing here touches a
+//! database. A batch the CRM
+//! refuses as a whole is split in halves until the bad record stands alone and is quarantined
+//! with the CRM's own message; the rest is delivered. Retryable failures (after the client's own
+//! retries) put the jobs back with a delay; nothing is lost and, because every write is an
+//! upsert by our key, nothing is duplicated when they run again.
+
+use super::plan::Payload;
+use crate::error::EngineError;
+use crmsync_core::config::SyncConfig;
+use crmsync_crm::{
+    AssociationInput, Crm, CrmError, ErrorKind, ObjectKind, RecordOutcome, UpsertInput,
+};
+use crmsync_store::{Delivered, Job, QuarantineEntry, QuarantineKind};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// What the dispatcher needs to know about the syncs around the one it delivers.
+pub struct Target<'a> {
+    pub sync: &'a SyncConfig,
+    pub object: ObjectKind,
+    /// Object of each association target sync, by sync name.
+    pub parent_objects: &'a HashMap<String, ObjectKind>,
+}
+
+/// Result of delivering one claimed batch.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub delivered: Vec<Delivered>,
+    /// Jobs among `delivered` whose record the CRM created (the others it updated).
+    pub created: std::collections::HashSet<i64>,
+    pub rejected: Vec<(i64, QuarantineEntry)>,
+    /// Jobs to put back for a later retry, with the error.
+    pub failed: Vec<(i64, CrmError)>,
+}
+
+/// Delivers `jobs` (one claimed batch). Returns `Err` only when the CRM refuses the connection
+/// itself (auth, schema): then no further batch can succeed either.
+pub async fn deliver<C: Crm>(
+    crm: &C,
+    target: &Target<'_>,
+    jobs: &[Job],
+    now_ms: i64,
+) -> Result<Outcome, EngineError> {
+    let mut out = Outcome::default();
+    let mut payloads: HashMap<i64, Payload> = HashMap::new();
+    let mut good = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        match serde_json::from_str::<Payload>(&j.payload) {
+            Ok(p) => {
+                payloads.insert(j.id, p);
+                good.push(j.clone());
+            }
+            Err(e) => out.rejected.push((
+                j.id,
+                reject(
+                    target.sync,
+                    j,
+                    None,
+                    format!("queued payload is unreadable: {e}"),
+                    now_ms,
+                ),
+            )),
+        }
+    }
+    let mut upserted: Vec<(Job, String, bool)> = Vec::new();
+    upsert_split(
+        crm,
+        target,
+        &good,
+        &payloads,
+        now_ms,
+        &mut upserted,
+        &mut out,
+    )
+    .await?;
+
+    // Associations: one batch call per target object. A failure sends the records back to the
+    // queue; their upsert is repeated next time, harmlessly.
+    let mut by_target: BTreeMap<&str, Vec<(i64, AssociationInput)>> = BTreeMap::new();
+    for (job, crm_id, _) in &upserted {
+        if let Some(p) = payloads.get(&job.id) {
+            for (target_sync, parent_id) in &p.associations {
+                by_target.entry(target_sync.as_str()).or_default().push((
+                    job.id,
+                    AssociationInput {
+                        from_id: crm_id.clone(),
+                        to_id: parent_id.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    let mut assoc_failed: HashMap<i64, CrmError> = HashMap::new();
+    for (target_sync, pairs) in by_target {
+        let Some(to) = target.parent_objects.get(target_sync).copied() else {
+            continue;
+        };
+        for chunk in pairs.chunks(crm.max_batch().max(1)) {
+            let inputs: Vec<AssociationInput> = chunk.iter().map(|(_, a)| a.clone()).collect();
+            if let Err(e) = crm.associate_batch(target.object, to, &inputs).await {
+                if is_fatal(&e) {
+                    return Err(e.into());
+                }
+                for (id, _) in chunk {
+                    assoc_failed.insert(*id, e.clone());
+                }
+            }
+        }
+    }
+    for (job, crm_id, created) in upserted {
+        if let Some(e) = assoc_failed.remove(&job.id) {
+            out.failed.push((job.id, e));
+            continue;
+        }
+        if created {
+            out.created.insert(job.id);
+        }
+        out.delivered.push(Delivered {
+            job_id: job.id,
+            local_id: job.local_id,
+            crm_id,
+            hash: job.hash,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn is_fatal(e: &CrmError) -> bool {
+    matches!(
+        e.kind,
+        ErrorKind::Auth | ErrorKind::Schema | ErrorKind::Config
+    )
+}
+
+fn reject(
+    sync: &SyncConfig,
+    job: &Job,
+    rule: Option<&str>,
+    message: String,
+    now_ms: i64,
+) -> QuarantineEntry {
+    QuarantineEntry::new(
+        &sync.name,
+        &job.local_id,
+        QuarantineKind::Rejected,
+        None,
+        rule.unwrap_or("crm"),
+        message,
+        now_ms,
+    )
+}
+
+/// Upserts `jobs`, splitting on a whole-batch rejection until each bad record is alone.
+async fn upsert_split<C: Crm>(
+    crm: &C,
+    target: &Target<'_>,
+    jobs: &[Job],
+    payloads: &HashMap<i64, Payload>,
+    now_ms: i64,
+    upserted: &mut Vec<(Job, String, bool)>,
+    out: &mut Outcome,
+) -> Result<(), EngineError> {
+    // An explicit stack instead of recursion: async recursion needs boxing, a stack does not.
+    let mut stack: Vec<&[Job]> = vec![jobs];
+    while let Some(part) = stack.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        let inputs: Vec<UpsertInput> = part
+            .iter()
+            .map(|j| UpsertInput {
+                key: j.local_id.clone(),
+                properties: payloads
+                    .get(&j.id)
+                    .map(|p| p.properties.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        match crm
+            .upsert_batch(target.object, &target.sync.id_property, &inputs)
+            .await
+        {
+            Ok(outcomes) => {
+                let by_key: HashMap<&str, &Job> =
+                    part.iter().map(|j| (j.local_id.as_str(), j)).collect();
+                for o in outcomes {
+                    match o {
+                        RecordOutcome::Upserted {
+                            key,
+                            crm_id,
+                            created,
+                        } => {
+                            if let Some(j) = by_key.get(key.as_str()) {
+                                upserted.push(((*j).clone(), crm_id, created));
+                            }
+                        }
+                        RecordOutcome::Rejected { key, error } => {
+                            if let Some(j) = by_key.get(key.as_str()) {
+                                out.rejected.push((
+                                    j.id,
+                                    reject(
+                                        target.sync,
+                                        j,
+                                        error.code.as_deref(),
+                                        error.message,
+                                        now_ms,
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind == ErrorKind::Rejected => {
+                if part.len() == 1 {
+                    out.rejected.push((
+                        part[0].id,
+                        reject(target.sync, &part[0], e.code.as_deref(), e.message, now_ms),
+                    ));
+                } else {
+                    let (a, b) = part.split_at(part.len() / 2);
+                    stack.push(b);
+                    stack.push(a);
+                }
+            }
+            Err(e) if is_fatal(&e) => return Err(e.into()),
+            Err(e) => out.failed.extend(part.iter().map(|j| (j.id, e.clone()))),
+        }
+    }
+    Ok(())
+}
+
+/// Backoff before an engine-level retry of a job that failed `attempts` times: 30 s doubling,
+/// capped at one hour.
+pub fn retry_delay(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 8) as u32 - 1;
+    Duration::from_secs((30u64 << exp).min(3600))
+}

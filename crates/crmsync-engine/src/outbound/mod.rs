@@ -1,0 +1,959 @@
+//! Outbound: app changes to the CRM, in stages.
+//!
+//! ```text
+//!  leader of the sync:  capture ──▶ plan (pure) ──▶ commit        (one transaction per page)
+//!  any worker:          claim ──▶ recheck ──▶ deliver ──▶ settle   (one transaction per batch)
+//!  leader of the sync:  write-back of CRM ids into the app
+//! ```
+//!
+//! [`capture`] reads pages, [`plan`] decides per row, [`Engine::capture_sync`] commits each page
+//! with its cursor and the link versions it planned from. [`Engine::deliver_round`] keeps up
+//! to `max_in_flight` batches in flight, claiming parents' syncs first, each batch rechecked
+//! ([`recheck`]), delivered ([`deliver`]) and settled ([`settle`]). A settle that links parents
+//! releases their waiting children; in a one-shot pass those are captured at once.
+
+pub mod capture;
+pub mod deliver;
+pub mod order;
+pub mod plan;
+pub mod recheck;
+pub mod settle;
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::report::{RunReport, SyncReport};
+use crate::telemetry::Event;
+use capture::capture;
+use crmsync_core::config::SyncConfig;
+use crmsync_core::mapping::FieldProblem;
+use crmsync_crm::{Crm, ObjectKind};
+use crmsync_store::{
+    Capture, CaptureCommit, CursorDirection, Hint, Link, Records, Retry, RowWrite, Settlement,
+    Source, SourceRow, State, StoreError,
+};
+use deliver::{Outcome, Target};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use order::dependency_order;
+use plan::{PlanInput, plan};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// How long a job whose record the CRM changed waits before it is claimed again (the leader
+/// applies the edit and plans it again meanwhile).
+const RECHECK_BACKOFF_MS: i64 = 2_000;
+
+/// Rows per write-back transaction.
+const WRITE_BACK_PAGE: usize = 500;
+
+/// What a delivery round did.
+#[derive(Debug, Default)]
+pub struct DeliverReport {
+    /// Per sync that delivered something.
+    pub syncs: HashMap<String, SyncReport>,
+    /// Syncs whose records were released by a parent linked in this round.
+    pub released: BTreeSet<String>,
+    /// Syncs that got inbound hints (CRM edits found just before pushing).
+    pub hinted: BTreeSet<String>,
+    /// Set when the round stopped because today's budget share was spent: when it refreshes.
+    pub paused_until_ms: Option<i64>,
+    /// Batches settled in this round.
+    pub batches: u64,
+}
+
+/// One finished piece of a delivery round.
+enum Step {
+    Batch {
+        sync: String,
+        result: Result<BatchDone, EngineError>,
+    },
+    Captured {
+        sync: String,
+        result: Result<SyncReport, EngineError>,
+    },
+}
+
+/// What looking for the next batch found.
+enum Fill {
+    /// A batch of the sync at this index.
+    Claimed(usize, Vec<crmsync_store::Job>),
+    /// Nothing due in these syncs (all that were looked at).
+    Empty(Vec<String>),
+    /// Paused, stopping, or the budget is spent (until then).
+    Stop(Option<i64>),
+}
+
+struct BatchDone {
+    report: SyncReport,
+    released: u64,
+    hinted: bool,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Step> + Send + 'a>>;
+
+impl<A, S, C> Engine<A, S, C>
+where
+    A: Source + Capture,
+    S: State,
+    C: Crm,
+{
+    /// Captures every change of `sync`, plans it and commits it page by page (the caller leads
+    /// the sync). Records parked for a person (conflicts, CRM deletions, shared merges) are
+    /// neither planned nor sent.
+    pub async fn capture_sync(&self, sync: &SyncConfig) -> Result<SyncReport, EngineError> {
+        let started = Instant::now();
+        let mut report = SyncReport {
+            sync: sync.name.clone(),
+            ..Default::default()
+        };
+        let mut captured = capture(&self.app, &self.state, sync).await?;
+        let mut parked: HashSet<String> = self
+            .state
+            .open_conflicts(Some(&sync.name))
+            .await?
+            .into_iter()
+            .map(|c| c.local_id)
+            .collect();
+        // Deleted in the CRM, or sharing a CRM record after a merge: a push would recreate
+        // the record or overwrite the other app record's values.
+        parked.extend(
+            self.state
+                .blocked_keys(
+                    &sync.name,
+                    &[
+                        crate::lifecycle::deletion::RULE,
+                        crate::lifecycle::merge::RULE,
+                    ],
+                )
+                .await?,
+        );
+        let mut stale = 0u64;
+        while let Some(page) = captured.next_page().await? {
+            let mut rows = page.rows;
+            report.read += rows.len() as u64;
+            // A parked record is written to neither side until a person settles it.
+            let before = rows.len();
+            rows.retain(|r| !parked.contains(&r.key));
+            report.held += (before - rows.len()) as u64;
+            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+            let links = self.state.links_for(&sync.name, &keys).await?;
+            let parents = parent_links(&self.state, sync, &rows).await?;
+            let quarantined = self.state.quarantined_among(&sync.name, &keys).await?;
+            let now = self.clock.now_ms();
+            let input = PlanInput {
+                sync,
+                links: &links,
+                parents: &parents,
+                quarantined: &quarantined,
+                // A small change set is someone's edit; let it overtake a backfill.
+                priority: if captured.full { 0 } else { 10 },
+                now_ms: now,
+                assume_parents: false,
+            };
+            let p = plan(&input, &rows);
+            self.report_skipped(sync, &p.skipped);
+            report.unchanged += p.unchanged;
+            report.invalid += p.invalid;
+            report.held += p.held;
+            let expect_versions = keys
+                .iter()
+                .map(|k| (k.clone(), links.get(k).map_or(0, |l| l.version)))
+                .collect();
+            let done = self
+                .state
+                .commit_capture(&CaptureCommit {
+                    sync: sync.name.clone(),
+                    jobs: p.jobs,
+                    unchanged: p.unchanged_jobs,
+                    quarantine: p.quarantine,
+                    clear: p.clear,
+                    expect_versions,
+                    cursor: page.cursor,
+                    now_ms: now,
+                })
+                .await?;
+            report.queued += done.queued;
+            stale += done.stale.len() as u64;
+        }
+        if stale > 0 {
+            self.emit(Event::StalePlans {
+                sync: sync.name.clone(),
+                records: stale,
+            });
+        }
+        if !captured.vanished.is_empty() {
+            tracing::info!(sync = %sync.name, count = captured.vanished.len(), "rows deleted in the app; their CRM records are kept (deletion sync is not enabled)");
+        }
+        self.prune_change_log(sync).await?;
+        if report.queued > 0 {
+            self.emit(Event::Planned {
+                sync: sync.name.clone(),
+                to_send: report.queued,
+            });
+            self.wakes.deliver.notify_one();
+        }
+        self.emit(Event::Captured {
+            sync: sync.name.clone(),
+            report: report.clone(),
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(report)
+    }
+
+    /// Removes change-log entries of `sync`'s table that every trigger-captured sync of the
+    /// table has read.
+    async fn prune_change_log(&self, sync: &SyncConfig) -> Result<(), EngineError> {
+        use crmsync_core::config::Capture as Mode;
+        if sync.capture != Mode::Trigger {
+            return Ok(());
+        }
+        let mut cursors = Vec::new();
+        for s in self
+            .config
+            .raw
+            .syncs
+            .iter()
+            .filter(|s| s.table == sync.table && s.capture == Mode::Trigger)
+        {
+            match self
+                .state
+                .cursor(&s.name, CursorDirection::Push, "trigger")
+                .await?
+            {
+                Some(c) => cursors.push(c),
+                None => return Ok(()), // a sync that never read the log yet
+            }
+        }
+        if let Some(earliest) = self.app.earliest_cursor(&cursors) {
+            let changes = self.app.prune_changes(&sync.table, &earliest).await?;
+            if changes > 0 {
+                self.emit(Event::Pruned {
+                    table: sync.table.clone(),
+                    changes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes CRM ids into `sync`'s `write_back_column` where the app does not have them yet
+    /// (the caller leads the sync). A failed write is retried on the next round: the pending
+    /// set lives in the state, so nothing is dropped.
+    pub async fn write_back(&self, sync: &SyncConfig) -> Result<u64, EngineError> {
+        let Some(column) = &sync.write_back_column else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let pending = self
+                .state
+                .pending_write_backs(&sync.name, WRITE_BACK_PAGE)
+                .await?;
+            if pending.is_empty() {
+                break;
+            }
+            let writes: Vec<RowWrite> = pending
+                .iter()
+                .map(|(local, crm_id)| RowWrite {
+                    key: local.clone(),
+                    set: vec![(column.clone(), Some(crm_id.clone()))],
+                    expect: vec![],
+                })
+                .collect();
+            self.app.write(&sync.table, &sync.key, &writes).await?;
+            // Written, or the row is gone: either way nothing is left to write for it.
+            self.state.mark_written_back(&sync.name, &pending).await?;
+            total += pending.len() as u64;
+            if pending.len() < WRITE_BACK_PAGE {
+                break;
+            }
+        }
+        if total > 0 {
+            self.emit(Event::WrittenBack {
+                sync: sync.name.clone(),
+                records: total,
+            });
+        }
+        Ok(total)
+    }
+
+    /// [`Self::write_back`], a failure reported instead of stopping the pass: the CRM ids stay
+    /// pending in the state and are written by a later round.
+    async fn write_back_or_report(&self, sync: &SyncConfig) {
+        if let Err(e) = self.write_back(sync).await {
+            self.emit(Event::TaskFailed {
+                task: format!("write-back:{}", sync.name),
+                error: e.to_string(),
+            });
+        }
+    }
+
+    /// Delivers due jobs of every sync, parents' syncs first, with up to `max_in_flight`
+    /// batches in flight, until nothing is due, today's budget share is spent, or a stop or
+    /// pause is asked. With `capture_released`, syncs whose records a settled parent released
+    /// are captured within the round (for a one-shot pass that leads every sync).
+    ///
+    /// Claims are polled together with the batches in flight, never while they wait: a claim
+    /// may wait for a database lock that a batch's settle holds (SQLite has one writer).
+    pub async fn deliver_round(
+        &self,
+        capture_released: bool,
+    ) -> Result<DeliverReport, EngineError> {
+        self.settle_kept().await?;
+        let syncs = &self.config.raw.syncs;
+        let max_in_flight = self.config.raw.crm.max_in_flight.max(1) as usize;
+        let mut out = DeliverReport::default();
+        let mut inflight: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+        // Syncs found with nothing due in this round (until a settle releases records), and
+        // syncs being captured (their jobs are still being planned).
+        let mut idle: HashSet<String> = HashSet::new();
+        let mut capturing: HashSet<String> = HashSet::new();
+        // Syncs released again while being captured: captured once more afterwards.
+        let mut recapture: HashSet<String> = HashSet::new();
+        // Syncs whose records wait for their hints to be applied (one-shot rounds).
+        let mut deferred: HashSet<String> = HashSet::new();
+        let mut fatal: Option<EngineError> = None;
+        let mut filling = true;
+        // Steps that finished while a claim was being answered, to handle next.
+        let mut finished: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
+        loop {
+            let fill = filling && fatal.is_none() && inflight.len() < max_in_flight;
+            let step = if let Some(s) = finished.pop_front() {
+                s
+            } else if fill {
+                let skip: HashSet<String> = idle
+                    .iter()
+                    .chain(&capturing)
+                    .chain(&deferred)
+                    .cloned()
+                    .collect();
+                let claim = self.claim_next(skip);
+                tokio::pin!(claim);
+                // Poll the claim and the batches in flight together until the claim answers.
+                let claimed = loop {
+                    tokio::select! {
+                        c = &mut claim => break c,
+                        Some(s) = inflight.next(), if !inflight.is_empty() => finished.push_back(s),
+                    }
+                };
+                // A failed claim stops the round, but only after the batches in flight are
+                // settled: dropping them would leave their jobs leased to this worker.
+                let claimed = match claimed {
+                    Ok(c) => c,
+                    Err(e) => {
+                        fatal.get_or_insert(e);
+                        filling = false;
+                        continue;
+                    }
+                };
+                match claimed {
+                    Fill::Claimed(i, jobs) => {
+                        let sync = &syncs[i];
+                        inflight.push(Box::pin(async move {
+                            Step::Batch {
+                                sync: sync.name.clone(),
+                                result: self.deliver_batch(sync, jobs, capture_released).await,
+                            }
+                        }));
+                    }
+                    Fill::Empty(found_idle) => {
+                        idle.extend(found_idle);
+                        filling = false;
+                    }
+                    Fill::Stop(paused_until) => {
+                        if let Some(until) = paused_until {
+                            out.paused_until_ms = Some(until);
+                        }
+                        filling = false;
+                    }
+                }
+                continue;
+            } else {
+                match inflight.next().await {
+                    Some(s) => s,
+                    None => break,
+                }
+            };
+            match step {
+                Step::Batch { sync, result } => match result {
+                    Ok(done) => {
+                        out.batches += 1;
+                        out.syncs
+                            .entry(sync.clone())
+                            .or_insert_with(|| SyncReport {
+                                sync: sync.clone(),
+                                ..Default::default()
+                            })
+                            .add(&done.report);
+                        if done.hinted {
+                            out.hinted.insert(sync.clone());
+                            self.wakes.wake_sync(&sync);
+                            if capture_released {
+                                // One-shot: its jobs go out after the caller applied the
+                                // hints, not again in this round.
+                                deferred.insert(sync.clone());
+                            }
+                        }
+                        if done.released > 0 {
+                            for child in children_of(syncs, &sync) {
+                                out.released.insert(child.name.clone());
+                                idle.remove(&child.name);
+                                if capture_released {
+                                    if capturing.insert(child.name.clone()) {
+                                        inflight.push(self.capture_step(child));
+                                    } else {
+                                        // The capture running now may have read the released
+                                        // keys before this settle: look once more after it.
+                                        recapture.insert(child.name.clone());
+                                    }
+                                } else {
+                                    self.wakes.wake_sync(&child.name);
+                                }
+                            }
+                        }
+                        // A slot is free: look for more work (also in syncs found idle
+                        // before, whose children may have been planned meanwhile).
+                        filling = true;
+                    }
+                    Err(e) => {
+                        self.emit(Event::TaskFailed {
+                            task: format!("deliver:{sync}"),
+                            error: e.to_string(),
+                        });
+                        fatal.get_or_insert(e);
+                    }
+                },
+                Step::Captured { sync, result } => {
+                    idle.remove(&sync);
+                    filling = true;
+                    if let Err(e) = result {
+                        capturing.remove(&sync);
+                        fatal.get_or_insert(e);
+                    } else if recapture.remove(&sync) {
+                        if let Some(s) = syncs.iter().find(|s| s.name == sync) {
+                            inflight.push(self.capture_step(s));
+                        }
+                    } else {
+                        capturing.remove(&sync);
+                    }
+                }
+            }
+        }
+        self.flush_calls().await?;
+        for (sync, report) in &out.syncs {
+            self.emit(Event::Delivered {
+                sync: sync.clone(),
+                report: report.clone(),
+            });
+        }
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Keeps a settlement the state database could not store, for [`Self::settle_kept`].
+    /// One event per field and rule for the fields left out of this page's records.
+    fn report_skipped(&self, sync: &SyncConfig, skipped: &[(String, FieldProblem)]) {
+        let mut by_field: BTreeMap<(&str, &str), (u64, String)> = BTreeMap::new();
+        for (key, p) in skipped {
+            let slot = by_field
+                .entry((p.column.as_str(), p.rule.as_str()))
+                .or_insert_with(|| (0, format!("record {key}: {}", p.message)));
+            slot.0 += 1;
+        }
+        for ((field, rule), (count, example)) in by_field {
+            self.emit(Event::FieldsSkipped {
+                sync: sync.name.clone(),
+                field: field.to_string(),
+                rule: rule.to_string(),
+                count,
+                example,
+            });
+        }
+    }
+
+    fn keep_unsettled(&self, settlement: Settlement) {
+        if let Ok(mut kept) = self.unsettled.lock() {
+            kept.push(settlement);
+        }
+    }
+
+    /// Stores the settlements kept from earlier rounds; fails (keeping them) while the state
+    /// database still refuses.
+    pub(crate) async fn settle_kept(&self) -> Result<(), EngineError> {
+        let kept: Vec<Settlement> = self
+            .unsettled
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default();
+        let mut left = Vec::new();
+        let mut failure = None;
+        for s in kept {
+            if failure.is_some() {
+                left.push(s);
+                continue;
+            }
+            if let Err(e) = settle::store_settlement(&self.state, &self.worker, &s).await {
+                failure = Some(e);
+                left.push(s);
+            }
+        }
+        if !left.is_empty()
+            && let Ok(mut k) = self.unsettled.lock()
+        {
+            k.extend(left);
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// A capture of `sync` as a step of a delivery round.
+    fn capture_step<'a>(&'a self, sync: &'a SyncConfig) -> StepFuture<'a> {
+        Box::pin(async move {
+            Step::Captured {
+                sync: sync.name.clone(),
+                result: self.capture_sync(sync).await,
+            }
+        })
+    }
+
+    /// Claims the next batch: from the first sync in dependency order (parents first) that has
+    /// jobs due, skipping `skip`. Stops on a pause, a stop, or a spent budget.
+    async fn claim_next(&self, skip: HashSet<String>) -> Result<Fill, EngineError> {
+        if self.halted().await? {
+            return Ok(Fill::Stop(None));
+        }
+        let syncs = &self.config.raw.syncs;
+        let batch = self.crm.max_batch().max(1);
+        let mut empty = Vec::new();
+        for i in dependency_order(syncs) {
+            let sync = &syncs[i];
+            if skip.contains(&sync.name) {
+                continue;
+            }
+            // Worst case per batch: one upsert, one association call per target, and the read
+            // before writing two-way records.
+            let reads = u64::from(!crate::inbound::decide::pulled_fields(sync).is_empty());
+            let per_batch = 1 + sync.associate.len() as u64 + reads;
+            let budget = self.budget().await?;
+            if budget.remaining() < i64::try_from(per_batch).unwrap_or(i64::MAX) {
+                self.emit(Event::BudgetPaused {
+                    remaining: budget.remaining(),
+                    until_ms: budget.resets_at_ms(),
+                });
+                return Ok(Fill::Stop(Some(budget.resets_at_ms())));
+            }
+            let jobs = self
+                .state
+                .claim(
+                    &self.worker,
+                    &sync.name,
+                    batch,
+                    self.leases.job,
+                    self.clock.now_ms(),
+                )
+                .await?;
+            if jobs.is_empty() {
+                empty.push(sync.name.clone());
+                continue;
+            }
+            return Ok(Fill::Claimed(i, jobs));
+        }
+        Ok(Fill::Empty(empty))
+    }
+
+    /// One claimed batch: recheck (two-way), deliver, settle. A failure of the whole call that
+    /// no batch can get past (auth, schema) puts the jobs back untouched and is returned.
+    async fn deliver_batch(
+        &self,
+        sync: &SyncConfig,
+        jobs: Vec<crmsync_store::Job>,
+        leader_next: bool,
+    ) -> Result<BatchDone, EngineError> {
+        let object = Self::object_of(sync)?;
+        let mut report = SyncReport {
+            sync: sync.name.clone(),
+            ..Default::default()
+        };
+        let mut parent_objects = HashMap::new();
+        for target in sync.associate.values() {
+            if let Some(t) = self.config.sync(target) {
+                parent_objects.insert(target.clone(), Self::object_of(t)?);
+            }
+        }
+        let target = Target {
+            sync,
+            object,
+            parent_objects: &parent_objects,
+        };
+        let all: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let result = self
+            .recheck_deliver_settle(sync, object, &target, jobs, leader_next, &mut report)
+            .await;
+        // The call log is for people; the budget was reserved already. A failure to append
+        // to it must not keep the batch from settling.
+        if let Err(e) = self.flush_calls().await {
+            tracing::warn!(error = %e, "the call log could not be written");
+        }
+        match result {
+            Ok((released, hinted)) => Ok(BatchDone {
+                report,
+                released,
+                hinted,
+            }),
+            Err(e) => {
+                // Hand the jobs back untouched: the round stops, nothing is lost.
+                let now = self.clock.now_ms();
+                let back = Settlement {
+                    sync: sync.name.clone(),
+                    crm_object: object.as_str().to_string(),
+                    retry: all
+                        .iter()
+                        .map(|id| Retry {
+                            job_id: *id,
+                            error: e.to_string(),
+                            run_at_ms: now,
+                            dead: false,
+                        })
+                        .collect(),
+                    now_ms: now,
+                    ..Default::default()
+                };
+                if let Err(store) = settle::store_settlement(&self.state, &self.worker, &back).await
+                {
+                    tracing::warn!(error = %store, "handing jobs back failed; tried again next round");
+                    self.keep_unsettled(back);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn recheck_deliver_settle(
+        &self,
+        sync: &SyncConfig,
+        object: ObjectKind,
+        target: &Target<'_>,
+        jobs: Vec<crmsync_store::Job>,
+        leader_next: bool,
+        report: &mut SyncReport,
+    ) -> Result<(u64, bool), EngineError> {
+        let checked = recheck::recheck(&self.crm, &self.state, sync, object, jobs).await?;
+        let now = self.clock.now_ms();
+        let mut hinted = false;
+        let mut put_back: Vec<Retry> = Vec::new();
+        if !checked.moved.is_empty() {
+            let hints: Vec<Hint> = checked
+                .moved
+                .iter()
+                .map(|(_, crm_id)| Hint {
+                    sync: sync.name.clone(),
+                    crm_id: crm_id.clone(),
+                    reason: "recheck".into(),
+                    added_at_ms: now,
+                })
+                .collect();
+            self.state.add_hints(&hints, now).await?;
+            hinted = true;
+            // When this worker applies the hints next (a one-shot pass), the jobs are due again
+            // right after; otherwise the leader gets a moment before they are claimed again.
+            let run_at_ms = if leader_next {
+                now
+            } else {
+                now + RECHECK_BACKOFF_MS
+            };
+            put_back.extend(checked.moved.iter().map(|(job, _)| Retry {
+                job_id: job.id,
+                error: "a CRM edit since the last agreed value is applied first".into(),
+                run_at_ms,
+                dead: false,
+            }));
+        }
+        // A job replaced while it waited (a newer change of the record) is not worth sending:
+        // it goes back to ready and carries the new payload next time.
+        let keep = checked.keep;
+        let current = self
+            .state
+            .still_current(
+                &self.worker,
+                &keep
+                    .iter()
+                    .map(|j| (j.id, j.hash.clone()))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        let (send, superseded): (Vec<_>, Vec<_>) =
+            keep.into_iter().partition(|j| current.contains(&j.id));
+        if !superseded.is_empty() {
+            self.emit(Event::Superseded {
+                sync: sync.name.clone(),
+                jobs: superseded.len() as u64,
+            });
+            put_back.extend(superseded.iter().map(|j| Retry {
+                job_id: j.id,
+                error: "replaced by a newer change before it was sent".into(),
+                run_at_ms: now,
+                dead: false,
+            }));
+        }
+        let outcome = if send.is_empty() {
+            Outcome::default()
+        } else {
+            deliver::deliver(&self.crm, target, &send, now).await?
+        };
+        let mut settlement = settle::settlement(
+            sync,
+            object,
+            &send,
+            &outcome,
+            self.clock.now_ms(),
+            self.config.raw.crm.max_attempts,
+        );
+        settlement.retry.extend(put_back);
+        let done =
+            match settle::settle(&self.state, &self.worker, &settlement, &outcome, report).await {
+                Ok(done) => done,
+                Err(e) => {
+                    // The CRM has the records; only our bookkeeping is missing. Keep the outcome and
+                    // store it before the next round instead of delivering the batch again.
+                    self.keep_unsettled(settlement);
+                    return Err(e);
+                }
+            };
+        if !done.lost.is_empty() {
+            self.emit(Event::LeaseLost {
+                sync: sync.name.clone(),
+                jobs: done.lost.len() as u64,
+            });
+        }
+        self.emit(Event::Settled {
+            sync: sync.name.clone(),
+            records: done.settled,
+            created: report.created,
+            updated: report.updated,
+            rejected: report.rejected,
+            failed: report.failed,
+        });
+        Ok((done.released, hinted))
+    }
+
+    /// One pass over every sync, as `crmsync sync --once` runs it: for each sync this worker
+    /// can lead (parents first), apply its inbound hints, write CRM ids back and capture; then
+    /// deliver until nothing is due, capturing records that settled parents release; repeat
+    /// while CRM edits found just before a push wait to be applied.
+    pub async fn push_once(&self) -> Result<RunReport, EngineError> {
+        let r = self.push_pass().await;
+        if r.is_err() {
+            self.forget_ensured();
+        }
+        // The pass is over: another process may lead these syncs at once.
+        self.state.resign(&self.worker).await?;
+        r
+    }
+
+    async fn push_pass(&self) -> Result<RunReport, EngineError> {
+        let started = Instant::now();
+        let since = crmsync_store::now_ms();
+        crate::check::check_source(&self.config, &self.app).await?;
+        self.ensure_id_properties().await?;
+        let syncs = &self.config.raw.syncs;
+        let mut run = RunReport::default();
+        let mut reports: HashMap<String, SyncReport> = HashMap::new();
+        loop {
+            for i in dependency_order(syncs) {
+                let sync = &syncs[i];
+                if self.stopping() {
+                    break;
+                }
+                if !self.lead(&crate::engine::sync_task(&sync.name)).await? {
+                    continue; // another worker captures it
+                }
+                // Paused: changes are still captured and queued, but nothing is written to
+                // the app (or, below, the CRM).
+                if !self.state.paused().await? {
+                    self.apply_hints(sync).await?;
+                    self.write_back_or_report(sync).await;
+                }
+                let r = self.capture_sync(sync).await?;
+                reports
+                    .entry(sync.name.clone())
+                    .or_insert_with(|| SyncReport {
+                        sync: sync.name.clone(),
+                        ..Default::default()
+                    })
+                    .add(&r);
+            }
+            let d = self.deliver_round(true).await?;
+            for (sync, r) in &d.syncs {
+                let entry = reports.entry(sync.clone()).or_insert_with(|| SyncReport {
+                    sync: sync.clone(),
+                    ..Default::default()
+                });
+                entry.created += r.created;
+                entry.updated += r.updated;
+                entry.rejected += r.rejected;
+                entry.failed += r.failed;
+            }
+            if d.paused_until_ms.is_some() {
+                run.paused_until_ms = d.paused_until_ms;
+            }
+            let again = !d.hinted.is_empty() && d.paused_until_ms.is_none();
+            if !again || self.halted().await? {
+                break;
+            }
+        }
+        if !self.halted().await? {
+            for i in dependency_order(syncs) {
+                let sync = &syncs[i];
+                if self.lead(&crate::engine::sync_task(&sync.name)).await? {
+                    self.write_back_or_report(sync).await;
+                }
+            }
+        }
+        for i in dependency_order(syncs) {
+            let sync = &syncs[i];
+            run.syncs
+                .push(reports.remove(&sync.name).unwrap_or_else(|| SyncReport {
+                    sync: sync.name.clone(),
+                    ..Default::default()
+                }));
+        }
+        self.flush_calls().await?;
+        let calls = self.state.call_summary(since).await?;
+        run.calls = calls.calls as u64;
+        run.upsert_calls = calls.upsert_calls as u64;
+        run.upserted_records = calls.upserted as u64;
+        run.association_calls = calls.association_calls as u64;
+        run.retries = calls.retries as u64;
+        run.rate_limited = calls.rate_limited as u64;
+        run.budget_remaining = self.budget().await?.remaining().max(0) as u64;
+        run.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(run)
+    }
+}
+
+impl<A, S, C> Engine<A, S, C>
+where
+    A: Source + Capture,
+    S: State,
+    C: Crm,
+{
+    /// The jobs the planner makes for `rows` of `sync` whatever was pushed before, by record
+    /// (records it would hold or quarantine have none): the payload and hash a row maps to now.
+    pub(crate) async fn jobs_for_rows(
+        &self,
+        sync: &SyncConfig,
+        rows: &[SourceRow],
+    ) -> Result<HashMap<String, crmsync_store::NewJob>, EngineError> {
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let parents = parent_links(&self.state, sync, rows).await?;
+        // The links decide whether `create_only` values belong in the payload.
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let links = self.state.links_for(&sync.name, &keys).await?;
+        let input = PlanInput {
+            sync,
+            links: &links,
+            parents: &parents,
+            quarantined: &HashSet::new(),
+            priority: 0,
+            now_ms: self.clock.now_ms(),
+            assume_parents: false,
+        };
+        let p = plan(&input, rows);
+        // Sent or not, every mappable record has its job: callers compare hashes.
+        Ok(p.jobs
+            .into_iter()
+            .chain(p.unchanged_jobs)
+            .map(|j| (j.local_id.clone(), j))
+            .collect())
+    }
+
+    /// [`Self::jobs_for_rows`] for these records, read from the app database now.
+    pub(crate) async fn current_jobs(
+        &self,
+        sync: &SyncConfig,
+        local_ids: &[String],
+    ) -> Result<HashMap<String, crmsync_store::NewJob>, EngineError> {
+        let mut columns = crmsync_core::mapping::referenced_columns(sync);
+        if let Some(c) = &sync.updated_at_column {
+            columns.push(c);
+        }
+        let rows = self
+            .app
+            .fetch(&sync.table, &sync.key, &columns, local_ids)
+            .await?;
+        self.jobs_for_rows(sync, &rows).await
+    }
+}
+
+/// The syncs whose records associate to `parent`.
+fn children_of<'a>(syncs: &'a [SyncConfig], parent: &str) -> Vec<&'a SyncConfig> {
+    syncs
+        .iter()
+        .filter(|s| s.associate.values().any(|t| t == parent) && s.name != parent)
+        .collect()
+}
+
+/// The links of the records `rows` associate to, by target sync name and key: what planning
+/// needs to put the parents' CRM ids into the children's payloads.
+pub(crate) async fn parent_links<S: Records>(
+    state: &S,
+    sync: &SyncConfig,
+    rows: &[SourceRow],
+) -> Result<HashMap<String, HashMap<String, Link>>, StoreError> {
+    let mut parents: HashMap<String, HashMap<String, Link>> = HashMap::new();
+    for (column, target) in &sync.associate {
+        let parent_keys: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.values.get(column).cloned().flatten())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let found = state.links_for(target, &parent_keys).await?;
+        parents.entry(target.clone()).or_default().extend(found);
+    }
+    Ok(parents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_the_syncs_that_associate_to_a_parent() {
+        let raw: crmsync_core::config::raw::RawConfig = toml::from_str(
+            r#"
+source = { url = "sqlite://a" }
+crm = { kind = "hubspot" }
+[[sync]]
+name = "companies"
+table = "c"
+object = "companies"
+[[sync]]
+name = "contacts"
+table = "c"
+object = "contacts"
+associate = { id = "companies" }
+[[sync]]
+name = "deals"
+table = "o"
+object = "deals"
+associate = { customer_id = "companies" }
+"#,
+        )
+        .expect("parses");
+        let names: Vec<&str> = children_of(&raw.syncs, "companies")
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["contacts", "deals"]);
+        assert!(children_of(&raw.syncs, "deals").is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! Helpers shared by the binary's scenario tests and benchmarks.
+
+#![allow(dead_code)]
+
+pub mod proxy;
