@@ -130,32 +130,46 @@ where
     S: State,
     C: Crm,
 {
-    let every = engine.leases.job.min(engine.leases.leader) / 3;
-    while !engine.cancel.is_cancelled() {
-        nap(&engine, None, every).await;
-        if engine.cancel.is_cancelled() {
-            break;
-        }
-        let until = engine
-            .clock
-            .now_ms()
-            .saturating_add(i64::try_from(engine.leases.job.as_millis()).unwrap_or(i64::MAX));
-        if let Err(e) = engine.state.renew_jobs(&engine.worker, until).await {
-            engine.emit(Event::TaskFailed {
-                task: "heartbeat".into(),
-                error: e.to_string(),
-            });
-        }
-        // Leader leases are renewed by their tasks' rounds, and here between long rounds.
-        if let Ok(leaders) = engine.state.leaders().await {
-            for (task, owner, _) in leaders {
-                if owner == engine.worker {
-                    let _ = engine.lead(&task).await;
+    engine.keep_leases().await;
+    Ok(())
+}
+
+impl<A, S, C> Engine<A, S, C>
+where
+    A: Source + Capture,
+    S: State,
+    C: Crm,
+{
+    /// Renews this worker's job and leader leases every third of the shorter lease until the
+    /// cancellation token is cancelled. `run` keeps it as a task; `sync --once` beside its
+    /// pass, so a batch that waits long for the budget keeps its jobs.
+    pub(crate) async fn keep_leases(&self) {
+        let every = self.leases.job.min(self.leases.leader) / 3;
+        while !self.cancel.is_cancelled() {
+            nap(self, None, every).await;
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let until = self
+                .clock
+                .now_ms()
+                .saturating_add(i64::try_from(self.leases.job.as_millis()).unwrap_or(i64::MAX));
+            if let Err(e) = self.state.renew_jobs(&self.worker, until).await {
+                self.emit(Event::TaskFailed {
+                    task: "heartbeat".into(),
+                    error: e.to_string(),
+                });
+            }
+            // Leader leases are renewed by their tasks' rounds, and here between long rounds.
+            if let Ok(leaders) = self.state.leaders().await {
+                for (task, owner, _) in leaders {
+                    if owner == self.worker {
+                        let _ = self.lead(&task).await;
+                    }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// Forwards the app database's change notifications to the syncs of each table.

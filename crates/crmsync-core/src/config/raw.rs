@@ -142,7 +142,7 @@ pub fn default_capture_interval_ms() -> u64 {
 }
 
 pub fn default_job_lease_ms() -> u64 {
-    60_000
+    15_000
 }
 
 pub fn default_leader_lease_ms() -> u64 {

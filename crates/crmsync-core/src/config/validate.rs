@@ -593,7 +593,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-
 fn pulls_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) -> bool {
     f.direction.unwrap_or(s.direction) != crate::config::Direction::Push
 }

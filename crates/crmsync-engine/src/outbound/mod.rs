@@ -747,7 +747,14 @@ where
     /// deliver until nothing is due, capturing records that settled parents release; repeat
     /// while CRM edits found just before a push wait to be applied.
     pub async fn push_once(&self) -> Result<RunReport, EngineError> {
-        let r = self.push_pass().await;
+        // The leases of the claimed jobs are renewed beside the pass (the heartbeat ends only
+        // when the token is cancelled; the pass then ends too, and is what is waited for).
+        let pass = self.push_pass();
+        tokio::pin!(pass);
+        let r = tokio::select! {
+            r = &mut pass => r,
+            () = self.keep_leases() => pass.await,
+        };
         if r.is_err() {
             self.forget_ensured();
         }
