@@ -208,13 +208,26 @@ fn type_problem(prop: &PropertyInfo, value: &str) -> Option<String> {
     }
 }
 
-/// Runs the preflight. `max_examples` bounds the examples per finding.
-pub async fn check<C: Crm, A: Source>(
-    config: &Config,
-    crm: &C,
-    source: &A,
-    max_examples: usize,
-) -> Result<CheckReport, EngineError> {
+/// The part of the preflight a start runs (`sync`, `run`): the mapping against the CRM's
+/// schema only, no scan of the app's rows (one read per object, and the pipelines). Returns
+/// the errors: a mapped property the CRM lacks or will not let us write, a map target that is
+/// not an option. Each would fail every record of its sync.
+pub async fn preflight<C: Crm>(config: &Config, crm: &C) -> Result<Vec<Finding>, EngineError> {
+    let schema = fetch_schema(config, crm).await?;
+    let mut out = Vec::new();
+    for s in &config.raw.syncs {
+        let object = ObjectKind::parse(&s.object).unwrap_or(ObjectKind::Contacts);
+        out.extend(
+            check_config(s, object, &schema)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error),
+        );
+    }
+    Ok(out)
+}
+
+/// The CRM's properties of every object the config syncs, and the deal pipelines.
+async fn fetch_schema<C: Crm>(config: &Config, crm: &C) -> Result<CrmSchema, EngineError> {
     let syncs = &config.raw.syncs;
     let mut schema = CrmSchema {
         properties: HashMap::new(),
@@ -235,7 +248,18 @@ pub async fn check<C: Crm, A: Source>(
             }
         }
     }
+    Ok(schema)
+}
 
+/// Runs the preflight. `max_examples` bounds the examples per finding.
+pub async fn check<C: Crm, A: Source>(
+    config: &Config,
+    crm: &C,
+    source: &A,
+    max_examples: usize,
+) -> Result<CheckReport, EngineError> {
+    let syncs = &config.raw.syncs;
+    let schema = fetch_schema(config, crm).await?;
     let mut report = CheckReport::default();
     let mut groups = Groups {
         max_examples,

@@ -66,12 +66,17 @@ impl<S: Coordination + 'static> BudgetGate<S> {
             let turn = self.turn.lock().await;
             let now = self.clock.now_ms();
             let budget = Budget::new(&self.crm, now);
+            let length_ms = i64::try_from(window.length.as_millis()).unwrap_or(i64::MAX);
             let request = Reservation {
                 connection: self.connection.clone(),
                 windows: vec![WindowLimit {
                     name: window.name.to_string(),
                     max: window.max,
-                    length_ms: i64::try_from(window.length.as_millis()).unwrap_or(i64::MAX),
+                    length_ms,
+                    // Workers together send at the window's even pace: a burst granted when
+                    // the oldest slot leaves the window would meet the previous burst's late
+                    // arrivals in one window of the CRM's.
+                    min_gap_ms: length_ms / i64::from(window.max.max(1)),
                 }],
                 day: Some(DayLimit {
                     start_ms: budget.day_start_ms,

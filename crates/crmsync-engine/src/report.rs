@@ -25,6 +25,10 @@ pub struct SyncReport {
     pub rejected: u64,
     /// Records whose delivery failed for now and will be retried.
     pub failed: u64,
+    /// Set when the sync stopped delivering because the CRM refuses its mapping (every record
+    /// would fail the same way): the CRM's message and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// Outcome of a whole pass.
@@ -48,11 +52,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Whether some record could not be delivered (invalid, rejected or failed).
+    /// Whether some record could not be delivered (invalid, rejected, failed, or its sync stopped).
     pub fn has_record_failures(&self) -> bool {
         self.syncs
             .iter()
-            .any(|s| s.invalid > 0 || s.rejected > 0 || s.failed > 0)
+            .any(|s| s.invalid > 0 || s.rejected > 0 || s.failed > 0 || s.stopped.is_some())
     }
 }
 
@@ -155,5 +159,8 @@ impl SyncReport {
         self.held += other.held;
         self.rejected += other.rejected;
         self.failed += other.failed;
+        if other.stopped.is_some() {
+            self.stopped.clone_from(&other.stopped);
+        }
     }
 }

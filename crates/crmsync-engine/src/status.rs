@@ -27,6 +27,10 @@ pub struct SyncStatus {
     pub quarantined: i64,
     /// Records waiting for something (a confirmation, a parent record).
     pub held: i64,
+    /// Set when the sync is stopped because the CRM refuses its mapping: the CRM's message
+    /// and the fix. Cleared by the next start whose preflight passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// Call-log totals.
@@ -158,6 +162,10 @@ pub async fn status<S: State, A: Source + Capture>(
             failed: c.dead,
             quarantined,
             held: c.held,
+            stopped: store
+                .cursor(&s.name, CursorDirection::Push, crate::outbound::STOPPED)
+                .await?
+                .filter(|r| !r.is_empty()),
         });
     }
     let now = crmsync_store::now_ms();

@@ -85,6 +85,9 @@ pub enum Event {
     },
     /// App values of a field that failed a rule marked `on_invalid = "skip_field"`: their
     /// records were sent without the field.
+    /// A sync stopped delivering: the CRM refused it for a reason every record shares (a
+    /// missing property, a constant value the portal lacks). Other syncs go on.
+    SyncStopped { sync: String, error: String },
     FieldsSkipped {
         sync: String,
         field: String,
@@ -202,6 +205,11 @@ impl Telemetry for LogTelemetry {
                 count,
                 example,
                 "CRM values with no way back into the app were left out"
+            ),
+            Event::SyncStopped { sync, error } => tracing::error!(
+                sync,
+                error,
+                "sync stopped: the CRM refuses its mapping; the other syncs go on"
             ),
             Event::FieldsSkipped {
                 sync,

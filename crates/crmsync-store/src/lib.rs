@@ -551,7 +551,8 @@ pub trait Lifecycle: Send + Sync {
 ///   free or expired, kept by renewing it before it runs out, and lost when it runs out.
 /// - **API-call reservation**: [`Coordination::reserve_call`] is atomic per connection: the
 ///   granted calls of all workers together never exceed any window's `max` within the
-///   window, nor the day's allowance. Reservations persist, so a restarted worker sees the
+///   window, nor the day's allowance, and no two grants of a window with a `min_gap_ms` are
+///   closer than that (all workers together are paced). Reservations persist, so a restarted worker sees the
 ///   calls its killed predecessor made.
 /// - The kill switch and bindings are plain shared values.
 pub trait Coordination: Send + Sync {

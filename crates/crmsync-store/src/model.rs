@@ -461,12 +461,17 @@ pub struct Reservation {
     pub now_ms: i64,
 }
 
-/// At most `max` calls within any `length_ms`, counted under `name`.
+/// At most `max` calls within any `length_ms`, counted under `name`; and, when `min_gap_ms`
+/// is above 0, no call granted sooner than `min_gap_ms` after the window's previous grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowLimit {
     pub name: String,
     pub max: u32,
     pub length_ms: i64,
+    /// Pacing across all workers: a full window is then spread evenly instead of granted as a
+    /// burst the moment the oldest slot leaves it (calls reach the CRM a few ms after their
+    /// reservation, so two bursts at a window's edge land in one window of the CRM's).
+    pub min_gap_ms: i64,
 }
 
 /// At most `allowance` calls in the budget day starting at `start_ms` (it lasts 24 h).

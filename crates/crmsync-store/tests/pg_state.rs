@@ -552,11 +552,13 @@ async fn reservations_of_all_workers_stay_within_every_window_and_the_day() {
             name: "burst".into(),
             max: 5,
             length_ms: 200,
+            min_gap_ms: 0,
         },
         WindowLimit {
             name: "ten_seconds".into(),
             max: 12,
             length_ms: 1_000,
+            min_gap_ms: 0,
         },
     ];
     let day = DayLimit {
@@ -648,6 +650,7 @@ async fn a_wait_names_the_instant_a_slot_frees() {
             name: "w".into(),
             max: 3,
             length_ms: 1_000,
+            min_gap_ms: 0,
         }],
         day: Some(DayLimit {
             start_ms: 0,
@@ -1560,11 +1563,13 @@ async fn transcript<S: State>(s: &S) -> Vec<String> {
                 name: "burst".into(),
                 max: 2,
                 length_ms: 100,
+                min_gap_ms: 0,
             },
             WindowLimit {
                 name: "long".into(),
                 max: 3,
                 length_ms: 1_000,
+                min_gap_ms: 0,
             },
         ],
         day: Some(DayLimit {

@@ -70,6 +70,19 @@ pub(crate) fn from_response(what: &str, status: u16, headers: &HeaderMap, body: 
             format!("hubspot failed {what}: {head}: {text}"),
             None,
         ),
+        // A property that does not exist or cannot be written is wrong for every record the
+        // mapping sends, not for this one: a schema error, so delivery stops instead of
+        // splitting the batch down to single records.
+        400..=499 if is_schema_code(described.code.as_deref()) => {
+            let property = described.property.as_deref().unwrap_or("?");
+            (
+                ErrorKind::Schema,
+                format!(
+                    "hubspot rejected {what}: {head}: {text}; every record of this mapping would fail the same way: create the property `{property}` in HubSpot (or make it writable), or remove it from the mapping, then start crmsync again"
+                ),
+                None,
+            )
+        }
         400..=499 => (
             ErrorKind::Rejected,
             format!("hubspot rejected {what}: {head}: {text}"),
@@ -97,6 +110,12 @@ pub(crate) fn from_response(what: &str, status: u16, headers: &HeaderMap, body: 
         retry_after,
         property: described.property,
     }
+}
+
+/// Codes that name a property the portal does not have or does not let us write: no record
+/// of the mapping can succeed until the portal or the mapping changes.
+fn is_schema_code(code: Option<&str>) -> bool {
+    matches!(code, Some("PROPERTY_DOESNT_EXIST" | "READ_ONLY_VALUE"))
 }
 
 /// A failure with no HTTP answer: connect error, reset, timeout. Always retryable.
@@ -383,6 +402,19 @@ mod tests {
             "{}",
             err.message
         );
+        assert_eq!(
+            err.kind,
+            ErrorKind::Schema,
+            "a missing property fails every record: no bisecting"
+        );
+        assert!(err.message.contains("create the property `foo`"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_bad_option_alone_is_a_record_problem() {
+        let body = r#"{"status":"error","category":"VALIDATION_ERROR","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"bar was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"dealstage\"}]"}"#;
+        let err = from_response("deals batch upsert", 400, &HeaderMap::new(), body);
+        assert_eq!(err.kind, ErrorKind::Rejected);
     }
 
     #[test]

@@ -214,6 +214,9 @@ async fn upsert_split<C: Crm>(
                 }
             }
             Err(e) if e.kind == ErrorKind::Rejected => {
+                if let Some(shared) = shared_by_all(&e, &inputs) {
+                    return Err(shared.into());
+                }
                 if part.len() == 1 {
                     out.rejected.push((
                         part[0].id,
@@ -230,6 +233,32 @@ async fn upsert_split<C: Crm>(
         }
     }
     Ok(())
+}
+
+/// A whole-batch refusal that names a property every record of the batch sends with the same
+/// value (a constant pipeline, a mapped stage the portal lacks): splitting would only repeat it
+/// for every half, so it is a schema error of the mapping. `None` when the values differ or the
+/// CRM named no property: then the batch is split to find the bad records.
+fn shared_by_all(e: &CrmError, inputs: &[UpsertInput]) -> Option<CrmError> {
+    let property = e.property.as_deref()?;
+    if inputs.len() < 2 {
+        return None;
+    }
+    let first = inputs[0].properties.get(property)?;
+    if !inputs
+        .iter()
+        .all(|i| i.properties.get(property) == Some(first))
+    {
+        return None;
+    }
+    let mut shared = e.clone();
+    shared.kind = ErrorKind::Schema;
+    shared.message = format!(
+        "{}; all {} records of the batch send `{property}` = `{first}`, so every record would fail the same way: fix the value in the mapping or create it in the CRM, then start crmsync again",
+        e.message,
+        inputs.len()
+    );
+    Some(shared)
 }
 
 /// Backoff before an engine-level retry of a job that failed `attempts` times: 30 s doubling,

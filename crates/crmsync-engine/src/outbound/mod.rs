@@ -63,6 +63,9 @@ pub struct DeliverReport {
     pub batches: u64,
 }
 
+/// The push cursor holding why a sync is stopped (empty: it is not).
+pub(crate) const STOPPED: &str = "stopped";
+
 /// One finished piece of a delivery round.
 enum Step {
     Batch {
@@ -315,6 +318,17 @@ where
         // Syncs whose records wait for their hints to be applied (one-shot rounds).
         let mut deferred: HashSet<String> = HashSet::new();
         let mut fatal: Option<EngineError> = None;
+        // Syncs stopped for a schema error (this round or before): nothing of theirs is sent.
+        let mut stopped: HashSet<String> = HashSet::new();
+        for s in syncs {
+            if self.stopped_reason(&s.name).await?.is_some() {
+                stopped.insert(s.name.clone());
+            }
+        }
+        // A sync's first batch of the round goes out alone: when the CRM refuses the mapping
+        // itself, one call finds it instead of one per batch in flight.
+        let mut probing: HashSet<String> = HashSet::new();
+        let mut proven: HashSet<String> = HashSet::new();
         let mut filling = true;
         // Steps that finished while a claim was being answered, to handle next.
         let mut finished: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
@@ -327,6 +341,8 @@ where
                     .iter()
                     .chain(&capturing)
                     .chain(&deferred)
+                    .chain(&stopped)
+                    .chain(&probing)
                     .cloned()
                     .collect();
                 let claim = self.claim_next(skip);
@@ -351,6 +367,9 @@ where
                 match claimed {
                     Fill::Claimed(i, jobs) => {
                         let sync = &syncs[i];
+                        if !proven.contains(&sync.name) {
+                            probing.insert(sync.name.clone());
+                        }
                         inflight.push(Box::pin(async move {
                             Step::Batch {
                                 sync: sync.name.clone(),
@@ -379,6 +398,9 @@ where
             match step {
                 Step::Batch { sync, result } => match result {
                     Ok(done) => {
+                        if probing.remove(&sync) {
+                            proven.insert(sync.clone());
+                        }
                         out.batches += 1;
                         out.syncs
                             .entry(sync.clone())
@@ -417,6 +439,22 @@ where
                         // before, whose children may have been planned meanwhile).
                         filling = true;
                     }
+                    Err(EngineError::Crm(e)) if e.kind == crmsync_crm::ErrorKind::Schema => {
+                        // Every record of this sync would fail the same way: stop it (and
+                        // say so until a start finds the mapping fits), keep the others going.
+                        if let Err(store) = self.stop_sync(&sync, &e.message).await {
+                            fatal.get_or_insert(store);
+                        }
+                        stopped.insert(sync.clone());
+                        out.syncs
+                            .entry(sync.clone())
+                            .or_insert_with(|| SyncReport {
+                                sync: sync.clone(),
+                                ..Default::default()
+                            })
+                            .stopped = Some(e.message.clone());
+                        filling = true;
+                    }
                     Err(e) => {
                         self.emit(Event::TaskFailed {
                             task: format!("deliver:{sync}"),
@@ -452,6 +490,41 @@ where
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+
+    /// Stops delivering `sync` until [`Self::clear_stops`]: the reason is kept in the state
+    /// (a cursor of its own), so every worker, `status` and a restarted pass know it.
+    pub async fn stop_sync(&self, sync: &str, reason: &str) -> Result<(), EngineError> {
+        self.state
+            .set_cursor(sync, CursorDirection::Push, STOPPED, reason)
+            .await?;
+        self.emit(Event::SyncStopped {
+            sync: sync.to_string(),
+            error: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Why `sync` is stopped, if it is.
+    pub async fn stopped_reason(&self, sync: &str) -> Result<Option<String>, EngineError> {
+        Ok(self
+            .state
+            .cursor(sync, CursorDirection::Push, STOPPED)
+            .await?
+            .filter(|r| !r.is_empty()))
+    }
+
+    /// Lets every stopped sync deliver again: called when a start found the mapping fits the
+    /// CRM (or the user passed `--force`).
+    pub async fn clear_stops(&self) -> Result<(), EngineError> {
+        for s in &self.config.raw.syncs {
+            if self.stopped_reason(&s.name).await?.is_some() {
+                self.state
+                    .set_cursor(&s.name, CursorDirection::Push, STOPPED, "")
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a settlement the state database could not store, for [`Self::settle_kept`].
@@ -805,6 +878,9 @@ where
                 entry.updated += r.updated;
                 entry.rejected += r.rejected;
                 entry.failed += r.failed;
+                if r.stopped.is_some() {
+                    entry.stopped.clone_from(&r.stopped);
+                }
             }
             if d.paused_until_ms.is_some() {
                 run.paused_until_ms = d.paused_until_ms;
@@ -824,11 +900,15 @@ where
         }
         for i in dependency_order(syncs) {
             let sync = &syncs[i];
-            run.syncs
-                .push(reports.remove(&sync.name).unwrap_or_else(|| SyncReport {
-                    sync: sync.name.clone(),
-                    ..Default::default()
-                }));
+            let mut report = reports.remove(&sync.name).unwrap_or_else(|| SyncReport {
+                sync: sync.name.clone(),
+                ..Default::default()
+            });
+            if report.stopped.is_none() {
+                // Stopped before this pass (by another worker, or `--force` was not enough).
+                report.stopped = self.stopped_reason(&sync.name).await?;
+            }
+            run.syncs.push(report);
         }
         self.flush_calls().await?;
         let calls = self.state.call_summary(since).await?;

@@ -8,7 +8,8 @@
 //!   allowance. The algorithm is SQLite's: count each window and the day, answer `Wait` with
 //!   the instant a slot frees, or insert the slots and prune old ones. Workers' clocks differ
 //!   a little, so slots are kept [`SLOT_KEEP_MS`] beyond their window: a reservation stamped
-//!   slightly earlier than one already granted still counts the slots it overlaps.
+//!   slightly earlier than one already granted still counts the slots it overlaps. A window
+//!   with `min_gap_ms` also waits until its latest slot is that old (pacing).
 //! - **Leader leases** are one upsert whose `WHERE` admits the holder or an expired lease; the
 //!   upsert locks the row and rechecks it, so two owners never both get it.
 //! - **Bindings** insert if absent and otherwise read the value bound first.
@@ -93,6 +94,20 @@ impl Coordination for PgState {
             .fetch_all(&mut *tx)
             .await?;
             for (w, n) in req.windows.iter().zip(counts) {
+                if w.min_gap_ms > 0 {
+                    let last: Option<i64> = sqlx::query_scalar(
+                        "SELECT MAX(at_ms) FROM call_slots WHERE connection = $1 AND limit_name = $2",
+                    )
+                    .bind(&req.connection)
+                    .bind(&w.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if let Some(until) = last.map(|l| l.saturating_add(w.min_gap_ms)) {
+                        if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
+                            wait = Some((until, w.name.clone()));
+                        }
+                    }
+                }
                 if n < i64::from(w.max) {
                     continue;
                 }

@@ -78,6 +78,20 @@ impl Coordination for SqliteState {
             .bind(from)
             .fetch_one(&mut *tx)
             .await?;
+            if w.min_gap_ms > 0 {
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(at_ms) FROM call_slots WHERE connection = ? AND limit_name = ?",
+                )
+                .bind(&req.connection)
+                .bind(&w.name)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(until) = last.map(|l| l.saturating_add(w.min_gap_ms)) {
+                    if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
+                        wait = Some((until, w.name.clone()));
+                    }
+                }
+            }
             if count >= i64::from(w.max) {
                 // The slot whose expiry makes room: the (count - max + 1)-th oldest.
                 let at: Option<i64> = sqlx::query_scalar(

@@ -71,6 +71,7 @@ where
         hints_dedup_and_clear_rule,
         leader_leases,
         reserve_call_window,
+        reserve_call_paced,
         reserve_call_day,
         reserve_call_per_connection,
         reserve_call_several_windows,
@@ -2015,6 +2016,7 @@ fn window(name: &str, max: u32, length_ms: i64) -> WindowLimit {
         name: name.to_string(),
         max,
         length_ms,
+        min_gap_ms: 0,
     }
 }
 
@@ -2071,6 +2073,33 @@ pub async fn reserve_call_window<S: State>(s: S) {
         "the call at t left the window"
     );
     assert_eq!(ask(t + 1_001).await, wait(t + 1_100, "10s"));
+}
+
+/// A window with `min_gap_ms` grants no call sooner than that after its latest grant, whoever
+/// asks: all workers together send at an even pace, never a burst.
+pub async fn reserve_call_paced<S: State>(s: S) {
+    let t = T0;
+    let ask = |now: i64| {
+        let s = s.clone();
+        async move {
+            let mut w = window("10s", 4, 1_000);
+            w.min_gap_ms = 250;
+            s.reserve_call(&reservation("crm", vec![w], None, now))
+                .await
+                .expect("reserve_call")
+        }
+    };
+    assert_eq!(ask(t).await, Grant::Granted);
+    assert_eq!(ask(t + 10).await, wait(t + 250, "10s"), "too soon after the last grant");
+    assert_eq!(ask(t + 250).await, Grant::Granted);
+    assert_eq!(ask(t + 499).await, wait(t + 500, "10s"));
+    assert_eq!(ask(t + 500).await, Grant::Granted);
+    assert_eq!(ask(t + 750).await, Grant::Granted);
+    assert_eq!(
+        ask(t + 1_000).await,
+        Grant::Granted,
+        "paced calls never fill the window early"
+    );
 }
 
 /// The day's allowance: refused once used up, until the next budget day starts.

@@ -71,3 +71,27 @@ pub async fn engine(config: Config) -> anyhow::Result<Worker> {
 pub async fn engine_beside_worker(config: Config) -> anyhow::Result<Worker> {
     engine_as(config, Role::Beside).await
 }
+
+/// The start of `sync` and `run`: the mapping against the CRM's schema. A mapped property the
+/// CRM lacks (or will not let us write) would fail every record of its sync, so the command is
+/// refused before a single record is sent, unless `force`. When the mapping fits (or with
+/// `force`), syncs stopped earlier for such an error may deliver again.
+pub async fn preflight_or_refuse(engine: &Worker, force: bool) -> anyhow::Result<()> {
+    let problems = crmsync_engine::check::preflight(&engine.config, &engine.crm).await?;
+    if !problems.is_empty() && !force {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|f| format!("  sync `{}`: {}", f.sync, f.message))
+            .collect();
+        return Err(crate::exit::UsageError(format!(
+            "the CRM does not fit the mapping, so every record of these syncs would be refused:\n{}\nfix the CRM or the config (`crmsync check` shows all), or pass --force to start anyway",
+            lines.join("\n")
+        ))
+        .into());
+    }
+    for f in &problems {
+        eprintln!("warning (--force): sync `{}`: {}", f.sync, f.message);
+    }
+    engine.clear_stops().await?;
+    Ok(())
+}

@@ -7,7 +7,7 @@
 //! listen` (or `--webhook-listen`), a stored webhook event is applied at once.
 
 use super::ConfigArg;
-use super::common::{engine, load_config};
+use super::common::{engine, load_config, preflight_or_refuse};
 use crate::progress::RunLines;
 use crate::webhook;
 use crmsync_core::config::Secrets;
@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// (e.g. behind a TLS proxy). Overrides `[webhooks] url`.
     #[arg(long)]
     pub webhook_url: Option<String>,
+    /// Start even when a mapped property does not exist in the CRM (or is read-only); without
+    /// it, such a mapping is refused before anything is sent.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -64,6 +68,7 @@ async fn shutdown_signal() {
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
     let mut engine = engine(config).await?;
+    preflight_or_refuse(&engine, args.force).await?;
     engine.telemetry = Arc::new(RunLines);
     let engine = Arc::new(engine);
     webhook::start(

@@ -32,6 +32,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             s.sync, s.object, s.total, s.synced, s.pending, s.failed, s.quarantined, s.held
         );
     }
+    for s in &st.syncs {
+        if let Some(why) = &s.stopped {
+            println!("\nSTOPPED {}: {why}", s.sync);
+        }
+    }
     let t = &st.two_way;
     if t.paused {
         println!("\nPAUSED: nothing is written on either side until `crmsync resume`");

@@ -1,7 +1,7 @@
 //! `crmsync sync --once`: one pass that pushes every app change to the CRM.
 
 use super::ConfigArg;
-use super::common::{engine, load_config};
+use super::common::{engine, load_config, preflight_or_refuse};
 use crate::exit::{FAILURE, UsageError};
 use crate::progress::Bars;
 use crmsync_core::config::Secrets;
@@ -20,6 +20,10 @@ pub struct SyncArgs {
     /// Print the pass's report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Start even when a mapped property does not exist in the CRM (or is read-only); without
+    /// it, such a mapping is refused before anything is sent.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -36,6 +40,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("PAUSED: nothing was sent; `crmsync resume` turns the kill switch off");
         return Ok(ExitCode::SUCCESS);
     }
+    preflight_or_refuse(&engine, args.force).await?;
     let bars = Arc::new(Bars::new());
     engine.telemetry = bars.clone();
     let report = engine.push_once().await?;
@@ -71,6 +76,11 @@ pub fn print_report(report: &RunReport) {
             s.rejected,
             s.failed
         );
+    }
+    for s in &report.syncs {
+        if let Some(why) = &s.stopped {
+            println!("STOPPED {}: {why}", s.sync);
+        }
     }
     let per_call = if report.upsert_calls > 0 {
         report.upserted_records as f64 / report.upsert_calls as f64
