@@ -5,7 +5,7 @@
 //! every database is a fresh schema, dropped at the end.
 //!
 //! ```sh
-//! cargo bench -p crmsync --bench workers                       # all scenarios (~6 min)
+//! cargo bench -p crmsync --bench workers                       # all scenarios (~15 min)
 //! cargo bench -p crmsync --bench workers -- workers one         # some of them
 //! cargo bench -p crmsync --bench workers -- workers=2000        # a scenario with its size
 //! ```
@@ -28,10 +28,10 @@
 //!   the demo's Free-tier limits (its own limiter paces it as against HubSpot);
 //! - `unthrottled` [20,000 customers and orders]: `crmsync sync --once` with source and state on
 //!   PostgreSQL and the sandbox unlimited (the config's limits raised): records/s;
-//! - `memory` [1,000,000 rows]: one `crmsync sync --once` over a `customers` table made with
-//!   `generate_series` (one sync, companies, `capture = "scan"`), PostgreSQL source and state,
-//!   sandbox unlimited: peak RSS (VmHWM) and RSS at 10 %, 50 %, 90 % of the records delivered,
-//!   sampled every 200 ms;
+//! - `memory` [1,000,000 rows; at ~2,000 records/s over 8 min]: one `crmsync sync --once` over
+//!   a `customers` table made with `generate_series` (one sync, companies, `capture = "scan"`),
+//!   PostgreSQL source and state, sandbox unlimited: peak RSS (VmHWM) and RSS at 10 %, 50 %,
+//!   90 % of the records delivered, sampled every 200 ms;
 //! - `reserve` [2 s per case]: the shared budget's reservation (`Coordination::reserve_call`,
 //!   one transaction under an advisory lock per CRM connection) straight against the state
 //!   database: its round trip, and reservations/s by 8 tasks on one connection and on 8.
@@ -373,8 +373,8 @@ impl Calls {
 }
 
 /// With `CRMSYNC_BENCH_CALLS=DIR`, every call the proxy saw goes to `DIR/LABEL-calls.tsv`
-/// (arrival ms, method, path, status), for a closer look; the state's reservations and call log go to `LABEL-slots.tsv` and `LABEL-log.tsv`, on the
-/// proxy's clock.
+/// (arrival ms, method, path, status), for a closer look; the state's reservations and call
+/// log go to `LABEL-slots.tsv` and `LABEL-log.tsv`, on the proxy's clock.
 async fn dump(proxy: &Recorder, zero: Instant, label: &str, state_url: &str) {
     let Ok(dir) = std::env::var("CRMSYNC_BENCH_CALLS") else {
         return;
