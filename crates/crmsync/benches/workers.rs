@@ -780,6 +780,7 @@ fn reservation(connection: &str) -> Reservation {
             name: "interval".to_string(),
             max: u32::MAX,
             length_ms: 10_000,
+            min_gap_ms: 0,
         }],
         day: Some(DayLimit {
             start_ms: now - now % 86_400_000,
