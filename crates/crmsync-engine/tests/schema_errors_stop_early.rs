@@ -19,20 +19,20 @@ fn customers() -> Vec<(i64, &'static str, &'static str)> {
 }
 
 fn orders() -> Vec<(i64, i64, &'static str, &'static str)> {
-    (1..=120).map(|i| (i, 1 + i % 250, "Order", "new")).collect()
+    (1..=120)
+        .map(|i| (i, 1 + i % 250, "Order", "new"))
+        .collect()
 }
 
 #[tokio::test]
 async fn a_property_the_crm_lacks_stops_its_sync_after_one_call_and_the_others_go_on() {
     let w = world(&customers(), &orders(), SandboxConfig::unlimited()).await;
     // Companies also send `email` into `no_such_property`, which the portal does not have.
-    let text = CONFIG
-        .replace("BASE", &w.sandbox.base_url())
-        .replace(
-            r#"company = { crm = "name", validate = "required" }"#,
-            r#"company = { crm = "name", validate = "required" }
+    let text = CONFIG.replace("BASE", &w.sandbox.base_url()).replace(
+        r#"company = { crm = "name", validate = "required" }"#,
+        r#"company = { crm = "name", validate = "required" }
 email = { crm = "no_such_property" }"#,
-        );
+    );
     let config = load_str(
         &text,
         &w.dir.path().join("crmsync.toml"),
@@ -62,7 +62,10 @@ email = { crm = "no_such_property" }"#,
         .expect("companies reported");
     let why = companies.stopped.as_deref().expect("companies stopped");
     assert!(why.contains("no_such_property"), "{why}");
-    assert!(why.contains("create the property"), "the fix is named: {why}");
+    assert!(
+        why.contains("create the property"),
+        "the fix is named: {why}"
+    );
     assert_eq!(
         w.calls_to("/companies/batch/upsert").await,
         1,
@@ -70,7 +73,10 @@ email = { crm = "no_such_property" }"#,
     );
     assert_eq!(companies.rejected, 0, "no record is blamed for the mapping");
     // Contacts and deals wait for their companies; nothing else went wrong.
-    assert!(report.has_record_failures(), "a stopped sync is a failed pass");
+    assert!(
+        report.has_record_failures(),
+        "a stopped sync is a failed pass"
+    );
 
     // A new pass does not try again while the mapping is unchanged.
     let again = w.engine_with(config, |_| {}).await;
@@ -121,7 +127,10 @@ async fn a_constant_value_the_crm_refuses_stops_the_sync_instead_of_splitting() 
         .find(|s| s.sync == "deals")
         .expect("deals reported");
     let why = deals.stopped.as_deref().expect("deals stopped");
-    assert!(why.contains("dealstage") && why.contains("no_such_stage"), "{why}");
+    assert!(
+        why.contains("dealstage") && why.contains("no_such_stage"),
+        "{why}"
+    );
     assert_eq!(
         w.calls_to("/deals/batch/upsert").await,
         1,

@@ -68,7 +68,10 @@ async fn a_property_the_crm_lacks_is_refused_before_any_write_unless_forced() {
     assert_eq!(code, 0, "demo --no-sync:\n{out}\n{err}");
     let cfg = demo.join("crmsync.toml");
     let text = std::fs::read_to_string(&cfg).expect("config");
-    let bad = text.replace(r#"city = { crm = "city" }"#, r#"city = { crm = "town_of_hq" }"#);
+    let bad = text.replace(
+        r#"city = { crm = "city" }"#,
+        r#"city = { crm = "town_of_hq" }"#,
+    );
     assert_ne!(bad, text, "the demo maps city");
     std::fs::write(&cfg, bad).expect("config");
     let config = cfg.display().to_string();
@@ -85,7 +88,11 @@ async fn a_property_the_crm_lacks_is_refused_before_any_write_unless_forced() {
         err.contains("companies") && err.contains("town_of_hq") && err.contains("--force"),
         "names the sync, the property and the way out: {err}"
     );
-    assert_eq!(writes_to(&base, "/objects/").await, 0, "nothing was written");
+    assert_eq!(
+        writes_to(&base, "/objects/").await,
+        0,
+        "nothing was written"
+    );
 
     let (code, out, err) = run(vec![
         "sync".into(),
@@ -107,5 +114,8 @@ async fn a_property_the_crm_lacks_is_refused_before_any_write_unless_forced() {
     );
     let (code, out, _) = run(vec!["status".into(), "--config".into(), config]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("STOPPED companies"), "status shows the stop: {out}");
+    assert!(
+        out.contains("STOPPED companies"),
+        "status shows the stop: {out}"
+    );
 }

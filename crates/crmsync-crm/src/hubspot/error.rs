@@ -407,7 +407,11 @@ mod tests {
             ErrorKind::Schema,
             "a missing property fails every record: no bisecting"
         );
-        assert!(err.message.contains("create the property `foo`"), "{}", err.message);
+        assert!(
+            err.message.contains("create the property `foo`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

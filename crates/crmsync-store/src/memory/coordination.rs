@@ -79,12 +79,12 @@ impl Coordination for MemoryState {
                 .map(|slots| slots.iter().copied().filter(|at| *at > from).collect())
                 .unwrap_or_default();
             let count = counted.len() as i64;
-            if w.min_gap_ms > 0 {
-                if let Some(last) = counted.iter().copied().max() {
-                    let until = last.saturating_add(w.min_gap_ms);
-                    if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                        wait = Some((until, w.name.clone()));
-                    }
+            if w.min_gap_ms > 0
+                && let Some(last) = counted.iter().copied().max()
+            {
+                let until = last.saturating_add(w.min_gap_ms);
+                if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
+                    wait = Some((until, w.name.clone()));
                 }
             }
             if count >= i64::from(w.max) {

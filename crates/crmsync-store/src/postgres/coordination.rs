@@ -102,10 +102,11 @@ impl Coordination for PgState {
                     .bind(&w.name)
                     .fetch_one(&mut *tx)
                     .await?;
-                    if let Some(until) = last.map(|l| l.saturating_add(w.min_gap_ms)) {
-                        if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                            wait = Some((until, w.name.clone()));
-                        }
+                    if let Some(until) = last.map(|l| l.saturating_add(w.min_gap_ms))
+                        && until > now
+                        && wait.as_ref().is_none_or(|(u, _)| until > *u)
+                    {
+                        wait = Some((until, w.name.clone()));
                     }
                 }
                 if n < i64::from(w.max) {

@@ -2090,7 +2090,11 @@ pub async fn reserve_call_paced<S: State>(s: S) {
         }
     };
     assert_eq!(ask(t).await, Grant::Granted);
-    assert_eq!(ask(t + 10).await, wait(t + 250, "10s"), "too soon after the last grant");
+    assert_eq!(
+        ask(t + 10).await,
+        wait(t + 250, "10s"),
+        "too soon after the last grant"
+    );
     assert_eq!(ask(t + 250).await, Grant::Granted);
     assert_eq!(ask(t + 499).await, wait(t + 500, "10s"));
     assert_eq!(ask(t + 500).await, Grant::Granted);
