@@ -1,5 +1,6 @@
 //! The payload hash kept on each link: equal hashes mean "nothing to send". Computed over a
-//! canonical form (sorted keys) so the same content always hashes the same.
+//! canonical form (sorted keys) so the same content always hashes the same. Also the mapping
+//! fingerprint of a sync: equal fingerprints mean "the config maps rows as it did".
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -23,6 +24,16 @@ pub fn payload_hash(
         h.update(v.as_bytes());
         h.update([1]);
     }
+    hex::encode(h.finalize())
+}
+
+/// Hex SHA-256 of everything in `sync`'s config that decides what a row becomes in the CRM
+/// (fields, transforms, maps, rules, associations, ...). Its `Debug` form is canonical: every
+/// map in a `SyncConfig` is a `BTreeMap`. A change of any sync-level key changes it; that costs
+/// one re-plan (a read of the table, no API call for records whose payload stays the same).
+pub fn mapping_fingerprint(sync: &crate::config::SyncConfig) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{sync:?}").as_bytes());
     hex::encode(h.finalize())
 }
 

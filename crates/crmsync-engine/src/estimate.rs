@@ -23,6 +23,9 @@ pub struct SyncEstimate {
     pub held: u64,
     pub upsert_calls: u64,
     pub association_calls: u64,
+    /// The mapping changed since the sync's records were planned (or `crmsync resync` asked):
+    /// the next sync re-plans every row, and `to_send` is what that sends.
+    pub replan: bool,
 }
 
 /// When queued work will be done, given the rate limit and the daily share.
@@ -107,8 +110,16 @@ pub async fn estimate<S: Records, A: Source>(
     let mut calls = 0;
     for i in dependency_order(&config.raw.syncs) {
         let sync = &config.raw.syncs[i];
+        let stored = store
+            .cursor(
+                &sync.name,
+                crmsync_store::CursorDirection::Push,
+                crate::outbound::MAPPING,
+            )
+            .await?;
         let mut e = SyncEstimate {
             sync: sync.name.clone(),
+            replan: stored.is_some_and(|f| f != crmsync_core::hash::mapping_fingerprint(sync)),
             ..Default::default()
         };
         let mut with_assoc: BTreeMap<String, u64> = BTreeMap::new();

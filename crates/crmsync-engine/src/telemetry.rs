@@ -88,6 +88,9 @@ pub enum Event {
     /// A sync stopped delivering: the CRM refused it for a reason every record shares (a
     /// missing property, a constant value the portal lacks). Other syncs go on.
     SyncStopped { sync: String, error: String },
+    /// A sync's mapping changed since its records were planned (or a resync was asked for):
+    /// this capture re-plans every row.
+    MappingChanged { sync: String },
     FieldsSkipped {
         sync: String,
         field: String,
@@ -205,6 +208,10 @@ impl Telemetry for LogTelemetry {
                 count,
                 example,
                 "CRM values with no way back into the app were left out"
+            ),
+            Event::MappingChanged { sync } => tracing::info!(
+                sync,
+                "the mapping changed since the last sync: every record is planned again"
             ),
             Event::SyncStopped { sync, error } => tracing::error!(
                 sync,

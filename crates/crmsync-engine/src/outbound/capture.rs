@@ -68,11 +68,14 @@ pub struct Captured<'a, A> {
     pub vanished: Vec<String>,
 }
 
-/// Starts reading what `sync` must look at in this pass.
+/// Starts reading what `sync` must look at in this pass. With `replan` (its mapping changed,
+/// or `crmsync resync`), the whole table is read as in a first pass; a trigger cursor then
+/// resumes from where it was, so the log's deletions meanwhile are still seen.
 pub async fn capture<'a, A: Source + Capture, S: Records>(
     app: &'a A,
     state: &S,
     sync: &'a SyncConfig,
+    replan: bool,
 ) -> Result<Captured<'a, A>, StoreError> {
     let mut cols = columns(sync);
     let table = sync.table.as_str();
@@ -110,6 +113,14 @@ pub async fn capture<'a, A: Source + Capture, S: Records>(
                     true,
                 )
             }
+            Some(cursor) if replan => (
+                Main::Scan {
+                    after: None,
+                    done: false,
+                    start: Some(cursor),
+                },
+                true,
+            ),
             Some(cursor) => (
                 Main::Log {
                     cursor: Some(cursor),
@@ -123,9 +134,13 @@ pub async fn capture<'a, A: Source + Capture, S: Records>(
                 .updated_at_column
                 .clone()
                 .unwrap_or_else(|| "updated_at".into());
-            let since = state
+            let since = match state
                 .cursor(&sync.name, CursorDirection::Push, "updated_at")
-                .await?;
+                .await?
+            {
+                _ if replan => None,
+                c => c,
+            };
             let full = since.is_none();
             // The next cursor: the newest timestamp now, held back by any transaction still
             // writing (its rows may commit with older timestamps); the `>=` re-read of the

@@ -63,6 +63,12 @@ pub struct DeliverReport {
     pub batches: u64,
 }
 
+/// The push cursor holding the mapping fingerprint the sync's records were last planned with;
+/// [`RESYNC`] asks for a re-plan whatever the mapping.
+pub(crate) const MAPPING: &str = "mapping";
+/// The value `crmsync resync` stores as the fingerprint: matches no mapping.
+pub const RESYNC: &str = "resync";
+
 /// The push cursor holding why a sync is stopped (empty: it is not).
 pub(crate) const STOPPED: &str = "stopped";
 
@@ -111,7 +117,21 @@ where
             sync: sync.name.clone(),
             ..Default::default()
         };
-        let mut captured = capture(&self.app, &self.state, sync).await?;
+        // A mapping that changed since the last capture (or `crmsync resync`) re-plans every
+        // row: records already in the CRM get the new fields, and quarantined ones are judged
+        // by the new rules. The fingerprint is stored once the whole table was planned.
+        let fingerprint = crmsync_core::hash::mapping_fingerprint(sync);
+        let stored = self
+            .state
+            .cursor(&sync.name, CursorDirection::Push, MAPPING)
+            .await?;
+        let replan = stored.as_ref().is_some_and(|f| f != &fingerprint);
+        if replan {
+            self.emit(Event::MappingChanged {
+                sync: sync.name.clone(),
+            });
+        }
+        let mut captured = capture(&self.app, &self.state, sync, replan).await?;
         let mut parked: HashSet<String> = self
             .state
             .open_conflicts(Some(&sync.name))
@@ -188,6 +208,11 @@ where
         }
         if !captured.vanished.is_empty() {
             tracing::info!(sync = %sync.name, count = captured.vanished.len(), "rows deleted in the app; their CRM records are kept (deletion sync is not enabled)");
+        }
+        if stored.as_ref() != Some(&fingerprint) {
+            self.state
+                .set_cursor(&sync.name, CursorDirection::Push, MAPPING, &fingerprint)
+                .await?;
         }
         self.prune_change_log(sync).await?;
         if report.queued > 0 {
@@ -503,6 +528,24 @@ where
             error: reason.to_string(),
         });
         Ok(())
+    }
+
+    /// Makes the next capture of `sync` re-plan every row (`crmsync resync`). Idempotent.
+    pub async fn request_resync(&self, sync: &str) -> Result<(), EngineError> {
+        self.state
+            .set_cursor(sync, CursorDirection::Push, MAPPING, RESYNC)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the next capture of `sync` re-plans every row: its mapping changed since its
+    /// records were planned, or a resync was asked for.
+    pub async fn replan_pending(&self, sync: &SyncConfig) -> Result<bool, EngineError> {
+        let stored = self
+            .state
+            .cursor(&sync.name, CursorDirection::Push, MAPPING)
+            .await?;
+        Ok(stored.is_some_and(|f| f != crmsync_core::hash::mapping_fingerprint(sync)))
     }
 
     /// Why `sync` is stopped, if it is.

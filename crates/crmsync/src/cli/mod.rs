@@ -10,6 +10,7 @@ mod install;
 mod pause;
 mod plan;
 mod reconcile;
+mod resync;
 mod retry;
 mod run;
 mod sandbox;
@@ -63,6 +64,8 @@ pub enum Command {
     Resolve(conflicts::ResolveArgs),
     /// Read every linked record back from the CRM and repair what differs (prints the drift).
     Reconcile(ConfigArg),
+    /// Re-plan every record of these syncs on the next capture (as a mapping change does).
+    Resync(resync::ResyncArgs),
     /// List records deleted in the CRM; settle deletions held by the mass-deletion guard.
     Deletions(deletions::DeletionsArgs),
 }
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conflicts(a) => conflicts::list(a).await,
         Command::Resolve(a) => conflicts::resolve(a).await,
         Command::Reconcile(a) => reconcile::run(a).await,
+        Command::Resync(a) => resync::run(a).await,
         Command::Deletions(a) => deletions::run(a).await,
     }
 }

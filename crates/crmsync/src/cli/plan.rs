@@ -51,6 +51,12 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             s.association_calls
         );
     }
+    for s in est.syncs.iter().filter(|s| s.replan) {
+        println!(
+            "\n{}: the mapping changed since its records were last planned (or `crmsync resync` asked): the next sync plans all {} rows again and sends the {} whose payload differs.",
+            s.sync, s.rows, s.to_send
+        );
+    }
     let e = &est.eta;
     let finish = chrono::DateTime::from_timestamp_millis(e.finishes_at_ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
