@@ -44,7 +44,8 @@ pub struct Finding {
     /// The field (key in `[sync.fields]`), when it is about one.
     pub field: Option<String>,
     /// What kind: `property_missing`, `read_only`, `unknown_option`, `id_property`,
-    /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`.
+    /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`,
+    /// `cents_without_scale`.
     pub kind: String,
     /// The failed rule for `invalid`/`held`, the CRM property for `crm_type`.
     pub rule: Option<String>,
@@ -287,6 +288,16 @@ pub async fn check<C: Crm, A: Source>(
     Ok(report)
 }
 
+/// Whether a field's transforms scale its number (`number = { divide_by = ... }`).
+fn scales(f: &crmsync_core::config::FieldConfig) -> bool {
+    f.transform.iter().any(|item| {
+        matches!(
+            crmsync_core::transform::Transform::from_item(item),
+            Ok(crmsync_core::transform::Transform::Number { scale, .. }) if scale > 0
+        )
+    })
+}
+
 /// Config against the CRM's schema: id property, mapped properties, map targets.
 fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -330,6 +341,21 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
             ));
             continue;
         };
+        if name.to_ascii_lowercase().ends_with("_cents")
+            && (prop.kind == "number" || f.crm == "amount" || f.crm == "price")
+            && !scales(f)
+        {
+            out.push(config_finding(
+                Severity::Warning,
+                s,
+                Some(name),
+                "cents_without_scale",
+                format!(
+                    "`{name}` looks like an amount in cents, and {object} property `{}` would get it unscaled (129900 for $1,299.00); add `transform = [{{ number = {{ divide_by = 100, decimals = 2 }} }}]`",
+                    f.crm
+                ),
+            ));
+        }
         if prop.read_only {
             out.push(config_finding(
                 Severity::Error,
@@ -604,4 +630,67 @@ pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), 
             .map_err(|e| EngineError::Config(format!("sync `{}`: {e}", s.name)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_core::config::{Secrets, load_str};
+
+    fn deals_config(fields: &str) -> Config {
+        let text = format!(
+            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"T\"\n[[sync]]\nname = \"deals\"\ntable = \"orders\"\nobject = \"deals\"\n[sync.fields]\n{fields}\n"
+        );
+        load_str(
+            &text,
+            std::path::Path::new("crmsync.toml"),
+            Secrets::NotNeeded,
+            &|_| None,
+        )
+        .expect("config valid")
+    }
+
+    fn schema_with_amount() -> CrmSchema {
+        let amount = PropertyInfo {
+            name: "amount".into(),
+            kind: "number".into(),
+            field_type: "number".into(),
+            has_unique_value: false,
+            read_only: false,
+            options: vec![],
+        };
+        CrmSchema {
+            properties: HashMap::from([(
+                ObjectKind::Deals,
+                HashMap::from([("amount".to_string(), amount)]),
+            )]),
+            pipelines: vec![],
+        }
+    }
+
+    #[test]
+    fn cents_into_an_amount_without_a_scale_is_warned_about() {
+        let kinds = |fields: &str| -> Vec<(Severity, String)> {
+            let config = deals_config(fields);
+            check_config(
+                &config.raw.syncs[0],
+                ObjectKind::Deals,
+                &schema_with_amount(),
+            )
+            .into_iter()
+            .filter(|f| f.field.is_some())
+            .map(|f| (f.severity, f.kind))
+            .collect()
+        };
+        assert_eq!(
+            kinds(r#"total_cents = { crm = "amount" }"#),
+            vec![(Severity::Warning, "cents_without_scale".to_string())]
+        );
+        assert!(
+            kinds(r#"total_cents = { crm = "amount", transform = [{ number = { divide_by = 100, decimals = 2 } }] }"#)
+                .is_empty(),
+            "a scaled amount is fine"
+        );
+        assert!(kinds(r#"total = { crm = "amount" }"#).is_empty());
+    }
 }
