@@ -9,7 +9,7 @@ use crate::outbound::plan::{PlanInput, plan};
 use crmsync_core::config::{Config, SyncConfig};
 use crmsync_store::{Records, Source};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What a full pass of one sync would do.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -140,6 +140,7 @@ pub async fn estimate<S: Records, A: Source>(
                 sync,
                 links: &links,
                 parents: &parents,
+                unsendable_parents: &HashMap::new(),
                 quarantined: &none,
                 priority: 0,
                 now_ms,

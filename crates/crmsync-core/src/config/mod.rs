@@ -2,6 +2,7 @@
 //! semantic validation pass that reports every problem at once ([`validate`]), and locating a
 //! dotted key path back to its line ([`locate`]).
 
+pub mod associate;
 pub mod load;
 pub mod locate;
 pub mod raw;

@@ -400,9 +400,10 @@ pub struct SyncConfig {
     pub updated_at_column: Option<String>,
     /// Column of the app table that receives the CRM id, e.g. `hubspot_id`.
     pub write_back_column: Option<String>,
-    /// Column -> name of the sync whose records it references (creates CRM associations).
+    /// Column -> the sync whose records it references (creates CRM associations); a target
+    /// may be optional (`{ sync = "contacts", required = false }`).
     #[serde(default)]
-    pub associate: BTreeMap<String, String>,
+    pub associate: super::associate::Associations,
     /// What a record deleted (archived) in the CRM does to its app row.
     #[serde(default)]
     pub on_crm_delete: OnCrmDelete,

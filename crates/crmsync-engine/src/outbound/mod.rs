@@ -69,6 +69,10 @@ pub(crate) const MAPPING: &str = "mapping";
 /// The value `crmsync resync` stores as the fingerprint: matches no mapping.
 pub const RESYNC: &str = "resync";
 
+/// The push cursor marking that some records went out without an optional association
+/// (`"1"`; empty or absent: none).
+const OPTIONAL_PENDING: &str = "optional_pending";
+
 /// The push cursor holding why a sync is stopped (empty: it is not).
 pub(crate) const STOPPED: &str = "stopped";
 
@@ -153,6 +157,7 @@ where
                 .await?,
         );
         let mut stale = 0u64;
+        let mut without_optional = 0u64;
         while let Some(page) = captured.next_page().await? {
             let mut rows = page.rows;
             report.read += rows.len() as u64;
@@ -163,12 +168,14 @@ where
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
             let links = self.state.links_for(&sync.name, &keys).await?;
             let parents = parent_links(&self.state, sync, &rows).await?;
+            let unsendable = unsendable_parents(&self.state, sync, &rows).await?;
             let quarantined = self.state.quarantined_among(&sync.name, &keys).await?;
             let now = self.clock.now_ms();
             let input = PlanInput {
                 sync,
                 links: &links,
                 parents: &parents,
+                unsendable_parents: &unsendable,
                 quarantined: &quarantined,
                 // A small change set is someone's edit; let it overtake a backfill.
                 priority: if captured.full { 0 } else { 10 },
@@ -177,6 +184,7 @@ where
             };
             let p = plan(&input, &rows);
             self.report_skipped(sync, &p.skipped);
+            without_optional += p.without_optional;
             report.unchanged += p.unchanged;
             report.invalid += p.invalid;
             report.held += p.held;
@@ -208,6 +216,14 @@ where
         }
         if !captured.vanished.is_empty() {
             tracing::info!(sync = %sync.name, count = captured.vanished.len(), "rows deleted in the app; their CRM records are kept (deletion sync is not enabled)");
+        }
+        // Records sent without an optional parent are planned again once such a parent syncs
+        // (see `deliver_round`); a full re-plan that sent none without one clears the mark.
+        if sync.associate.has_optional() && (without_optional > 0 || captured.full) {
+            let mark = if without_optional > 0 { "1" } else { "" };
+            self.state
+                .set_cursor(&sync.name, CursorDirection::Push, OPTIONAL_PENDING, mark)
+                .await?;
         }
         if stored.as_ref() != Some(&fingerprint) {
             self.state
@@ -426,6 +442,11 @@ where
                         if probing.remove(&sync) {
                             proven.insert(sync.clone());
                         }
+                        if done.report.created > 0
+                            && let Err(e) = self.replan_optional_children(&sync).await
+                        {
+                            fatal.get_or_insert(e);
+                        }
                         out.batches += 1;
                         out.syncs
                             .entry(sync.clone())
@@ -527,6 +548,31 @@ where
             sync: sync.to_string(),
             error: reason.to_string(),
         });
+        Ok(())
+    }
+
+    /// `parent` just created records in the CRM: its children that sent records without an
+    /// optional association to it are re-planned at their next capture, so those records get
+    /// the association now that their parent may be there.
+    async fn replan_optional_children(&self, parent: &str) -> Result<(), EngineError> {
+        for child in &self.config.raw.syncs {
+            let optional_to_parent = child
+                .associate
+                .iter()
+                .any(|(column, target)| target == parent && !child.associate.is_required(column));
+            if !optional_to_parent {
+                continue;
+            }
+            let pending = self
+                .state
+                .cursor(&child.name, CursorDirection::Push, OPTIONAL_PENDING)
+                .await?
+                .is_some_and(|m| !m.is_empty());
+            if pending {
+                self.request_resync(&child.name).await?;
+                self.wakes.wake_sync(&child.name);
+            }
+        }
         Ok(())
     }
 
@@ -987,10 +1033,12 @@ where
         // The links decide whether `create_only` values belong in the payload.
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let links = self.state.links_for(&sync.name, &keys).await?;
+        let unsendable = unsendable_parents(&self.state, sync, rows).await?;
         let input = PlanInput {
             sync,
             links: &links,
             parents: &parents,
+            unsendable_parents: &unsendable,
             quarantined: &HashSet::new(),
             priority: 0,
             now_ms: self.clock.now_ms(),
@@ -1050,6 +1098,37 @@ pub(crate) async fn parent_links<S: Records>(
         parents.entry(target.clone()).or_default().extend(found);
     }
     Ok(parents)
+}
+
+/// For the optional associations of `sync`: the parent keys `rows` name that are quarantined
+/// in the parent's sync (invalid, rejected, held for a confirmation — not merely waiting for
+/// a parent of their own), i.e. will not reach the CRM by themselves.
+/// A child is sent without such a parent instead of waiting for it.
+pub(crate) async fn unsendable_parents<S: Records>(
+    state: &S,
+    sync: &SyncConfig,
+    rows: &[SourceRow],
+) -> Result<HashMap<String, HashSet<String>>, StoreError> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for (column, target) in &sync.associate {
+        if sync.associate.is_required(column) {
+            continue;
+        }
+        let parent_keys: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.values.get(column).cloned().flatten())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut found = state.quarantined_among(target, &parent_keys).await?;
+        if !found.is_empty() {
+            // Waiting for its own parent is not "cannot be sent": that resolves by itself.
+            let waiting = state.blocked_keys(target, &[plan::PARENT_RULE]).await?;
+            found.retain(|k| !waiting.contains(k));
+        }
+        out.entry(target.clone()).or_default().extend(found);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub struct Payload {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub jobs: Vec<NewJob>,
+    /// Records planned without an optional association whose parent is not in the CRM: they
+    /// are planned again once such a parent syncs.
+    pub without_optional: u64,
     /// Records whose payload is what the CRM last accepted: nothing to send, but a queued job
     /// with another payload (an edit undone before it went out) must not go out either.
     pub unchanged_jobs: Vec<NewJob>,
@@ -47,6 +50,9 @@ pub struct PlanInput<'a> {
     pub links: &'a HashMap<String, Link>,
     /// Links of each association target sync, by sync name.
     pub parents: &'a HashMap<String, HashMap<String, Link>>,
+    /// For optional associations: parent keys quarantined in their sync, by sync name. A
+    /// child is sent without such a parent (and associated once the parent syncs).
+    pub unsendable_parents: &'a HashMap<String, HashSet<String>>,
     /// Keys that currently have a quarantine entry.
     pub quarantined: &'a HashSet<String>,
     pub priority: i32,
@@ -141,6 +147,15 @@ pub fn plan(input: &PlanInput<'_>, rows: &[SourceRow]) -> Plan {
                 }
                 None if input.assume_parents => {
                     associations.insert(target.clone(), String::new());
+                }
+                None if !sync.associate.is_required(column)
+                    && input
+                        .unsendable_parents
+                        .get(target)
+                        .is_some_and(|keys| keys.contains(&parent_key)) =>
+                {
+                    // Optional, and the parent cannot be sent now: the child goes without it.
+                    out.without_optional += 1;
                 }
                 None => {
                     waiting = Some((column.clone(), target.clone(), parent_key));
