@@ -211,7 +211,7 @@ impl Telemetry for LogTelemetry {
             ),
             Event::MappingChanged { sync } => tracing::info!(
                 sync,
-                "the mapping changed since the last sync: every record is planned again"
+                "the mapping changed since the last sync (or a re-plan was asked for): every record is planned again"
             ),
             Event::SyncStopped { sync, error } => tracing::error!(
                 sync,

@@ -80,6 +80,8 @@ pub(crate) enum LockSpace {
     Reservation = 0x6372_6d01,
     /// Parents of one sync: linking them vs. holding children for them.
     Parents = 0x6372_6d02,
+    /// One link (sync, local id), existing or about to be inserted: see [`lock_links`].
+    Link = 0x6372_6d03,
 }
 
 /// crmsync's state in a PostgreSQL database (the schema of the connection's `search_path`).
@@ -179,13 +181,27 @@ pub(crate) async fn lock_names(
     space: LockSpace,
     names: &[&str],
 ) -> Result<(), StoreError> {
+    lock_names_as(tx, space, names, false).await
+}
+
+/// [`lock_names`], shared (readers among themselves do not wait) when `shared`.
+pub(crate) async fn lock_names_as(
+    tx: &mut Transaction<'static, Postgres>,
+    space: LockSpace,
+    names: &[&str],
+    shared: bool,
+) -> Result<(), StoreError> {
     if names.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let q = if shared {
+        "SELECT pg_advisory_xact_lock_shared($1, k.h)
+         FROM (SELECT DISTINCT hashtext(n) AS h FROM unnest($2::text[]) AS n ORDER BY h) AS k"
+    } else {
         "SELECT pg_advisory_xact_lock($1, k.h)
-         FROM (SELECT DISTINCT hashtext(n) AS h FROM unnest($2::text[]) AS n ORDER BY h) AS k",
-    )
+         FROM (SELECT DISTINCT hashtext(n) AS h FROM unnest($2::text[]) AS n ORDER BY h) AS k"
+    };
+    sqlx::query(q)
     .bind(space as i32)
     .bind(names)
     .execute(&mut **tx)
@@ -236,6 +252,16 @@ pub(crate) async fn lock_links(
     if local_ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // Row locks cover only links that exist: two settles inserting the same new links in
+    // different orders, or a pull updating a row a settle is inserting, wait on each other's
+    // transactions and can deadlock. Advisory locks on the keys, taken first and in one global
+    // order (shared for readers), cover the links about to be inserted too.
+    let names: Vec<String> = local_ids
+        .iter()
+        .map(|l| format!("{sync}\u{1f}{l}"))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    lock_names_as(tx, LockSpace::Link, &names, mode == LinkLock::Share).await?;
     let q = match mode {
         LinkLock::Share => {
             "SELECT local_id, version, pushed_hash FROM links WHERE sync = $1 AND local_id = ANY($2)
