@@ -446,3 +446,17 @@ lead = { crm = "hs_analytics_source", write = "create_only" }
         assert!(got.contains(&want), "missing {want}: {err}");
     }
 }
+
+#[test]
+fn periodic_intervals_are_bounded_with_the_key_and_a_usual_value() {
+    let text = GOOD.replace(
+        "[crm]",
+        "[run]\narchive_check_interval_ms = 9223372036854775807\nreconcile_interval_ms = 21600000\n\n[crm]",
+    );
+    let err = load_str(&text, Path::new("c.toml"), Secrets::NotNeeded, &no_env)
+        .expect_err("a huge interval is refused");
+    let p = err.problems();
+    assert_eq!(p.len(), 1, "{err}");
+    assert_eq!(p[0].path, "run.archive_check_interval_ms");
+    assert!(p[0].message.contains("more than 30 days"), "{err}");
+}

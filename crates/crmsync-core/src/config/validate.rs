@@ -394,13 +394,33 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             raw.run.capture_interval_ms,
             "1000",
         ),
-        ("run.job_lease_ms", raw.run.job_lease_ms, "60000"),
+        ("run.job_lease_ms", raw.run.job_lease_ms, "15000"),
         ("run.leader_lease_ms", raw.run.leader_lease_ms, "15000"),
     ] {
         if value > 86_400_000 {
             push(
                 key.into(),
                 format!("{value} ms is more than a day; a value such as {example} is usual"),
+            );
+        }
+    }
+    // Periodic looks may be rare, but a time after them must still be representable.
+    for (key, value, example) in [
+        (
+            "run.archive_check_interval_ms",
+            raw.run.archive_check_interval_ms,
+            "60000",
+        ),
+        (
+            "run.reconcile_interval_ms",
+            raw.run.reconcile_interval_ms,
+            "21600000",
+        ),
+    ] {
+        if value > 30 * 86_400_000 {
+            push(
+                key.into(),
+                format!("{value} ms is more than 30 days; a value such as {example} is usual"),
             );
         }
     }

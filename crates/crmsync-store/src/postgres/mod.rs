@@ -202,10 +202,10 @@ pub(crate) async fn lock_names_as(
          FROM (SELECT DISTINCT hashtext(n) AS h FROM unnest($2::text[]) AS n ORDER BY h) AS k"
     };
     sqlx::query(q)
-    .bind(space as i32)
-    .bind(names)
-    .execute(&mut **tx)
-    .await?;
+        .bind(space as i32)
+        .bind(names)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
