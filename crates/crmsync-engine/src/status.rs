@@ -31,6 +31,9 @@ pub struct SyncStatus {
     /// and the fix. Cleared by the next start whose preflight passes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Jobs retrying or dead, grouped by their last error (the largest groups first, at most
+    /// five): a reason that repeats is usually a problem a person must fix.
+    pub stuck: Vec<crmsync_store::JobProblem>,
 }
 
 /// Call-log totals.
@@ -166,6 +169,7 @@ pub async fn status<S: State, A: Source + Capture>(
                 .cursor(&s.name, CursorDirection::Push, crate::outbound::STOPPED)
                 .await?
                 .filter(|r| !r.is_empty()),
+            stuck: store.job_problems(&s.name, 5).await?,
         });
     }
     let now = crmsync_store::now_ms();

@@ -650,6 +650,14 @@ pub trait Inspect: Send + Sync {
         local_id: &str,
     ) -> impl Future<Output = Result<Vec<JobDetail>, StoreError>> + Send;
 
+    /// The jobs of `sync` that are retrying or dead, grouped by state and last error, the
+    /// largest groups first, at most `limit` groups: what `status` shows as stuck.
+    fn job_problems(
+        &self,
+        sync: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<JobProblem>, StoreError>> + Send;
+
     /// Calls started in `[from_ms, to_ms]` whose endpoint contains `endpoint_part`, oldest
     /// first, at most `limit`.
     fn calls_between(

@@ -535,6 +535,16 @@ pub struct LinkDetail {
     pub pushed_at_ms: Option<i64>,
 }
 
+/// Jobs of a sync that keep failing the same way: retrying or dead, by their last error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobProblem {
+    /// `retrying` (will be tried again) or `dead` (out of attempts).
+    pub state: String,
+    /// The last error, as stored.
+    pub error: String,
+    pub jobs: i64,
+}
+
 /// A record's job row, whatever its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobDetail {

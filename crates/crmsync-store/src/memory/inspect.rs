@@ -53,6 +53,32 @@ impl Inspect for MemoryState {
             }))
     }
 
+    async fn job_problems(&self, sync: &str, limit: i64) -> Result<Vec<JobProblem>, StoreError> {
+        let inner = self.lock();
+        let mut groups: std::collections::BTreeMap<(String, String), i64> =
+            std::collections::BTreeMap::new();
+        for j in inner.jobs.values() {
+            let state = j.state.as_str();
+            if j.sync != sync || !matches!(state, "retrying" | "dead") {
+                continue;
+            }
+            if let Some(e) = &j.last_error {
+                *groups.entry((state.to_string(), e.clone())).or_insert(0) += 1;
+            }
+        }
+        let mut out: Vec<JobProblem> = groups
+            .into_iter()
+            .map(|((state, error), jobs)| JobProblem { state, error, jobs })
+            .collect();
+        out.sort_by(|a, b| {
+            b.jobs
+                .cmp(&a.jobs)
+                .then_with(|| (&a.state, &a.error).cmp(&(&b.state, &b.error)))
+        });
+        out.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(out)
+    }
+
     async fn jobs_of(&self, sync: &str, local_id: &str) -> Result<Vec<JobDetail>, StoreError> {
         let inner = self.lock();
         let mut out: Vec<JobDetail> = inner

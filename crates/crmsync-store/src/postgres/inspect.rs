@@ -75,6 +75,28 @@ impl Inspect for PgState {
         .transpose()
     }
 
+    async fn job_problems(&self, sync: &str, limit: i64) -> Result<Vec<JobProblem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, last_error, COUNT(*) FROM jobs
+             WHERE sync = $1 AND state IN ('retrying', 'dead') AND last_error IS NOT NULL
+             GROUP BY state, last_error ORDER BY COUNT(*) DESC, state, last_error LIMIT $2",
+        )
+        .bind(sync)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let t = "jobs";
+        rows.iter()
+            .map(|r| {
+                Ok(JobProblem {
+                    state: get(r, 0, t)?,
+                    error: get(r, 1, t)?,
+                    jobs: get(r, 2, t)?,
+                })
+            })
+            .collect()
+    }
+
     async fn jobs_of(&self, sync: &str, local_id: &str) -> Result<Vec<JobDetail>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, direction, state, hash, payload, attempts, run_at, last_error, created_at, updated_at, owner

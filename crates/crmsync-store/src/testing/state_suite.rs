@@ -55,6 +55,7 @@ where
         settle_releases_waiting_children,
         settle_rejected_quarantines_and_drops_the_job,
         settle_retry_and_dead,
+        job_problems_grouped_by_error,
         settle_failure_keeps_a_payload_replaced_in_flight,
         settle_needs_the_lease,
         release_all_gives_jobs_back,
@@ -1156,6 +1157,72 @@ pub async fn settle_rejected_quarantines_and_drops_the_job<S: State>(s: S) {
 
 /// A retried job waits until its due time (keeping its attempts and error); a dead one is
 /// never claimed again.
+/// Retrying and dead jobs are grouped by state and last error, largest group first.
+pub async fn job_problems_grouped_by_error<S: State>(s: S) {
+    let t = T0;
+    enqueue(
+        &s,
+        "s",
+        &[
+            ("a", "ha", 0),
+            ("b", "hb", 0),
+            ("c", "hc", 0),
+            ("d", "hd", 0),
+        ],
+        t,
+    )
+    .await;
+    enqueue(&s, "other", &[("x", "hx", 0)], t).await;
+    let claimed = s.claim("A", "s", 10, LEASE, t).await.expect("claim");
+    let other = s.claim("A", "other", 10, LEASE, t).await.expect("claim");
+    let retry = |id: i64, error: &str, dead: bool| Retry {
+        job_id: id,
+        error: error.to_string(),
+        run_at_ms: t + 500,
+        dead,
+    };
+    s.settle(
+        "A",
+        &Settlement {
+            retry: vec![
+                retry(job_id(&claimed, "a"), "parent gone", false),
+                retry(job_id(&claimed, "b"), "parent gone", false),
+                retry(job_id(&claimed, "c"), "HTTP 500", true),
+            ],
+            ..settlement("s", t + 1)
+        },
+    )
+    .await
+    .expect("settle");
+    s.settle(
+        "A",
+        &Settlement {
+            retry: vec![retry(job_id(&other, "x"), "elsewhere", false)],
+            ..settlement("other", t + 1)
+        },
+    )
+    .await
+    .expect("settle");
+    let problems = s.job_problems("s", 10).await.expect("job_problems");
+    assert_eq!(
+        problems,
+        vec![
+            JobProblem {
+                state: "retrying".into(),
+                error: "parent gone".into(),
+                jobs: 2
+            },
+            JobProblem {
+                state: "dead".into(),
+                error: "HTTP 500".into(),
+                jobs: 1
+            },
+        ],
+        "the running job d is not a problem; another sync's are not listed"
+    );
+    assert_eq!(s.job_problems("s", 1).await.expect("limit").len(), 1);
+}
+
 pub async fn settle_retry_and_dead<S: State>(s: S) {
     let t = T0;
     enqueue(&s, "s", &[("a", "ha", 0), ("b", "hb", 0)], t).await;

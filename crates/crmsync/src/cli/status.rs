@@ -36,6 +36,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if let Some(why) = &s.stopped {
             println!("\nSTOPPED {}: {why}", s.sync);
         }
+        for p in &s.stuck {
+            let what = if p.state == "dead" {
+                "out of retries"
+            } else {
+                "retrying"
+            };
+            println!(
+                "\n{}: {} job{} {what}: {}",
+                s.sync,
+                p.jobs,
+                if p.jobs == 1 { "" } else { "s" },
+                p.error
+            );
+        }
     }
     let t = &st.two_way;
     if t.paused {
