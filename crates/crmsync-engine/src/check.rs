@@ -5,8 +5,8 @@
 //! would be quarantined, refused or merged.
 
 use crate::error::EngineError;
-use crmsync_core::config::{Config, Direction, SyncConfig};
-use crmsync_core::mapping::{MapOutcome, map_row, pushes, referenced_columns};
+use crmsync_core::config::{Config, SyncConfig};
+use crmsync_core::mapping::{MapOutcome, map_row, pulls, pushes, referenced_columns};
 use crmsync_crm::{Crm, ObjectKind, Pipeline, PropertyInfo};
 use crmsync_store::{Source, StoreError};
 use serde::Serialize;
@@ -432,17 +432,7 @@ async fn scan_sync<A: Source>(
     let cols = referenced_columns(s);
     let mut needed = cols.clone();
     needed.push(&s.key);
-    if let Err(e) = check_columns(source, &s.table, &needed).await {
-        findings.push(config_finding(
-            Severity::Error,
-            s,
-            None,
-            "source_schema",
-            e.to_string(),
-        ));
-        return Ok(summary);
-    }
-    match source.describe(&s.table).await {
+    match check_columns(source, &s.table, &needed).await {
         Ok(info) => {
             for (field, why) in unwritable(s, &info) {
                 findings.push(config_finding(
@@ -454,13 +444,16 @@ async fn scan_sync<A: Source>(
                 ));
             }
         }
-        Err(e) => findings.push(config_finding(
-            Severity::Error,
-            s,
-            None,
-            "source_schema",
-            e.to_string(),
-        )),
+        Err(e) => {
+            findings.push(config_finding(
+                Severity::Error,
+                s,
+                None,
+                "source_schema",
+                e.to_string(),
+            ));
+            return Ok(summary);
+        }
     }
     let field_of_prop: HashMap<&str, &str> = s
         .fields
@@ -606,16 +599,16 @@ async fn scan_sync<A: Source>(
 }
 
 /// Checks that `table` exists in the app database and has every column in `needed`, naming
-/// the missing ones and the ones it has.
+/// the missing ones and the ones it has; returns what the database said about the table.
 pub async fn check_columns<A: Source>(
     source: &A,
     table: &str,
     needed: &[&str],
-) -> Result<(), StoreError> {
+) -> Result<crmsync_store::TableInfo, StoreError> {
     let info = source.describe(table).await?;
     let missing = info.missing(needed);
     if missing.is_empty() {
-        return Ok(());
+        return Ok(info);
     }
     let have: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
     Err(StoreError::Schema(format!(
@@ -640,7 +633,7 @@ pub fn unwritable(
     let mut targets: Vec<(Option<String>, &str, &str)> = sync
         .fields
         .iter()
-        .filter(|(_, f)| f.direction.unwrap_or(sync.direction) != Direction::Push)
+        .filter(|(_, f)| pulls(sync, f))
         .map(|(name, _)| (Some(name.clone()), name.as_str(), "a field that pulls"))
         .collect();
     if let Some(c) = &sync.write_back_column {
@@ -688,10 +681,9 @@ pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), 
         {
             cols.push(c);
         }
-        check_columns(source, &s.table, &cols)
+        let info = check_columns(source, &s.table, &cols)
             .await
             .map_err(|e| EngineError::Config(format!("sync `{}`: {e}", s.name)))?;
-        let info = source.describe(&s.table).await?;
         if let Some((field, why)) = unwritable(s, &info).into_iter().next() {
             let at = field.map(|f| format!(" field `{f}`")).unwrap_or_default();
             return Err(EngineError::Config(format!("sync `{}`{at}: {why}", s.name)));

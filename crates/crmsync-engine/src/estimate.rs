@@ -110,16 +110,10 @@ pub async fn estimate<S: Records, A: Source>(
     let mut calls = 0;
     for i in dependency_order(&config.raw.syncs) {
         let sync = &config.raw.syncs[i];
-        let stored = store
-            .cursor(
-                &sync.name,
-                crmsync_store::CursorDirection::Push,
-                crate::outbound::MAPPING,
-            )
-            .await?;
+        let stored = crate::outbound::planned_fingerprint(store, &sync.name).await?;
         let mut e = SyncEstimate {
             sync: sync.name.clone(),
-            replan: stored.is_some_and(|f| f != crmsync_core::hash::mapping_fingerprint(sync)),
+            replan: crate::outbound::replan_due(stored.as_deref(), sync),
             ..Default::default()
         };
         let mut with_assoc: BTreeMap<String, u64> = BTreeMap::new();

@@ -165,10 +165,7 @@ pub async fn status<S: State, A: Source + Capture>(
             failed: c.dead,
             quarantined,
             held: c.held,
-            stopped: store
-                .cursor(&s.name, CursorDirection::Push, crate::outbound::STOPPED)
-                .await?
-                .filter(|r| !r.is_empty()),
+            stopped: crate::outbound::stopped_reason(store, &s.name).await?,
             stuck: store.job_problems(&s.name, 5).await?,
         });
     }

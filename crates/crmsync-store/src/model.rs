@@ -490,6 +490,14 @@ pub enum Grant {
     Wait { until_ms: i64, limit: String },
 }
 
+/// Keeps the latest instant a reservation must wait for (and the limit that makes it wait),
+/// as each window and the day are counted: a call may start only when every limit has room.
+pub(crate) fn wait_for_latest(wait: &mut Option<(i64, String)>, until_ms: i64, limit: &str) {
+    if wait.as_ref().is_none_or(|(u, _)| until_ms > *u) {
+        *wait = Some((until_ms, limit.to_string()));
+    }
+}
+
 /// One logged CRM request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRow {

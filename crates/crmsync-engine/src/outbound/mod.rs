@@ -74,7 +74,7 @@ pub const RESYNC: &str = "resync";
 const OPTIONAL_PENDING: &str = "optional_pending";
 
 /// The push cursor holding why a sync is stopped (empty: it is not).
-pub(crate) const STOPPED: &str = "stopped";
+const STOPPED: &str = "stopped";
 
 /// One finished piece of a delivery round.
 enum Step {
@@ -125,11 +125,8 @@ where
         // row: records already in the CRM get the new fields, and quarantined ones are judged
         // by the new rules. The fingerprint is stored once the whole table was planned.
         let fingerprint = crmsync_core::hash::mapping_fingerprint(sync);
-        let stored = self
-            .state
-            .cursor(&sync.name, CursorDirection::Push, MAPPING)
-            .await?;
-        let replan = stored.as_ref().is_some_and(|f| f != &fingerprint);
+        let stored = planned_fingerprint(&self.state, &sync.name).await?;
+        let replan = replan_due(stored.as_deref(), sync);
         if replan {
             self.emit(Event::MappingChanged {
                 sync: sync.name.clone(),
@@ -584,23 +581,9 @@ where
         Ok(())
     }
 
-    /// Whether the next capture of `sync` re-plans every row: its mapping changed since its
-    /// records were planned, or a resync was asked for.
-    pub async fn replan_pending(&self, sync: &SyncConfig) -> Result<bool, EngineError> {
-        let stored = self
-            .state
-            .cursor(&sync.name, CursorDirection::Push, MAPPING)
-            .await?;
-        Ok(stored.is_some_and(|f| f != crmsync_core::hash::mapping_fingerprint(sync)))
-    }
-
     /// Why `sync` is stopped, if it is.
     pub async fn stopped_reason(&self, sync: &str) -> Result<Option<String>, EngineError> {
-        Ok(self
-            .state
-            .cursor(sync, CursorDirection::Push, STOPPED)
-            .await?
-            .filter(|r| !r.is_empty()))
+        Ok(stopped_reason(&self.state, sync).await?)
     }
 
     /// Lets every stopped sync deliver again: called when a start found the mapping fits the
@@ -1088,16 +1071,47 @@ pub(crate) async fn parent_links<S: Records>(
 ) -> Result<HashMap<String, HashMap<String, Link>>, StoreError> {
     let mut parents: HashMap<String, HashMap<String, Link>> = HashMap::new();
     for (column, target) in &sync.associate {
-        let parent_keys: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.values.get(column).cloned().flatten())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let parent_keys = parent_keys(rows, column);
         let found = state.links_for(target, &parent_keys).await?;
         parents.entry(target.clone()).or_default().extend(found);
     }
     Ok(parents)
+}
+
+/// Why `sync` is stopped because the CRM refuses its mapping, if it is (what `sync`, `status`
+/// and every worker's delivery read).
+pub(crate) async fn stopped_reason<S: Records>(
+    state: &S,
+    sync: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(state
+        .cursor(sync, CursorDirection::Push, STOPPED)
+        .await?
+        .filter(|r| !r.is_empty()))
+}
+
+/// Whether the next capture of `sync` re-plans every row: its records were planned with
+/// another mapping (`stored` fingerprint), or a resync was asked for. No fingerprint yet (a
+/// first capture, or a state from before fingerprints) is not a change.
+pub(crate) fn replan_due(stored: Option<&str>, sync: &SyncConfig) -> bool {
+    stored.is_some_and(|f| f != crmsync_core::hash::mapping_fingerprint(sync))
+}
+
+/// The fingerprint `sync`'s records were last planned with, if any.
+pub(crate) async fn planned_fingerprint<S: Records>(
+    state: &S,
+    sync: &str,
+) -> Result<Option<String>, StoreError> {
+    state.cursor(sync, CursorDirection::Push, MAPPING).await
+}
+
+/// The distinct parent keys `rows` name in `column`, in order.
+fn parent_keys(rows: &[SourceRow], column: &str) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| r.values.get(column).cloned().flatten())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// For the optional associations of `sync`: the parent keys `rows` name that are quarantined
@@ -1114,12 +1128,7 @@ pub(crate) async fn unsendable_parents<S: Records>(
         if sync.associate.is_required(column) {
             continue;
         }
-        let parent_keys: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.values.get(column).cloned().flatten())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let parent_keys = parent_keys(rows, column);
         let mut found = state.quarantined_among(target, &parent_keys).await?;
         if !found.is_empty() {
             // Waiting for its own parent is not "cannot be sent": that resolves by itself.

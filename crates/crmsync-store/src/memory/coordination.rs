@@ -83,8 +83,8 @@ impl Coordination for MemoryState {
                 && let Some(last) = counted.iter().copied().max()
             {
                 let until = last.saturating_add(w.min_gap_ms);
-                if until > now && wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                    wait = Some((until, w.name.clone()));
+                if until > now {
+                    wait_for_latest(&mut wait, until, &w.name);
                 }
             }
             if count >= i64::from(w.max) {
@@ -94,9 +94,7 @@ impl Coordination for MemoryState {
                     .ok()
                     .and_then(|i| counted.get(i).copied());
                 let until = at.unwrap_or(now).saturating_add(w.length_ms);
-                if wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                    wait = Some((until, w.name.clone()));
-                }
+                wait_for_latest(&mut wait, until, &w.name);
             }
         }
         if let Some(day) = &req.day {
@@ -107,9 +105,7 @@ impl Coordination for MemoryState {
                 .unwrap_or(0);
             if used >= day.allowance {
                 let until = day.start_ms.saturating_add(DAY_MS);
-                if wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                    wait = Some((until, "day".to_string()));
-                }
+                wait_for_latest(&mut wait, until, "day");
             }
         }
         if let Some((until_ms, limit)) = wait {

@@ -104,9 +104,8 @@ impl Coordination for PgState {
                     .await?;
                     if let Some(until) = last.map(|l| l.saturating_add(w.min_gap_ms))
                         && until > now
-                        && wait.as_ref().is_none_or(|(u, _)| until > *u)
                     {
-                        wait = Some((until, w.name.clone()));
+                        wait_for_latest(&mut wait, until, &w.name);
                     }
                 }
                 if n < i64::from(w.max) {
@@ -124,9 +123,7 @@ impl Coordination for PgState {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let until = at.unwrap_or(now) + w.length_ms;
-                if wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                    wait = Some((until, w.name.clone()));
-                }
+                wait_for_latest(&mut wait, until, &w.name);
             }
         }
         if let Some(day) = &req.day {
@@ -139,9 +136,7 @@ impl Coordination for PgState {
             .await?;
             if used.unwrap_or(0) >= day.allowance {
                 let until = day.start_ms + DAY_MS;
-                if wait.as_ref().is_none_or(|(u, _)| until > *u) {
-                    wait = Some((until, "day".to_string()));
-                }
+                wait_for_latest(&mut wait, until, "day");
             }
         }
         if let Some((until_ms, limit)) = wait {

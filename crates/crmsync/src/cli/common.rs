@@ -95,3 +95,16 @@ pub async fn preflight_or_refuse(engine: &Worker, force: bool) -> anyhow::Result
     engine.clear_stops().await?;
     Ok(())
 }
+
+/// Refuses a sync name the config does not have, listing the ones it has (a usage error).
+pub fn require_sync(config: &Config, name: &str) -> anyhow::Result<()> {
+    if config.sync(name).is_some() {
+        return Ok(());
+    }
+    let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
+    Err(crate::exit::UsageError(format!(
+        "no sync named `{name}`; syncs: {}",
+        names.join(", ")
+    ))
+    .into())
+}

@@ -3,8 +3,7 @@
 //! the calls around its last push). Reads only.
 
 use super::ConfigArg;
-use super::common::{load_config, open_databases};
-use crate::exit::UsageError;
+use super::common::{load_config, open_databases, require_sync};
 use crmsync_core::config::Secrets;
 use crmsync_engine::explain::{Explanation, Mapped};
 use std::process::ExitCode;
@@ -24,15 +23,7 @@ pub struct ExplainArgs {
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
-    if config.sync(&args.sync).is_none() {
-        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
-        return Err(UsageError(format!(
-            "no sync named `{}`; syncs: {}",
-            args.sync,
-            names.join(", ")
-        ))
-        .into());
-    }
+    require_sync(&config, &args.sync)?;
     let (store, source) = open_databases(&config).await?;
     let e =
         crmsync_engine::explain::explain(&config, &store, &source, &args.sync, &args.key).await?;

@@ -4,8 +4,7 @@
 //! only marks the state, and the sync's leader does the re-plan on its next capture.
 
 use super::ConfigArg;
-use super::common::{engine_beside_worker, load_config};
-use crate::exit::UsageError;
+use super::common::{engine_beside_worker, load_config, require_sync};
 use crmsync_core::config::Secrets;
 use std::process::ExitCode;
 
@@ -20,13 +19,8 @@ pub struct ResyncArgs {
 
 pub async fn run(args: ResyncArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
-    let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
-    if let Some(unknown) = args.syncs.iter().find(|s| config.sync(s).is_none()) {
-        return Err(UsageError(format!(
-            "no sync named `{unknown}`; syncs: {}",
-            names.join(", ")
-        ))
-        .into());
+    for s in &args.syncs {
+        require_sync(&config, s)?;
     }
     let engine = engine_beside_worker(config).await?;
     for s in &args.syncs {

@@ -3,10 +3,9 @@
 //! which of them left the quarantine and which are still there, with the reason.
 
 use super::ConfigArg;
-use super::common::{engine, load_config};
+use super::common::{engine, load_config, require_sync};
 use super::sync::print_report;
 use crate::exit::FAILURE;
-use crate::exit::UsageError;
 use crate::progress::Bars;
 use crmsync_core::config::Secrets;
 use crmsync_store::{Inspect, QuarantineKind};
@@ -27,11 +26,8 @@ pub struct RetryArgs {
 
 pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
-    if let Some(s) = &args.sync
-        && config.sync(s).is_none()
-    {
-        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
-        return Err(UsageError(format!("no sync named `{s}`; syncs: {}", names.join(", "))).into());
+    if let Some(s) = &args.sync {
+        require_sync(&config, s)?;
     }
     let mut engine = engine(config).await?;
     let kinds: &[QuarantineKind] = if args.all {
