@@ -83,14 +83,14 @@ pub enum Event {
         count: u64,
         example: String,
     },
-    /// App values of a field that failed a rule marked `on_invalid = "skip_field"`: their
-    /// records were sent without the field.
     /// A sync stopped delivering: the CRM refused it for a reason every record shares (a
     /// missing property, a constant value the portal lacks). Other syncs go on.
     SyncStopped { sync: String, error: String },
     /// A sync's mapping changed since its records were planned (or a resync was asked for):
     /// this capture re-plans every row.
     MappingChanged { sync: String },
+    /// App values of a field that failed a rule marked `on_invalid = "skip_field"`: their
+    /// records were sent without the field.
     FieldsSkipped {
         sync: String,
         field: String,

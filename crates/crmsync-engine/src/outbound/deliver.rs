@@ -98,15 +98,15 @@ pub async fn deliver<C: Crm>(
             continue;
         };
         for chunk in pairs.chunks(crm.max_batch().max(1)) {
-            let inputs: Vec<AssociationInput> = chunk.iter().map(|(_, a)| a.clone()).collect();
-            if let Err(e) = crm.associate_batch(target.object, to, &inputs).await {
-                if is_fatal(&e) {
-                    return Err(e.into());
-                }
-                for (id, _) in chunk {
-                    assoc_failed.insert(*id, e.clone());
-                }
-            }
+            associate_split(
+                crm,
+                target.object,
+                to,
+                target_sync,
+                chunk,
+                &mut assoc_failed,
+            )
+            .await?;
         }
     }
     for (job, crm_id, created) in upserted {
@@ -126,6 +126,70 @@ pub async fn deliver<C: Crm>(
     }
     Ok(out)
 }
+
+/// Associates `pairs` (job id, pair), splitting a refused call in halves until each refused
+/// pair stands alone: HubSpot refuses a whole association batch for one pair whose parent is
+/// gone, and without the split that one pair would fail (and finally kill) every job retried
+/// with it. A pair refused alone fails its job with a message naming the parent record.
+async fn associate_split<C: Crm>(
+    crm: &C,
+    from: ObjectKind,
+    to: ObjectKind,
+    target_sync: &str,
+    pairs: &[(i64, AssociationInput)],
+    failed: &mut HashMap<i64, CrmError>,
+) -> Result<(), EngineError> {
+    let mut stack: Vec<&[(i64, AssociationInput)]> = vec![pairs];
+    while let Some(part) = stack.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        let inputs: Vec<AssociationInput> = part.iter().map(|(_, a)| a.clone()).collect();
+        let Err(e) = crm.associate_batch(from, to, &inputs).await else {
+            continue;
+        };
+        if is_fatal(&e) {
+            return Err(e.into());
+        }
+        match part {
+            [(id, pair)] if e.kind == ErrorKind::Rejected => {
+                failed.insert(*id, parent_refused(e, to, target_sync, pair));
+            }
+            // A retryable failure says nothing about which pair is bad: splitting would only
+            // multiply the calls.
+            _ if e.kind != ErrorKind::Rejected => {
+                for (id, _) in part {
+                    failed.insert(*id, e.clone());
+                }
+            }
+            _ => {
+                let (left, right) = part.split_at(part.len() / 2);
+                stack.push(right);
+                stack.push(left);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error of a child whose association alone was refused: the child was just upserted, so
+/// the parent is what the CRM could not find (deleted or merged away in the CRM). The message
+/// starts with [`PARENT_GONE`], so `status` groups such jobs under one named reason.
+fn parent_refused(
+    e: CrmError,
+    to: ObjectKind,
+    target_sync: &str,
+    pair: &AssociationInput,
+) -> CrmError {
+    let message = format!(
+        "{PARENT_GONE}: the {to} record {} of sync {target_sync:?} cannot be associated ({})",
+        pair.to_id, e.message
+    );
+    CrmError { message, ..e }
+}
+
+/// How the last error of a job whose parent record the CRM no longer has begins.
+pub const PARENT_GONE: &str = "parent gone";
 
 pub(crate) fn is_fatal(e: &CrmError) -> bool {
     matches!(
