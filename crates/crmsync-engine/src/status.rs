@@ -34,6 +34,9 @@ pub struct SyncStatus {
     /// Jobs retrying or dead, grouped by their last error (the largest groups first, at most
     /// five): a reason that repeats is usually a problem a person must fix.
     pub stuck: Vec<crmsync_store::JobProblem>,
+    /// CRM values pulled fields could not map back into the app (a stage missing from a
+    /// `map`), by field: left out of the app until the mapping takes them.
+    pub unmapped: Vec<crate::inbound::warnings::Unmapped>,
 }
 
 /// Call-log totals.
@@ -167,6 +170,7 @@ pub async fn status<S: State, A: Source + Capture>(
             held: c.held,
             stopped: crate::outbound::stopped_reason(store, &s.name).await?,
             stuck: store.job_problems(&s.name, 5).await?,
+            unmapped: crate::inbound::warnings::unmapped_warnings(store, &s.name).await?,
         });
     }
     let now = crmsync_store::now_ms();
@@ -230,7 +234,8 @@ pub async fn status<S: State, A: Source + Capture>(
 /// Batch size used for estimates (HubSpot's).
 const BATCH: u64 = 100;
 
-fn rfc3339(ms: i64) -> String {
+/// `ms` since the epoch as RFC 3339 in UTC, to the second ("" when out of range).
+pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()

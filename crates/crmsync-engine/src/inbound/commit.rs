@@ -33,15 +33,18 @@ where
         report: &mut PullReport,
     ) -> Result<(), EngineError> {
         report.add(&decisions.report);
-        for (field, (count, example)) in &decisions.unmappable {
+        for (field, (count, values)) in &decisions.unmappable {
             self.emit(Event::Unmappable {
                 sync: sync.name.clone(),
                 field: field.clone(),
                 count: *count,
-                example: example.clone(),
+                example: values.first().cloned().unwrap_or_default(),
             });
         }
         let now = self.clock.now_ms();
+        // Kept for `status`: a log line alone is missed (it scrolls away every round).
+        super::warnings::record_unmapped(&self.state, &sync.name, &decisions.unmappable, now)
+            .await?;
         let writes: Vec<RowWrite> = decisions
             .records
             .iter()

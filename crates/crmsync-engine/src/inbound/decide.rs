@@ -60,8 +60,8 @@ pub struct Decided {
 pub struct Decisions {
     pub records: Vec<Decided>,
     pub conflicts: Vec<Conflict>,
-    /// CRM values with no way back: field -> (count, one example).
-    pub unmappable: BTreeMap<String, (u64, String)>,
+    /// CRM values with no way back: field -> (count, distinct values, a few).
+    pub unmappable: BTreeMap<String, (u64, Vec<String>)>,
     /// Counts (fetched, unchanged, kept_app, parked, unlinked, unmappable).
     pub report: PullReport,
 }
@@ -150,11 +150,11 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
                     }
                     Err(_) => {
                         out.report.unmappable += 1;
-                        let e = out
-                            .unmappable
-                            .entry(key.to_string())
-                            .or_insert((0, crm_value.clone()));
+                        let e = out.unmappable.entry(key.to_string()).or_default();
                         e.0 += 1;
+                        if e.1.len() < super::warnings::MAX_VALUES && !e.1.contains(&crm_value) {
+                            e.1.push(crm_value.clone());
+                        }
                     }
                 },
                 Decision::Park => {

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod events;
 pub mod poll;
 pub mod read_back;
+pub mod warnings;
 
 use crate::engine::Engine;
 use crate::error::EngineError;

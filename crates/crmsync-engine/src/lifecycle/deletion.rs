@@ -50,11 +50,7 @@ fn held_entry(sync: &SyncConfig, d: &CrmDeletion, now: i64, message: String) -> 
     )
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::status::rfc3339;
 
 impl<A, S, C> Engine<A, S, C>
 where

@@ -131,6 +131,8 @@ where
             self.emit(Event::MappingChanged {
                 sync: sync.name.clone(),
             });
+            // Values the old mapping could not take back may map now.
+            crate::inbound::warnings::clear_unmapped(&self.state, &sync.name).await?;
         }
         let mut captured = capture(&self.app, &self.state, sync, replan).await?;
         let mut parked: HashSet<String> = self

@@ -50,6 +50,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 p.error
             );
         }
+        for u in &s.unmapped {
+            let values: Vec<String> = u.values.iter().map(|v| format!("{v:?}")).collect();
+            println!(
+                "
+{}: WARNING {} CRM value{} of field {:?} had no way back into the app ({}; last {}): add {} to the field's map",
+                s.sync,
+                u.count,
+                if u.count == 1 { "" } else { "s" },
+                u.field,
+                values.join(", "),
+                crmsync_engine::status::rfc3339(u.last_seen_ms),
+                if u.values.len() == 1 { "it" } else { "them" },
+            );
+        }
     }
     let t = &st.two_way;
     if t.paused {
