@@ -601,7 +601,6 @@ where
         Ok(())
     }
 
-    /// Keeps a settlement the state database could not store, for [`Self::settle_kept`].
     /// One event per field and rule for the fields left out of this page's records.
     fn report_skipped(&self, sync: &SyncConfig, skipped: &[(String, FieldProblem)]) {
         let mut by_field: BTreeMap<(&str, &str), (u64, String)> = BTreeMap::new();
@@ -622,6 +621,7 @@ where
         }
     }
 
+    /// Keeps a settlement the state database could not store, for [`Self::settle_kept`].
     fn keep_unsettled(&self, settlement: Settlement) {
         if let Ok(mut kept) = self.unsettled.lock() {
             kept.push(settlement);
