@@ -298,6 +298,28 @@ fn scales(f: &crmsync_core::config::FieldConfig) -> bool {
     })
 }
 
+/// A deals sync that sends an amount from a table with a currency column, but not the
+/// currency: every amount would be taken in the portal's company currency (€1,299 arriving as
+/// $1,299). `None` when the currency is sent or there is no such column.
+fn currency_left_out(
+    s: &SyncConfig,
+    object: ObjectKind,
+    info: &crmsync_store::TableInfo,
+) -> Option<String> {
+    let sends = |prop: &str| s.fields.values().any(|f| f.crm == prop && pushes(s, f));
+    if object != ObjectKind::Deals || !sends("amount") || sends("deal_currency_code") {
+        return None;
+    }
+    let column = info.columns.iter().map(|c| c.name.as_str()).find(|n| {
+        let n = n.to_ascii_lowercase();
+        n == "currency" || n.starts_with("currency_") || n.ends_with("_currency")
+    })?;
+    Some(format!(
+        "table `{}` has a currency column `{column}` but no field sends it: HubSpot would read every amount in the portal's company currency; add `{column} = {{ crm = \"deal_currency_code\", transform = \"uppercase\" }}`",
+        s.table
+    ))
+}
+
 /// Config against the CRM's schema: id property, mapped properties, map targets.
 fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -434,6 +456,15 @@ async fn scan_sync<A: Source>(
     needed.push(&s.key);
     match check_columns(source, &s.table, &needed).await {
         Ok(info) => {
+            if let Some(why) = currency_left_out(s, object, &info) {
+                findings.push(config_finding(
+                    Severity::Warning,
+                    s,
+                    None,
+                    "currency_unmapped",
+                    why,
+                ));
+            }
             for (field, why) in unwritable(s, &info) {
                 findings.push(config_finding(
                     Severity::Error,

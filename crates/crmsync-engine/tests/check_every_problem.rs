@@ -57,10 +57,10 @@ async fn check_finds_every_kind_of_problem_and_only_reads() {
         "INSERT INTO customers VALUES ('5', 'di@example.com', 'y', 'Dionysius Maximilian', NULL, NULL)",
         "INSERT INTO customers VALUES ('6', 'ed@example.com', 'y', 'Ed', NULL, 'tomorrow')",
         "INSERT INTO customers VALUES ('6', 'ed2@example.com', 'y', 'Ed', NULL, NULL)",
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, title TEXT, amount TEXT, status TEXT)",
-        "INSERT INTO orders VALUES (1, 'A', '10.00', 'new')",
-        "INSERT INTO orders VALUES (2, 'B', '1.234,50', 'paid')",
-        "INSERT INTO orders VALUES (3, 'C', '5', 'lost')",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, title TEXT, amount TEXT, status TEXT, currency TEXT)",
+        "INSERT INTO orders VALUES (1, 'A', '10.00', 'new', 'EUR')",
+        "INSERT INTO orders VALUES (2, 'B', '1.234,50', 'paid', 'EUR')",
+        "INSERT INTO orders VALUES (3, 'C', '5', 'lost', 'USD')",
     ] {
         sqlx::query(sql).execute(&mut conn).await.expect("app sql");
     }
@@ -124,6 +124,13 @@ async fn check_finds_every_kind_of_problem_and_only_reads() {
             .key
             .as_deref(),
         Some("3")
+    );
+    let currency = find("deals", "currency_unmapped", None);
+    assert_eq!(currency.severity, Severity::Warning);
+    assert!(
+        currency.message.contains("deal_currency_code"),
+        "{}",
+        currency.message
     );
     let amount = find("deals", "crm_type", Some("amount"));
     assert_eq!(amount.examples[0].value.as_deref(), Some("1.234,50"));

@@ -225,6 +225,13 @@ const COMPANY_PROPERTIES: &[Builtin] = &[
 const DEAL_PROPERTIES: &[Builtin] = &[
     ("dealname", "Deal Name", "string", "text", false),
     ("amount", "Amount", "number", "number", false),
+    (
+        "deal_currency_code",
+        "Currency",
+        "enumeration",
+        "select",
+        false,
+    ),
     ("dealstage", "Deal Stage", "enumeration", "radio", false),
     ("pipeline", "Pipeline", "enumeration", "select", false),
     ("closedate", "Close Date", "datetime", "date", false),
@@ -276,6 +283,16 @@ const LEAD_STATUSES: &[(&str, &str)] = &[
     ("BAD_TIMING", "Bad Timing"),
 ];
 
+/// The currencies the emulated account has enabled (its company currency first): HubSpot
+/// offers as `deal_currency_code` options only the account's currencies, so a deal in another
+/// currency is refused with `INVALID_OPTION`.
+const CURRENCIES: &[(&str, &str)] = &[
+    ("USD", "US Dollar"),
+    ("EUR", "Euro"),
+    ("GBP", "British Pound"),
+    ("CAD", "Canadian Dollar"),
+];
+
 const DEAL_TYPES: &[(&str, &str)] = &[
     ("newbusiness", "New Business"),
     ("existingbusiness", "Existing Business"),
@@ -310,6 +327,7 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 (_, "lifecyclestage") => options(LIFECYCLE_STAGES),
                 (ObjectType::Contacts, "hs_lead_status") => options(LEAD_STATUSES),
                 (ObjectType::Deals, "dealtype") => options(DEAL_TYPES),
+                (ObjectType::Deals, "deal_currency_code") => options(CURRENCIES),
                 (ObjectType::Deals, "pipeline") => {
                     options(&[(pipelines::DEFAULT_ID, pipelines::DEFAULT_LABEL)])
                 }
