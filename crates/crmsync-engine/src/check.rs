@@ -315,7 +315,7 @@ fn currency_left_out(
         n == "currency" || n.starts_with("currency_") || n.ends_with("_currency")
     })?;
     Some(format!(
-        "table `{}` has a currency column `{column}` but no field sends it: HubSpot would read every amount in the portal's company currency; add `{column} = {{ crm = \"deal_currency_code\", transform = \"uppercase\" }}`",
+        "table `{}` has a currency column `{column}` but no field sends it: HubSpot would read every amount in the portal's company currency; add `{column} = {{ crm = \"deal_currency_code\", transform = [\"uppercase\"] }}`",
         s.table
     ))
 }
