@@ -288,6 +288,26 @@ pub async fn check<C: Crm, A: Source>(
     Ok(report)
 }
 
+/// Whether a timestamp value, compared as the database compares the column, sorts as time
+/// does: an integer (epoch), or ISO 8601 starting `YYYY-MM-DD` (then ` ` or `T` and `HH:MM`).
+/// `01.02.2026` or `Feb 1, 2026` sort as text, not as time.
+fn sorts_as_time(v: &str) -> bool {
+    let v = v.trim();
+    if v.parse::<i64>().is_ok() {
+        return true;
+    }
+    let b = v.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let date = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10);
+    date && (b.len() == 10
+        || (matches!(b.get(10), Some(b' ' | b'T')) && digits(11..13) && b.get(13) == Some(&b':')))
+}
+
 /// Whether a field's transforms scale its number (`number = { divide_by = ... }`).
 fn scales(f: &crmsync_core::config::FieldConfig) -> bool {
     f.transform.iter().any(|item| {
@@ -451,7 +471,16 @@ async fn scan_sync<A: Source>(
         object: s.object.clone(),
         ..Default::default()
     };
-    let cols = referenced_columns(s);
+    let mut cols = referenced_columns(s);
+    // `capture = "updated_at"` pages by this column in its own order: its values must sort
+    // as time does, and a NULL is never captured.
+    let stamp = s
+        .updated_at_column
+        .as_deref()
+        .filter(|_| s.capture == crmsync_core::config::Capture::UpdatedAt);
+    if let Some(c) = stamp.filter(|c| !cols.contains(c)) {
+        cols.push(c);
+    }
     let mut needed = cols.clone();
     needed.push(&s.key);
     match check_columns(source, &s.table, &needed).await {
@@ -514,6 +543,29 @@ async fn scan_sync<A: Source>(
                     || format!("key column `{}` has duplicate values; each record must have its own key", s.key),
                     Example { key: Some(row.key.clone()), value: None, detail: "key used more than once".into() },
                 );
+            }
+            if let Some(c) = stamp {
+                match row.values.get(c).cloned().flatten() {
+                    None => groups.add(
+                        Severity::Warning,
+                        &s.name,
+                        Some(c),
+                        "updated_at_null",
+                        None,
+                        || format!("`{c}` is NULL: capture = \"updated_at\" never sees these records until the column is set (use capture = \"trigger\" or fill it)"),
+                        Example { key: Some(row.key.clone()), value: None, detail: "NULL".into() },
+                    ),
+                    Some(v) if !sorts_as_time(&v) => groups.add(
+                        Severity::Error,
+                        &s.name,
+                        Some(c),
+                        "updated_at_order",
+                        None,
+                        || format!("`{c}` holds values that do not sort as time: capture = \"updated_at\" would miss changes; store ISO 8601 (`2026-02-01 10:00:00`) or epoch milliseconds, or use capture = \"trigger\""),
+                        Example { key: Some(row.key.clone()), value: Some(v.clone()), detail: "not ISO 8601 nor an integer".into() },
+                    ),
+                    Some(_) => {}
+                }
             }
             match map_row(s, &row.values) {
                 MapOutcome::Invalid(problems) => {
@@ -726,6 +778,28 @@ pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_that_sort_as_time() {
+        for ok in [
+            "1767225600000",
+            "2026-02-01",
+            "2026-02-01 10:00:00",
+            "2026-02-01T10:00:00Z",
+            "2026-02-01 10:00:00.123+00",
+        ] {
+            assert!(sorts_as_time(ok), "{ok}");
+        }
+        for bad in [
+            "01.02.2026",
+            "Feb 1, 2026",
+            "2026-2-1",
+            "2026-02-01 at noon",
+            "",
+        ] {
+            assert!(!sorts_as_time(bad), "{bad}");
+        }
+    }
     use crmsync_core::config::{Secrets, load_str};
 
     fn deals_config(fields: &str) -> Config {

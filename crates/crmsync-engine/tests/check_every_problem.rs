@@ -29,6 +29,8 @@ created = { crm = "createdate", transform = [{ datetime = "%d.%m.%Y" }] }
 name = "deals"
 table = "orders"
 object = "deals"
+capture = "updated_at"
+updated_at_column = "updated"
 [sync.fields]
 title = { crm = "dealname", validate = "required" }
 amount = { crm = "amount" }
@@ -57,10 +59,10 @@ async fn check_finds_every_kind_of_problem_and_only_reads() {
         "INSERT INTO customers VALUES ('5', 'di@example.com', 'y', 'Dionysius Maximilian', NULL, NULL)",
         "INSERT INTO customers VALUES ('6', 'ed@example.com', 'y', 'Ed', NULL, 'tomorrow')",
         "INSERT INTO customers VALUES ('6', 'ed2@example.com', 'y', 'Ed', NULL, NULL)",
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, title TEXT, amount TEXT, status TEXT, currency TEXT)",
-        "INSERT INTO orders VALUES (1, 'A', '10.00', 'new', 'EUR')",
-        "INSERT INTO orders VALUES (2, 'B', '1.234,50', 'paid', 'EUR')",
-        "INSERT INTO orders VALUES (3, 'C', '5', 'lost', 'USD')",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, title TEXT, amount TEXT, status TEXT, currency TEXT, updated TEXT)",
+        "INSERT INTO orders VALUES (1, 'A', '10.00', 'new', 'EUR', '2026-01-01 10:00:00')",
+        "INSERT INTO orders VALUES (2, 'B', '1.234,50', 'paid', 'EUR', '01.02.2026')",
+        "INSERT INTO orders VALUES (3, 'C', '5', 'lost', 'USD', NULL)",
     ] {
         sqlx::query(sql).execute(&mut conn).await.expect("app sql");
     }
@@ -125,6 +127,11 @@ async fn check_finds_every_kind_of_problem_and_only_reads() {
             .as_deref(),
         Some("3")
     );
+    let order = find("deals", "updated_at_order", None);
+    assert_eq!((order.count, order.severity), (1, Severity::Error));
+    assert_eq!(order.examples[0].value.as_deref(), Some("01.02.2026"));
+    let null = find("deals", "updated_at_null", None);
+    assert_eq!((null.count, null.examples[0].key.as_deref()), (1, Some("3")));
     let currency = find("deals", "currency_unmapped", None);
     assert_eq!(currency.severity, Severity::Warning);
     assert!(

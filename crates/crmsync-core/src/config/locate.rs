@@ -100,7 +100,11 @@ mod tests {
         let text = "[crm]\nkind = \"hubspot\"\ninterval_ms = 18446744073709551615\n";
         assert_eq!(line_of(text, "crm.interval_ms"), Some(3));
         let twice = format!("{text}[run]\ninterval_ms = 18446744073709551615\n");
-        assert_eq!(line_of(&twice, "crm.interval_ms"), None, "ambiguous: no guess");
+        assert_eq!(
+            line_of(&twice, "crm.interval_ms"),
+            None,
+            "ambiguous: no guess"
+        );
     }
 
     #[test]
