@@ -131,7 +131,10 @@ async fn check_finds_every_kind_of_problem_and_only_reads() {
     assert_eq!((order.count, order.severity), (1, Severity::Error));
     assert_eq!(order.examples[0].value.as_deref(), Some("01.02.2026"));
     let null = find("deals", "updated_at_null", None);
-    assert_eq!((null.count, null.examples[0].key.as_deref()), (1, Some("3")));
+    assert_eq!(
+        (null.count, null.examples[0].key.as_deref()),
+        (1, Some("3"))
+    );
     let currency = find("deals", "currency_unmapped", None);
     assert_eq!(currency.severity, Severity::Warning);
     assert!(
