@@ -148,7 +148,7 @@ fn arbitrary_values_are_captured_read_and_mapped_without_a_panic() {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let (conn, source, _) = rt.block_on(create(dir.path()));
-    let conn = std::cell::RefCell::new(conn);
+    let conn = tokio::sync::Mutex::new(conn);
     let config = config(dir.path(), "http://127.0.0.1:9");
     let sync = &config.raw.syncs[0];
     rt.block_on(source.install_capture("people", "id", &COLUMNS))
@@ -161,9 +161,11 @@ fn arbitrary_values_are_captured_read_and_mapped_without_a_panic() {
     });
     let result = runner.run(&rows(), |rows| {
         rt.block_on(async {
-            clear(&mut conn.borrow_mut()).await;
+            let mut app = conn.lock().await;
+            clear(&mut app).await;
             let start = source.change_position().await.expect("position");
-            fill(&mut conn.borrow_mut(), &rows).await;
+            fill(&mut app, &rows).await;
+            drop(app);
             // Capture sees every inserted row.
             let page = source
                 .changes_since("people", Some(&start), 1_000)
