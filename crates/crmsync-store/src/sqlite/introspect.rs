@@ -10,6 +10,10 @@ use crate::model::{DistinctValues, ForeignKey};
 use crate::{Introspect, Source, bounded_values, hidden_relation};
 use std::collections::BTreeMap;
 
+/// One foreign key as `pragma_foreign_key_list` lists it: the referenced table, our columns,
+/// and the referenced columns (`None` where the key names none: the primary key).
+type PragmaKey = (String, Vec<String>, Vec<Option<String>>);
+
 impl SqliteSource {
     /// A [`StoreError::Schema`] unless `table` is a table or view of `main`.
     async fn require_table(&self, table: &str) -> Result<(), StoreError> {
@@ -51,7 +55,7 @@ impl Introspect for SqliteSource {
         .fetch_all(self.pool())
         .await?;
         let t = "pragma_foreign_key_list";
-        let mut by_id: BTreeMap<i64, (String, Vec<String>, Vec<Option<String>>)> = BTreeMap::new();
+        let mut by_id: BTreeMap<i64, PragmaKey> = BTreeMap::new();
         for r in &rows {
             let id: i64 = get(r, 0, t)?;
             let entry = by_id

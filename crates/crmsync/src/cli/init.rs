@@ -20,7 +20,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// The app database to read: sqlite://FILE, postgres://USER@HOST/DB or
-    /// mysql://USER@HOST/DB. Only read, never changed. A password in it is not written into
+    /// mysql://USER@HOST/DB. Its tables are only read. A password in it is not written into
     /// the config, which then names APP_DATABASE_URL instead.
     #[arg(long, env = "APP_DATABASE_URL", hide_env_values = true)]
     pub source: String,
