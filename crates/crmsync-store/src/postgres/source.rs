@@ -106,11 +106,27 @@ impl PgSource {
         if options.get_application_name().is_none() {
             options = options.application_name("crmsync");
         }
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
-            .map_err(open_err)?;
+        {
+            Ok(pool) => pool,
+            // The pool retries until its timeout and then reports only that: one direct
+            // attempt says why (connection refused, authentication failed, no such database).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let cause =
+                    match <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await {
+                        Err(e) => e,
+                        Ok(c) => {
+                            let _ = sqlx::Connection::close(c).await;
+                            sqlx::Error::PoolTimedOut
+                        }
+                    };
+                return Err(open_err(cause));
+            }
+            Err(e) => return Err(open_err(e)),
+        };
         let row = sqlx::query(
             "SELECT current_schema()::text, current_setting('server_encoding') = 'SQL_ASCII'",
         )

@@ -44,9 +44,8 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let shown = redact(&args.source);
-    let source = open_source(&args.source)
-        .await
-        .with_context(|| format!("cannot read the schema of {shown}"))?;
+    // Its error names the database (redacted) and the server's reason.
+    let source = open_source(&args.source).await?;
     let tables = read_schema(&source)
         .await
         .with_context(|| format!("cannot read the schema of {shown}"))?;
