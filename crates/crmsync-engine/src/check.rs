@@ -45,7 +45,7 @@ pub struct Finding {
     pub field: Option<String>,
     /// What kind: `property_missing`, `read_only`, `unknown_option`, `id_property`,
     /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`,
-    /// `cents_without_scale`.
+    /// `cents_without_scale`, `map_unfilled`.
     pub kind: String,
     /// The failed rule for `invalid`/`held`, the CRM property for `crm_type`.
     pub rule: Option<String>,
@@ -429,10 +429,31 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
             ));
         }
         if let (Some(map), Some(allowed)) = (&f.map, schema.allowed(s, prop)) {
+            // An empty target is a skeleton still to be filled in (as `crmsync init` writes
+            // them): say what is left to decide, and which values may go there.
+            let unfilled: Vec<String> = map
+                .iter()
+                .filter(|(_, target)| target.trim().is_empty())
+                .map(|(app, _)| format!("`{app}`"))
+                .collect();
+            if !unfilled.is_empty() {
+                out.push(config_finding(
+                    Severity::Error,
+                    s,
+                    Some(name),
+                    "map_unfilled",
+                    format!(
+                        "`map` has no `{}` value yet for {}: set each to one of {}",
+                        f.crm,
+                        unfilled.join(", "),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
             let mut bad: Vec<&str> = map
                 .values()
                 .map(String::as_str)
-                .filter(|v| !allowed.iter().any(|a| a == v))
+                .filter(|v| !v.trim().is_empty() && !allowed.iter().any(|a| a == v))
                 .collect();
             bad.dedup();
             if !bad.is_empty() {
@@ -831,6 +852,54 @@ mod tests {
             )]),
             pipelines: vec![],
         }
+    }
+
+    #[test]
+    fn an_unfilled_map_says_what_is_left_to_decide() {
+        let config = deals_config(
+            r#"status = { crm = "dealstage", map = { paid = "", pending = "", shipped = "closedwon" } }"#,
+        );
+        let s = &config.raw.syncs[0];
+        let dealstage = PropertyInfo {
+            name: "dealstage".into(),
+            kind: "enumeration".into(),
+            field_type: "radio".into(),
+            has_unique_value: false,
+            read_only: false,
+            options: vec![],
+        };
+        let stage = |id: &str| crmsync_crm::Stage {
+            id: id.into(),
+            label: id.into(),
+        };
+        let schema = CrmSchema {
+            properties: HashMap::from([(
+                ObjectKind::Deals,
+                HashMap::from([("dealstage".to_string(), dealstage)]),
+            )]),
+            pipelines: vec![Pipeline {
+                id: "default".into(),
+                label: "Sales Pipeline".into(),
+                stages: vec![stage("closedwon"), stage("closedlost")],
+            }],
+        };
+        let findings = check_config(s, ObjectKind::Deals, &schema);
+        let kinds: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| f.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["map_unfilled"], "{findings:?}");
+        let m = &findings
+            .iter()
+            .find(|f| f.kind == "map_unfilled")
+            .expect("unfilled")
+            .message;
+        assert!(
+            m.contains("`paid`, `pending`") && m.contains("closedwon, closedlost"),
+            "{m}"
+        );
+        assert!(!m.contains("`shipped`"), "{m}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::mysql::MysqlSource;
 use crate::postgres::PgState;
 use crate::sqlite::{SqliteSource, SqliteState};
-use crate::{Capture, Coordination, Inspect, Lifecycle, Queue, Records, Source, State};
+use crate::{Capture, Coordination, Inspect, Introspect, Lifecycle, Queue, Records, Source, State};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -239,6 +239,15 @@ impl Source for AnySource {
         fn updated_frontier(&self, table: &str, ts_column: &str) -> Result<Option<String>, StoreError>;
         fn write(&self, table: &str, key: &str, writes: &[RowWrite]) -> Result<Vec<String>, StoreError>;
         fn identity(&self) -> Result<String, StoreError>;
+    }
+}
+
+impl Introspect for AnySource {
+    delegate! { source_call;
+        fn tables(&self) -> Result<Vec<String>, StoreError>;
+        fn foreign_keys(&self, table: &str) -> Result<Vec<ForeignKey>, StoreError>;
+        fn declared_values(&self, table: &str) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError>;
+        fn distinct_values(&self, table: &str, column: &str, limit: usize) -> Result<DistinctValues, StoreError>;
     }
 }
 

@@ -1,7 +1,8 @@
 //! All SQL of crmsync, behind the contracts the engine runs on. Two databases take part:
 //!
 //! - the **app database** (the user's order system), read and written through [`Source`] and
-//!   watched through [`Capture`]: SQLite, PostgreSQL, MySQL/MariaDB;
+//!   watched through [`Capture`], its schema read through [`Introspect`] (for `crmsync
+//!   init`): SQLite, PostgreSQL, MySQL/MariaDB;
 //! - the **state database** (crmsync's own), split by concept: [`Records`] (links, field
 //!   bases, quarantine, cursors), [`Queue`] (jobs with owned leases), [`Lifecycle`] (conflicts,
 //!   CRM deletions and merges, the webhook inbox, inbound hints), [`Coordination`] (leader
@@ -207,6 +208,67 @@ pub trait Capture: Send + Sync {
     fn subscribe(
         &self,
     ) -> impl Future<Output = Result<Option<tokio::sync::mpsc::Receiver<String>>, StoreError>> + Send;
+}
+
+/// Reading the app database's schema, so that `crmsync init` can propose a config. It only
+/// reads: nothing here creates, alters or locks anything.
+///
+/// - **Scope**: the relations of the connection's default schema (SQLite `main`, PostgreSQL
+///   the schema unqualified names resolve to, MySQL the URL's database), named unqualified, so
+///   every name [`Introspect::tables`] returns is one [`Source::describe`] and the other
+///   methods here accept. crmsync's own tables (`_crmsync_*`), the database's internal ones
+///   (`sqlite_*`), partitions of a partitioned table and names holding a `.` (which would read
+///   as `schema.table`) are left out.
+/// - **Deterministic**: lists come sorted (names and values in byte order), so the same
+///   database always gives the same proposal.
+/// - **Bounded**: [`Introspect::distinct_values`] returns at most `limit` values however many
+///   the column holds, and says whether there were more.
+/// - A table that does not exist is a [`StoreError::Schema`] naming it, as for `describe`.
+pub trait Introspect: Source {
+    /// The tables and views, by name.
+    fn tables(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The foreign keys `table` declares, sorted by their columns. A key referencing the
+    /// other table's primary key implicitly (SQLite's `REFERENCES users`) names those
+    /// columns. Views have none.
+    fn foreign_keys(
+        &self,
+        table: &str,
+    ) -> impl Future<Output = Result<Vec<ForeignKey>, StoreError>> + Send;
+
+    /// Column -> the values its type allows, in their declared order, for columns of an
+    /// enumerated type (a PostgreSQL `ENUM` type, a MySQL/MariaDB `ENUM(...)`). SQLite has no
+    /// such types: always empty there.
+    fn declared_values(
+        &self,
+        table: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, Vec<String>>, StoreError>> + Send;
+
+    /// Up to `limit` distinct non-NULL values of `column` as text (the form the mapping
+    /// reads), in byte order, and whether more exist (then which ones are listed follows the
+    /// database's order). A value that cannot be read as text is left out. Reads the whole
+    /// column once: meant for a one-off look, not for a sync pass.
+    fn distinct_values(
+        &self,
+        table: &str,
+        column: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<DistinctValues, StoreError>> + Send;
+}
+
+/// Shared by the backends: `values` (read in the database's order, `limit + 1` at most) as
+/// [`DistinctValues`] of `limit`, in byte order.
+pub(crate) fn bounded_values(mut values: Vec<String>, limit: usize) -> DistinctValues {
+    let more = values.len() > limit;
+    values.truncate(limit);
+    values.sort();
+    values.dedup();
+    DistinctValues { values, more }
+}
+
+/// Whether [`Introspect::tables`] leaves `name` out (see its scope).
+pub(crate) fn hidden_relation(name: &str) -> bool {
+    name.starts_with("_crmsync_") || name.starts_with("sqlite_") || name.contains('.')
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,6 +110,29 @@ pub struct ChangePage {
     pub more: bool,
 }
 
+// ----- the app database's schema (`crmsync init`) -------------------------------------------
+
+/// A foreign key of an app table (see [`crate::Introspect::foreign_keys`]): `columns` of the
+/// table reference `referenced` of `table`, position by position (one column each for the
+/// usual `user_id -> users.id`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ForeignKey {
+    pub columns: Vec<String>,
+    /// The referenced table: unqualified when it is in the connection's default schema (as
+    /// [`crate::Introspect::tables`] names it), `schema.table` otherwise.
+    pub table: String,
+    pub referenced: Vec<String>,
+}
+
+/// The distinct values of a column (see [`crate::Introspect::distinct_values`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DistinctValues {
+    /// Non-NULL values as text, in byte order, at most the limit asked for.
+    pub values: Vec<String>,
+    /// Whether the column holds more distinct values than were listed.
+    pub more: bool,
+}
+
 // ----- links, quarantine, cursors -------------------------------------------------------------
 
 /// Where one app record lives in the CRM.

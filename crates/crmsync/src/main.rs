@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod exit;
+mod init;
 mod progress;
 mod webhook;
 

@@ -10,6 +10,7 @@
 
 mod capture;
 mod decode;
+mod introspect;
 mod source;
 
 pub use source::MysqlSource;

@@ -104,7 +104,7 @@ impl MysqlSource {
             .map_err(open_err)?
             .pipes_as_concat(false)
             .timezone(Some("+00:00".to_string()));
-        let pool = MySqlPoolOptions::new()
+        let pool = match MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _meta| {
@@ -115,7 +115,22 @@ impl MysqlSource {
             })
             .connect_with(opts.clone())
             .await
-            .map_err(open_err)?;
+        {
+            Ok(pool) => pool,
+            // The pool retries until its timeout and then reports only that: one direct
+            // attempt says why (connection refused, authentication failed, no such database).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let cause = match <MySqlConnection as sqlx::Connection>::connect_with(&opts).await {
+                    Err(e) => e,
+                    Ok(c) => {
+                        let _ = sqlx::Connection::close(c).await;
+                        sqlx::Error::PoolTimedOut
+                    }
+                };
+                return Err(open_err(cause));
+            }
+            Err(e) => return Err(open_err(e)),
+        };
         let database: Option<String> = sqlx::query_scalar("SELECT CAST(DATABASE() AS CHAR)")
             .fetch_one(&pool)
             .await

@@ -38,6 +38,7 @@ mod capture;
 mod coordination;
 mod decode;
 mod inspect;
+mod introspect;
 mod lifecycle;
 mod queue;
 mod source;

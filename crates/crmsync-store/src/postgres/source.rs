@@ -106,11 +106,27 @@ impl PgSource {
         if options.get_application_name().is_none() {
             options = options.application_name("crmsync");
         }
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
-            .map_err(open_err)?;
+        {
+            Ok(pool) => pool,
+            // The pool retries until its timeout and then reports only that: one direct
+            // attempt says why (connection refused, authentication failed, no such database).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let cause =
+                    match <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await {
+                        Err(e) => e,
+                        Ok(c) => {
+                            let _ = sqlx::Connection::close(c).await;
+                            sqlx::Error::PoolTimedOut
+                        }
+                    };
+                return Err(open_err(cause));
+            }
+            Err(e) => return Err(open_err(e)),
+        };
         let row = sqlx::query(
             "SELECT current_schema()::text, current_setting('server_encoding') = 'SQL_ASCII'",
         )
@@ -222,19 +238,22 @@ impl PgSource {
     /// `SELECT key, columns... FROM table`, each value as text (or its raw bytes, see
     /// [`Meta::raw_bytes`]).
     fn select(&self, table: &str, key: &str, columns: &[&str]) -> String {
-        let read = |c: &str| {
-            if self.meta.raw_bytes {
-                format!("convert_to(CAST({} AS text), 'SQL_ASCII')", quote(c))
-            } else {
-                format!("CAST({} AS text)", quote(c))
-            }
-        };
-        let mut s = format!("SELECT {}", read(key));
+        let mut s = format!("SELECT {}", self.read_expr(key));
         for c in columns {
-            s.push_str(&format!(", {}", read(c)));
+            s.push_str(&format!(", {}", self.read_expr(c)));
         }
         s.push_str(&format!(" FROM {}", quote_table(table, quote)));
         s
+    }
+
+    /// SQL reading `column` as text (or as its raw bytes, see [`Meta::raw_bytes`]), for
+    /// [`app_text`] to decode.
+    pub(crate) fn read_expr(&self, column: &str) -> String {
+        if self.meta.raw_bytes {
+            format!("convert_to(CAST({} AS text), 'SQL_ASCII')", quote(column))
+        } else {
+            format!("CAST({} AS text)", quote(column))
+        }
     }
 
     /// Rows as read by [`Self::select`]: a row whose key is NULL or unreadable cannot be
@@ -272,7 +291,7 @@ fn qualified(table: &str, column: &str) -> String {
     format!("{}.{}", quote_table(table, quote), quote(column))
 }
 
-fn no_table(table: &str) -> StoreError {
+pub(super) fn no_table(table: &str) -> StoreError {
     StoreError::Schema(format!(
         "the source database has no table or view `{table}` (a name without a schema is looked up in the connection's search_path; write `schema.table` otherwise)"
     ))
@@ -280,7 +299,12 @@ fn no_table(table: &str) -> StoreError {
 
 /// Column `i` of a catalog row: the server's own answer, so a value that does not decode is
 /// reported as damaged, naming what was read.
-fn catalog<'r, T>(row: &'r PgRow, i: usize, table: &str, column: &str) -> Result<T, StoreError>
+pub(super) fn catalog<'r, T>(
+    row: &'r PgRow,
+    i: usize,
+    table: &str,
+    column: &str,
+) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {

@@ -1,5 +1,6 @@
 //! Test support (feature `testing`), for this and other crates' tests: the contract suites
-//! every backend runs (`state_suite`, `source_suite`), and test databases on real servers.
+//! every backend runs (`state_suite`, `source_suite`, `introspect_suite`), and test databases
+//! on real servers.
 //!
 //! Test databases for every test that needs a real server: each test gets
 //! its own PostgreSQL schema or MariaDB database, dropped afterwards, so tests run in parallel
@@ -10,6 +11,7 @@
 //! A server that cannot be reached skips the test with a line on stderr, except under
 //! `CI=true`, where it fails it: CI must never pass by skipping.
 
+pub mod introspect_suite;
 pub mod source_suite;
 pub mod state_suite;
 

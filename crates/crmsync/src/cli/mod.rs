@@ -6,6 +6,7 @@ mod conflicts;
 mod deletions;
 mod demo;
 mod explain;
+mod init;
 mod install;
 mod pause;
 mod plan;
@@ -38,6 +39,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the local HubSpot sandbox (an emulator of HubSpot's REST API).
     Sandbox(Box<sandbox::SandboxArgs>),
+    /// Read the app database's schema and propose a commented config (stdout, or --out FILE).
+    Init(init::InitArgs),
     /// Install change-capture triggers on the app tables synced with `capture = "trigger"`.
     Install(ConfigArg),
     /// Count what a full sync would send, the API calls it takes and how long, changing nothing.
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo::run(a).await,
         Command::Sandbox(a) => sandbox::run(*a).await,
+        Command::Init(a) => init::run(a).await,
         Command::Install(a) => install::run(a).await,
         Command::Plan(a) => plan::run(a).await,
         Command::Sync(a) => sync::run(a).await,
