@@ -390,3 +390,43 @@ async fn with_an_optional_product_a_line_goes_without_it_and_gets_it_once_the_pr
         "updated, not duplicated"
     );
 }
+
+#[tokio::test]
+async fn lines_that_know_only_the_sku_find_their_product_through_a_products_sync_keyed_by_it() {
+    let w = shop(|t| {
+        t.replace(
+            "table = \"products\"\nobject = \"products\"",
+            "table = \"products\"\nkey = \"sku\"\nobject = \"products\"",
+        )
+        .replace(
+            r#"associate = { order_id = "orders", product_id = "products" }"#,
+            r#"associate = { order_id = "orders", sku = "products" }"#,
+        )
+    })
+    .await;
+    assert_eq!(
+        w.config.sync("products").map(|s| s.key.as_str()),
+        Some("sku")
+    );
+    let engine = w.engine().await;
+    engine.push_once().await.expect("first pass");
+    let widget = crm_id(&engine, "products", "W-1")
+        .await
+        .expect("W-1 synced");
+    for line in ["1", "3"] {
+        let id = crm_id(&engine, "order_lines", line)
+            .await
+            .expect("line synced");
+        let item = line_item(&w, &id).await;
+        assert_eq!(
+            item["properties"]["hs_product_id"],
+            widget.as_str(),
+            "{item}"
+        );
+        assert_eq!(item["properties"]["hs_sku"], "W-1");
+    }
+    assert!(
+        crm_id(&engine, "order_lines", "4").await.is_none(),
+        "X-1 is invalid: its line waits"
+    );
+}
