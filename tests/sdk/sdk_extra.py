@@ -4,8 +4,9 @@ They cover what ../../../shared/conformance/hubspot/sdk_check.py does not: list 
 read/update/upsert on deals and companies, search operators (IN, BETWEEN, HAS_PROPERTY,
 CONTAINS_TOKEN, NOT_IN…) and string sorts, properties by name and groups, pipelines and stages by
 id, association v4 batch create/read/archive, merges (contacts and companies), GDPR delete,
-archived listings, propertiesWithHistory, and the 429 body as the SDK surfaces it (through the
-sandbox's /_sandbox/faults storm). Every check creates its own uniquely named records.
+archived listings, propertiesWithHistory, products and line items (create from a product, batch
+upsert, search, the line item → deal association), and the 429 body as the SDK surfaces it
+(through the sandbox's /_sandbox/faults storm). Every check creates its own uniquely named records.
 """
 import json
 import sys
@@ -43,6 +44,13 @@ from hubspot.crm.deals import (
     SimplePublicObjectBatchInputUpsert as DealUpsertItem,
     SimplePublicObjectInputForCreate as DealCreate,
 )
+from hubspot.crm.line_items import (
+    BatchInputSimplePublicObjectBatchInputUpsert as LineItemBatchUpsert,
+    PublicObjectSearchRequest as LineItemSearch,
+    SimplePublicObjectBatchInputUpsert as LineItemUpsertItem,
+    SimplePublicObjectInputForCreate as LineItemCreate,
+)
+from hubspot.crm.products import SimplePublicObjectInputForCreate as ProductCreate
 from hubspot.crm.properties import PropertyCreate
 
 BASE, TOKEN = sys.argv[1].rstrip("/"), sys.argv[2]
@@ -284,6 +292,43 @@ def check_association_single_archive_and_record_associations():
     assert [a.id for a in got.associations["companies"].results][:1] == [co.id]
     hs.crm.associations.v4.basic_api.archive("contacts", c.id, "companies", co.id)
     assert hs.crm.associations.v4.basic_api.get_page("contacts", c.id, "companies").results == []
+
+
+def check_line_item_from_a_product_with_its_deal():
+    product = hs.crm.products.basic_api.create(simple_public_object_input_for_create=ProductCreate(
+        properties={"name": f"Widget {RUN}", "price": "19.99", "hs_sku": f"W-{RUN}"}))
+    deal = hs.crm.deals.basic_api.create(simple_public_object_input_for_create=DealCreate(properties={"dealname": f"Order {RUN}"}))
+    line = hs.crm.line_items.basic_api.create(simple_public_object_input_for_create=LineItemCreate(
+        properties={"hs_product_id": product.id, "quantity": "2"},
+        associations=[{"to": {"id": deal.id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 20}]}]))
+    got = hs.crm.line_items.basic_api.get_by_id(line.id, properties=["name", "price", "amount", "hs_product_id"], associations=["deals"])
+    assert got.properties["name"] == f"Widget {RUN}" and got.properties["price"] == "19.99", got.properties
+    assert got.properties["amount"] == "39.98" and got.properties["hs_product_id"] == product.id
+    assert [a.id for a in got.associations["deals"].results] == [deal.id]
+    back = hs.crm.associations.v4.basic_api.get_page("deals", deal.id, "line_items")
+    assert [str(r.to_object_id) for r in back.results] == [line.id]
+    assert back.results[0].association_types[0].type_id == 19
+    st, body = status_of(lambda: hs.crm.line_items.basic_api.create(simple_public_object_input_for_create=LineItemCreate(
+        properties={"name": "ghost", "hs_product_id": "1"})))
+    assert st == 400 and json.loads(body)["category"] == "VALIDATION_ERROR", (st, body)
+
+
+def check_line_item_batch_upsert_and_search_by_product():
+    name = f"li_key_{RUN}"
+    hs.crm.properties.core_api.create("line_items", property_create=PropertyCreate(
+        name=name, label="Key", type="string", field_type="text", group_name="lineiteminformation", has_unique_value=True))
+    product = hs.crm.products.basic_api.create(simple_public_object_input_for_create=ProductCreate(properties={"name": f"Gadget {RUN}", "price": "5"}))
+    upsert = lambda qty: hs.crm.line_items.batch_api.upsert(batch_input_simple_public_object_batch_input_upsert=LineItemBatchUpsert(inputs=[
+        LineItemUpsertItem(id=f"{RUN}-{i}", id_property=name, properties={"hs_product_id": product.id, "quantity": qty})
+        for i in range(2)]))
+    first = upsert("1")
+    assert all(r.new for r in first.results)
+    second = upsert("3")
+    assert not any(r.new for r in second.results) and {r.id for r in first.results} == {r.id for r in second.results}
+    found = hs.crm.line_items.search_api.do_search(public_object_search_request=LineItemSearch(
+        filter_groups=[{"filters": [{"propertyName": "hs_product_id", "operator": "EQ", "value": product.id}]}],
+        properties=["quantity", "amount"]))
+    assert found.total == 2 and all(r.properties["amount"] == "15" for r in found.results), found
 
 
 def check_contact_merge_resolves_the_absorbed_id():

@@ -460,3 +460,122 @@ fn periodic_intervals_are_bounded_with_the_key_and_a_usual_value() {
     assert_eq!(p[0].path, "run.archive_check_interval_ms");
     assert!(p[0].message.contains("more than 30 days"), "{err}");
 }
+
+/// An order system's lines and products, as docs/mapping.md ("Order lines and products")
+/// shows them.
+const ORDER_LINES: &str = r#"
+[source]
+url = "sqlite://shop.db"
+
+[crm]
+kind = "hubspot"
+
+[[sync]]
+name = "orders"
+table = "orders"
+object = "deals"
+[sync.fields]
+title = { crm = "dealname" }
+
+[[sync]]
+name = "products"
+table = "products"
+object = "products"
+[sync.fields]
+name = { crm = "name" }
+
+[[sync]]
+name = "order_lines"
+table = "order_lines"
+object = "line_items"
+associate = { order_id = "orders", product_id = "products" }
+[sync.fields]
+quantity = { crm = "quantity" }
+"#;
+
+#[test]
+fn order_lines_with_their_deal_and_product_load() {
+    let cfg = load_str(
+        ORDER_LINES,
+        Path::new("shop.toml"),
+        Secrets::NotNeeded,
+        &no_env,
+    )
+    .expect("line items to a deal and a product are fine");
+    let lines = cfg.sync("order_lines").expect("order_lines");
+    assert_eq!(lines.object, "line_items");
+    assert_eq!(lines.associate.len(), 2);
+}
+
+#[test]
+fn products_are_referenced_only_by_line_items_and_named_once() {
+    // A deal cannot point at a product; a product associates to nothing; a line item has one
+    // product, and `hs_product_id` is not also a mapped field.
+    let text = ORDER_LINES
+        .replace(
+            "[sync.fields]\ntitle",
+            "associate = { product_id = \"products\" }\n[sync.fields]\ntitle",
+        )
+        .replace(
+            "object = \"products\"\n",
+            "object = \"products\"\nassociate = { supplier_id = \"suppliers\" }\n",
+        )
+        .replace(
+            "product_id = \"products\" }\n[sync.fields]\nquantity = { crm = \"quantity\" }",
+            "product_id = \"products\", sku_id = \"products\" }\n[sync.fields]\nquantity = { crm = \"quantity\" }\nproduct = { crm = \"hs_product_id\" }",
+        )
+        + "\n[[sync]]\nname = \"suppliers\"\ntable = \"suppliers\"\nobject = \"companies\"\n[sync.fields]\nname = { crm = \"name\" }\n";
+    let err =
+        load_str(&text, Path::new("shop.toml"), Secrets::NotNeeded, &no_env).expect_err("refused");
+    let got: Vec<(&str, Option<usize>)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.path.as_str(), p.line))
+        .collect();
+    assert!(
+        got.contains(&("sync[0].associate.product_id", Some(12))),
+        "{err}"
+    );
+    assert!(
+        got.contains(&("sync[1].associate.supplier_id", Some(20))),
+        "{err}"
+    );
+    assert!(
+        got.contains(&("sync[2].associate.sku_id", Some(28))),
+        "{err}"
+    );
+    assert!(
+        got.contains(&("sync[2].fields.product.crm", Some(31))),
+        "{err}"
+    );
+    assert_eq!(got.len(), 4, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("shop.toml:12: `sync[0].associate.product_id`")
+            && msg.contains("only a line item refers to a product"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("products cannot be associated with anything"),
+        "{msg}"
+    );
+    assert!(msg.contains("a line item has one product"), "{msg}");
+}
+
+#[test]
+fn line_items_belong_to_deals() {
+    let text = ORDER_LINES.replace(
+        "[[sync]]\nname = \"orders\"",
+        "[[sync]]\nname = \"customers\"\ntable = \"customers\"\nobject = \"companies\"\n[sync.fields]\nname = { crm = \"name\" }\n\n[[sync]]\nname = \"orders\"",
+    )
+    .replace(
+        "associate = { order_id = \"orders\", product_id = \"products\" }",
+        "associate = { order_id = \"orders\", product_id = \"products\", customer_id = \"customers\" }",
+    );
+    let err = load_str(&text, Path::new("shop.toml"), Secrets::NotNeeded, &no_env)
+        .expect_err("a line item to a company is refused");
+    let p = err.problems();
+    assert_eq!(p.len(), 1, "{err}");
+    assert_eq!(p[0].path, "sync[3].associate.customer_id");
+    assert!(p[0].message.contains("associated with its deal"), "{err}");
+}

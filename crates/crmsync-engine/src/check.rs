@@ -45,7 +45,9 @@ pub struct Finding {
     pub field: Option<String>,
     /// What kind: `property_missing`, `read_only`, `unknown_option`, `id_property`,
     /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`,
-    /// `cents_without_scale`, `map_unfilled`.
+    /// `cents_without_scale`, `map_unfilled`, `currency_unmapped`, `updated_at_order`,
+    /// `updated_at_null`, `reference` (a parent sent as a property, e.g. a line item's
+    /// `hs_product_id`).
     pub kind: String,
     /// The failed rule for `invalid`/`held`, the CRM property for `crm_type`.
     pub rule: Option<String>,
@@ -269,6 +271,7 @@ pub async fn check<C: Crm, A: Source>(
     for s in syncs {
         let object = ObjectKind::parse(&s.object).unwrap_or(ObjectKind::Contacts);
         report.findings.extend(check_config(s, object, &schema));
+        report.findings.extend(reference_notes(config, s));
         report.syncs.push(
             scan_sync(
                 s,
@@ -399,13 +402,19 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
             ));
         }
         if prop.read_only {
+            // HubSpot computes a line item's net price; say what to map instead.
+            let why = if object == ObjectKind::LineItems && f.crm == "amount" {
+                "; HubSpot computes a line item's amount from its quantity and price: map those (`quantity`, `price`) instead"
+            } else {
+                ""
+            };
             out.push(config_finding(
                 Severity::Error,
                 s,
                 Some(name),
                 "read_only",
                 format!(
-                    "{object} property `{}` is read-only; it cannot be written",
+                    "{object} property `{}` is read-only; it cannot be written{why}",
                     f.crm
                 ),
             ));
@@ -476,6 +485,29 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
         }
     }
     out
+}
+
+/// A note per association target the CRM refers to by a property (a line item's product): the
+/// column's parent goes out as that property, not as an association, so a reader of `check`
+/// knows why no association call to it appears in `plan`.
+fn reference_notes(config: &Config, s: &SyncConfig) -> Vec<Finding> {
+    let references = crate::outbound::plan::reference_properties(&config.raw.syncs, s);
+    s.associate
+        .iter()
+        .filter_map(|(column, target)| {
+            let property = references.get(target)?;
+            Some(config_finding(
+                Severity::Note,
+                s,
+                None,
+                "reference",
+                format!(
+                    "`associate.{column}` names a record of `{target}`: it is sent as the {} property `{property}` (the CRM id of that record once it is synced), not as an association; a row waits for its `{target}` record like for any parent",
+                    s.object
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Reads every row of a sync and records what would happen to it.

@@ -89,11 +89,18 @@ pub fn eta(config: &Config, budget: &Budget, calls: u64, now_ms: i64) -> Eta {
     }
 }
 
-/// Calls needed to deliver `records` records of `sync` (one upsert and one association call per
-/// target for each full batch).
-pub fn calls_for(sync: &SyncConfig, records: u64, batch: u64) -> u64 {
-    records.div_ceil(batch.max(1))
-        * (1 + sync.associate.values().collect::<HashSet<_>>().len() as u64)
+/// Calls needed to deliver `records` records of `sync` among `syncs` (one upsert and one
+/// association call per target for each full batch; a parent sent as a property of the record,
+/// a line item's product, needs no call of its own).
+pub fn calls_for(syncs: &[SyncConfig], sync: &SyncConfig, records: u64, batch: u64) -> u64 {
+    let references = crate::outbound::plan::reference_properties(syncs, sync);
+    let targets = sync
+        .associate
+        .values()
+        .filter(|t| !references.contains_key(*t))
+        .collect::<HashSet<_>>()
+        .len() as u64;
+    records.div_ceil(batch.max(1)) * (1 + targets)
 }
 
 /// Reads every sync's table and counts what a full pass would send.
@@ -117,6 +124,8 @@ pub async fn estimate<S: Records, A: Source>(
             ..Default::default()
         };
         let mut with_assoc: BTreeMap<String, u64> = BTreeMap::new();
+        // A line item's product rides in its upsert: no association call to count for it.
+        let references = crate::outbound::plan::reference_properties(&config.raw.syncs, sync);
         let cols = columns(sync);
         let mut after: Option<String> = None;
         loop {
@@ -134,6 +143,7 @@ pub async fn estimate<S: Records, A: Source>(
                 sync,
                 links: &links,
                 parents: &parents,
+                references: &references,
                 unsendable_parents: &HashMap::new(),
                 quarantined: &none,
                 priority: 0,

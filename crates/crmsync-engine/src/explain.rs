@@ -182,7 +182,7 @@ pub async fn explain<S: Records + Inspect, A: Source>(
                 message: p.message,
             },
             MapOutcome::Ready(ready) => {
-                let properties = ready.properties;
+                let mut properties = ready.properties;
                 let mut associations = BTreeMap::new();
                 let mut waiting = None;
                 for (column, target) in &sync.associate {
@@ -210,17 +210,25 @@ pub async fn explain<S: Records + Inspect, A: Source>(
                             "waits for `{target}` record {parent}, which is not in the CRM yet"
                         ),
                     },
-                    None => Mapped::Ready {
-                        hash: payload_hash(&properties, &associations),
-                        properties,
-                        create_only: ready.create_only,
-                        skipped: ready
-                            .skipped
-                            .into_iter()
-                            .map(|p| (p.column, p.rule, p.message))
-                            .collect(),
-                        associations,
-                    },
+                    None => {
+                        // As planning does: a line item's product is its `hs_product_id`.
+                        crate::outbound::plan::move_references(
+                            &mut associations,
+                            &mut properties,
+                            &crate::outbound::plan::reference_properties(&config.raw.syncs, sync),
+                        );
+                        Mapped::Ready {
+                            hash: payload_hash(&properties, &associations),
+                            properties,
+                            create_only: ready.create_only,
+                            skipped: ready
+                                .skipped
+                                .into_iter()
+                                .map(|p| (p.column, p.rule, p.message))
+                                .collect(),
+                            associations,
+                        }
+                    }
                 }
             }
         });

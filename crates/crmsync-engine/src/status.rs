@@ -183,7 +183,7 @@ pub async fn status<S: State, A: Source + Capture>(
     let mut queued_calls = 0;
     for s in &config.raw.syncs {
         let queued = store.counts(&s.name).await?.pending.max(0) as u64;
-        queued_calls += calls_for(s, queued, BATCH);
+        queued_calls += calls_for(&config.raw.syncs, s, queued, BATCH);
     }
     let crm = &config.raw.crm;
     let leaders = store

@@ -9,7 +9,11 @@ use crate::transform::Transform;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// CRM object names a sync may target.
-pub const OBJECTS: [&str; 3] = ["contacts", "companies", "deals"];
+pub const OBJECTS: [&str; 5] = ["contacts", "companies", "deals", "line_items", "products"];
+
+/// The property a line item names its product in: an `associate` entry of a `line_items` sync
+/// that targets a `products` sync sets it (the product's CRM id) instead of an association.
+pub const PRODUCT_REFERENCE: &str = "hs_product_id";
 
 /// The smallest `[webhooks] max_body_bytes`: below it even a delivery of one event may not fit.
 pub const MIN_WEBHOOK_BODY_BYTES: usize = 1024;
@@ -276,6 +280,9 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                 );
             }
         }
+        for (key, message) in order_line_problems(raw, s) {
+            push(at(&key), message);
+        }
         for (col, f) in &s.fields {
             let fat = |key: &str| at(&format!("fields.{col}.{key}"));
             if f.crm.trim().is_empty() {
@@ -498,6 +505,78 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             "sync".into(),
             format!("associations form a cycle: {}", cycle.join(" -> ")),
         );
+    }
+    out
+}
+
+/// What HubSpot allows between line items, products and the rest (docs/mapping.md, "Order lines
+/// and products"): a product is named by a line item's `hs_product_id`, never associated; a
+/// line item belongs to a deal. As (key below `sync[i]`, message).
+fn order_line_problems(raw: &RawConfig, s: &crate::config::SyncConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let object_of = |name: &str| {
+        raw.syncs
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.object.as_str())
+    };
+    let mut product_column: Option<&str> = None;
+    for (col, target) in &s.associate {
+        let key = format!("associate.{col}");
+        let Some(to) = object_of(target) else {
+            continue; // reported as "no sync named"
+        };
+        match (s.object.as_str(), to) {
+            ("products", _) => out.push((
+                key,
+                format!(
+                    "HubSpot products cannot be associated with anything (`{target}` syncs {to}): remove this entry; a line item names its product instead (`associate = {{ product_id = \"{}\" }}` on the line_items sync)",
+                    s.name
+                ),
+            )),
+            ("line_items", "products") => {
+                if let Some(first) = product_column {
+                    out.push((
+                        key,
+                        format!(
+                            "a line item has one product, and `associate.{first}` names it already; keep one of them"
+                        ),
+                    ));
+                } else {
+                    product_column = Some(col.as_str());
+                }
+            }
+            ("line_items", "deals") => {}
+            ("line_items", other) => out.push((
+                key,
+                format!(
+                    "a line item is associated with its deal (and names its product); `{target}` syncs {other}: associate the deal to them instead"
+                ),
+            )),
+            (from, "products") => out.push((
+                key,
+                format!(
+                    "`{target}` syncs products, and only a line item refers to a product (through its `{PRODUCT_REFERENCE}` property); {from} cannot: map the order's lines as `object = \"line_items\"` with `associate = {{ {col} = \"{target}\" }}`"
+                ),
+            )),
+            (from, "line_items") if from != "deals" => out.push((
+                key,
+                format!(
+                    "`{target}` syncs line items, which HubSpot associates with deals only; associate the line items to their deal from the line_items sync (`associate = {{ order_id = \"<deals sync>\" }}`)"
+                ),
+            )),
+            _ => {}
+        }
+    }
+    if let Some(col) = product_column
+        && let Some((name, _)) = s.fields.iter().find(|(_, f)| f.crm == PRODUCT_REFERENCE)
+    {
+        out.push((
+            format!("fields.{name}.crm"),
+            format!(
+                "`{PRODUCT_REFERENCE}` is set from `associate.{col}` (the product's CRM id once the product is synced); remove this field or that association"
+            ),
+        ));
     }
     out
 }

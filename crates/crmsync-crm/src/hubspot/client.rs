@@ -977,7 +977,10 @@ fn rate_limit_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 fn last_modified_property(object: ObjectKind) -> &'static str {
     match object {
         ObjectKind::Contacts => "lastmodifieddate",
-        ObjectKind::Companies | ObjectKind::Deals => "hs_lastmodifieddate",
+        ObjectKind::Companies
+        | ObjectKind::Deals
+        | ObjectKind::LineItems
+        | ObjectKind::Products => "hs_lastmodifieddate",
     }
 }
 
@@ -1005,6 +1008,8 @@ fn group_name(object: ObjectKind) -> &'static str {
         ObjectKind::Contacts => "contactinformation",
         ObjectKind::Companies => "companyinformation",
         ObjectKind::Deals => "dealinformation",
+        ObjectKind::LineItems => "lineiteminformation",
+        ObjectKind::Products => "productinformation",
     }
 }
 

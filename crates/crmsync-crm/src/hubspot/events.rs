@@ -23,10 +23,14 @@ pub fn parse_event(body: &str) -> Option<CrmEvent> {
         "contact" => ObjectKind::Contacts,
         "company" => ObjectKind::Companies,
         "deal" => ObjectKind::Deals,
+        "line_item" => ObjectKind::LineItems,
+        "product" => ObjectKind::Products,
         "object" => match v["objectTypeId"].as_str()? {
             "0-1" => ObjectKind::Contacts,
             "0-2" => ObjectKind::Companies,
             "0-3" => ObjectKind::Deals,
+            "0-7" => ObjectKind::Products,
+            "0-8" => ObjectKind::LineItems,
             _ => return None,
         },
         _ => return None,
@@ -80,6 +84,14 @@ mod tests {
         )
         .expect("a generic deal event");
         assert_eq!(g.object, ObjectKind::Deals);
+        let li = parse_event(r#"{"subscriptionType":"line_item.propertyChange","objectId":3}"#)
+            .expect("a line item event");
+        assert_eq!(li.object, ObjectKind::LineItems);
+        let p = parse_event(
+            r#"{"subscriptionType":"object.creation","objectTypeId":"0-7","objectId":4}"#,
+        )
+        .expect("a generic product event");
+        assert_eq!(p.object, ObjectKind::Products);
         assert!(parse_event(r#"{"subscriptionType":"ticket.creation","objectId":1}"#).is_none());
         assert!(parse_event("not json").is_none());
     }

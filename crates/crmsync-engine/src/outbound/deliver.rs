@@ -278,7 +278,9 @@ async fn upsert_split<C: Crm>(
                 }
             }
             Err(e) if e.kind == ErrorKind::Rejected => {
-                if let Some(shared) = shared_by_all(&e, &inputs) {
+                if let Some(shared) =
+                    shared_by_all(&e, &inputs).filter(|_| !names_a_parent(target, &e))
+                {
                     return Err(shared.into());
                 }
                 if part.len() == 1 {
@@ -323,6 +325,18 @@ fn shared_by_all(e: &CrmError, inputs: &[UpsertInput]) -> Option<CrmError> {
         inputs.len()
     );
     Some(shared)
+}
+
+/// Whether the CRM's refusal is about a property that carries a parent's CRM id (a line item's
+/// `hs_product_id`): a value from our links, not from the mapping, so records sharing it (lines
+/// of one product deleted in the CRM) are data errors to isolate, not a reason to stop the sync.
+fn names_a_parent(target: &Target<'_>, e: &CrmError) -> bool {
+    e.property.as_deref().is_some_and(|property| {
+        target
+            .parent_objects
+            .values()
+            .any(|to| target.object.reference_property(*to) == Some(property))
+    })
 }
 
 /// Backoff before an engine-level retry of a job that failed `attempts` times: 30 s doubling,

@@ -155,6 +155,7 @@ where
                 )
                 .await?,
         );
+        let references = plan::reference_properties(&self.config.raw.syncs, sync);
         let mut stale = 0u64;
         let mut without_optional = 0u64;
         while let Some(page) = captured.next_page().await? {
@@ -174,6 +175,7 @@ where
                 sync,
                 links: &links,
                 parents: &parents,
+                references: &references,
                 unsendable_parents: &unsendable,
                 quarantined: &quarantined,
                 // A small change set is someone's edit; let it overtake a backfill.
@@ -683,10 +685,12 @@ where
             if skip.contains(&sync.name) {
                 continue;
             }
-            // Worst case per batch: one upsert, one association call per target, and the read
-            // before writing two-way records.
+            // Worst case per batch: one upsert, one association call per target (a parent named
+            // by a property rides in the upsert), and the read before writing two-way records.
             let reads = u64::from(!crate::inbound::decide::pulled_fields(sync).is_empty());
-            let per_batch = 1 + sync.associate.len() as u64 + reads;
+            let association_targets =
+                sync.associate.len() - plan::reference_properties(syncs, sync).len();
+            let per_batch = 1 + association_targets as u64 + reads;
             let budget = self.budget().await?;
             if budget.remaining() < i64::try_from(per_batch).unwrap_or(i64::MAX) {
                 self.emit(Event::BudgetPaused {
@@ -1019,10 +1023,12 @@ where
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let links = self.state.links_for(&sync.name, &keys).await?;
         let unsendable = unsendable_parents(&self.state, sync, rows).await?;
+        let references = plan::reference_properties(&self.config.raw.syncs, sync);
         let input = PlanInput {
             sync,
             links: &links,
             parents: &parents,
+            references: &references,
             unsendable_parents: &unsendable,
             quarantined: &HashSet::new(),
             priority: 0,

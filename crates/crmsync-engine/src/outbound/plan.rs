@@ -2,11 +2,14 @@
 //! equals what the CRM last accepted), quarantined as invalid (a rule failed, or a value could
 //! not be read from the app database), or held (waiting for a parent or a confirmation). Pure:
 //! the state is read before and written after ([`super::commit`]). A record held for its parent
-//! names that parent, so settling the parent releases it.
+//! names that parent, so settling the parent releases it. A parent the CRM refers to by a
+//! property of the child (a line item's product, [`reference_properties`]) waits and releases
+//! the same way, but its CRM id goes into the properties, not into an association.
 
 use crmsync_core::config::SyncConfig;
 use crmsync_core::hash::payload_hash;
 use crmsync_core::mapping::{FieldProblem, MapOutcome, Mapped, map_row};
+use crmsync_crm::ObjectKind;
 use crmsync_store::{Link, NewJob, QuarantineEntry, QuarantineKind, SourceRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,7 +18,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub const PARENT_RULE: &str = "parent";
 
 /// What a job carries: the CRM properties and the CRM ids of the records to associate to,
-/// by the name of the sync they belong to.
+/// by the name of the sync they belong to. A parent named by a property of the record (a line
+/// item's product) is among the properties, never among the associations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
     pub properties: BTreeMap<String, String>,
@@ -50,6 +54,9 @@ pub struct PlanInput<'a> {
     pub links: &'a HashMap<String, Link>,
     /// Links of each association target sync, by sync name.
     pub parents: &'a HashMap<String, HashMap<String, Link>>,
+    /// Association targets whose CRM id is written into a property of the record instead of
+    /// an association call: target sync name -> CRM property ([`reference_properties`]).
+    pub references: &'a BTreeMap<String, String>,
     /// For optional associations: parent keys quarantined in their sync, by sync name. A
     /// child is sent without such a parent (and associated once the parent syncs).
     pub unsendable_parents: &'a HashMap<String, HashSet<String>>,
@@ -60,6 +67,39 @@ pub struct PlanInput<'a> {
     /// For estimates: treat a parent without a CRM id as one that will have one (it is being
     /// sent in the same backfill) instead of holding the child.
     pub assume_parents: bool,
+}
+
+/// The targets of `sync`'s `associate` that the CRM refers to by a property of the record
+/// ([`ObjectKind::reference_property`]): target sync name -> CRM property. A line_items sync
+/// with `associate = { product_id = "products" }` gets `products -> hs_product_id`.
+pub fn reference_properties(syncs: &[SyncConfig], sync: &SyncConfig) -> BTreeMap<String, String> {
+    let Some(from) = ObjectKind::parse(&sync.object) else {
+        return BTreeMap::new();
+    };
+    sync.associate
+        .values()
+        .filter_map(|target| {
+            let to = syncs
+                .iter()
+                .find(|t| &t.name == target)
+                .and_then(|t| ObjectKind::parse(&t.object))?;
+            Some((target.clone(), from.reference_property(to)?.to_string()))
+        })
+        .collect()
+}
+
+/// Moves the parents named by a property (`references`) from `associations` into
+/// `properties`, so the upsert carries them and no association call is made for them.
+pub fn move_references(
+    associations: &mut BTreeMap<String, String>,
+    properties: &mut BTreeMap<String, String>,
+    references: &BTreeMap<String, String>,
+) {
+    for (target, property) in references {
+        if let Some(id) = associations.remove(target) {
+            properties.insert(property.clone(), id);
+        }
+    }
 }
 
 /// Plans `rows` of one sync.
@@ -176,6 +216,7 @@ pub fn plan(input: &PlanInput<'_>, rows: &[SourceRow]) -> Plan {
             out.quarantine.push(e);
             continue;
         }
+        move_references(&mut associations, &mut properties, input.references);
         out.skipped
             .extend(skipped.into_iter().map(|p| (row.key.clone(), p)));
         // `create_only` values are not part of the hash: changing one later sends nothing.

@@ -24,7 +24,7 @@ pub(crate) struct AssociationType {
     pub unlabeled: bool,
 }
 
-use ObjectType::{Companies, Contacts, Deals};
+use ObjectType::{Companies, Contacts, Deals, LineItems};
 
 const fn kind(
     from: ObjectType,
@@ -45,8 +45,10 @@ const fn kind(
     }
 }
 
-/// The type id table of FACTS 2.6.
-pub(crate) const TYPES: [AssociationType; 10] = [
+/// The type id table of FACTS 2.6, plus line item ↔ deal (20 / 19: HubSpot's line items guide
+/// creates the association with type 20). Products have no associations: a line item names its
+/// product in `hs_product_id`.
+pub(crate) const TYPES: [AssociationType; 12] = [
     kind(
         Contacts,
         Companies,
@@ -99,6 +101,8 @@ pub(crate) const TYPES: [AssociationType; 10] = [
         "company_to_deal_unlabeled",
     ),
     kind(Companies, Deals, 6, 5, Some("Primary"), "company_to_deal"),
+    kind(LineItems, Deals, 20, 19, None, "line_item_to_deal"),
+    kind(Deals, LineItems, 19, 20, None, "deal_to_line_item"),
 ];
 
 /// The association type `id` from `from` to `to`, if HubSpot defines it.

@@ -1,18 +1,27 @@
-//! The three emulated object types and the per-type facts HubSpot hard-codes for them.
+//! The five emulated object types (contacts, companies, deals, line items, products) and the
+//! per-type facts HubSpot hard-codes for them.
 
 /// A CRM object type served by the sandbox.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum ObjectType {
     Contacts,
     Companies,
     Deals,
+    LineItems,
+    Products,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 3] = [Self::Contacts, Self::Companies, Self::Deals];
+    pub const ALL: [ObjectType; 5] = [
+        Self::Contacts,
+        Self::Companies,
+        Self::Deals,
+        Self::LineItems,
+        Self::Products,
+    ];
 
     /// Parses a path segment: the plural name, the singular, or the type id (FACTS 2.2).
     pub fn parse(segment: &str) -> Option<Self> {
@@ -20,6 +29,8 @@ impl ObjectType {
             "contacts" | "contact" | "0-1" => Some(Self::Contacts),
             "companies" | "company" | "0-2" => Some(Self::Companies),
             "deals" | "deal" | "0-3" => Some(Self::Deals),
+            "line_items" | "line_item" | "0-8" => Some(Self::LineItems),
+            "products" | "product" | "0-7" => Some(Self::Products),
             _ => None,
         }
     }
@@ -29,6 +40,8 @@ impl ObjectType {
             Self::Contacts => 0,
             Self::Companies => 1,
             Self::Deals => 2,
+            Self::LineItems => 3,
+            Self::Products => 4,
         }
     }
 
@@ -38,6 +51,8 @@ impl ObjectType {
             Self::Contacts => "contacts",
             Self::Companies => "companies",
             Self::Deals => "deals",
+            Self::LineItems => "line_items",
+            Self::Products => "products",
         }
     }
 
@@ -46,6 +61,8 @@ impl ObjectType {
             Self::Contacts => "contact",
             Self::Companies => "company",
             Self::Deals => "deal",
+            Self::LineItems => "line_item",
+            Self::Products => "product",
         }
     }
 
@@ -54,6 +71,8 @@ impl ObjectType {
             Self::Contacts => "0-1",
             Self::Companies => "0-2",
             Self::Deals => "0-3",
+            Self::Products => "0-7",
+            Self::LineItems => "0-8",
         }
     }
 
@@ -61,7 +80,9 @@ impl ObjectType {
     pub fn last_modified_property(self) -> &'static str {
         match self {
             Self::Contacts => "lastmodifieddate",
-            Self::Companies | Self::Deals => "hs_lastmodifieddate",
+            Self::Companies | Self::Deals | Self::LineItems | Self::Products => {
+                "hs_lastmodifieddate"
+            }
         }
     }
 
@@ -93,6 +114,23 @@ impl ObjectType {
                 "hs_object_id",
                 "pipeline",
             ],
+            // As a real portal answers a line item read without `properties`.
+            Self::LineItems => &[
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "name",
+                "price",
+                "quantity",
+            ],
+            Self::Products => &[
+                "createdate",
+                "description",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "name",
+                "price",
+            ],
         }
     }
 
@@ -102,6 +140,8 @@ impl ObjectType {
             Self::Contacts => &["email", "firstname", "lastname", "phone", "company"],
             Self::Companies => &["name", "domain", "website", "phone"],
             Self::Deals => &["dealname"],
+            Self::LineItems => &["name", "hs_sku", "description"],
+            Self::Products => &["name", "hs_sku", "description"],
         }
     }
 }
@@ -115,6 +155,10 @@ mod tests {
         assert_eq!(ObjectType::parse("0-1"), Some(ObjectType::Contacts));
         assert_eq!(ObjectType::parse("Companies"), Some(ObjectType::Companies));
         assert_eq!(ObjectType::parse("0-3"), Some(ObjectType::Deals));
+        assert_eq!(ObjectType::parse("line_items"), Some(ObjectType::LineItems));
+        assert_eq!(ObjectType::parse("0-8"), Some(ObjectType::LineItems));
+        assert_eq!(ObjectType::parse("product"), Some(ObjectType::Products));
+        assert_eq!(ObjectType::parse("0-7"), Some(ObjectType::Products));
         assert_eq!(ObjectType::parse("tickets"), None);
     }
 }

@@ -1,5 +1,5 @@
-//! Property definitions: the built-in properties of contacts, companies and deals and the
-//! model returned by the properties API (FACTS 2.7).
+//! Property definitions: the built-in properties of contacts, companies, deals, line items
+//! and products and the model returned by the properties API (FACTS 2.7).
 //!
 //! Invariant: every property a record may carry has a definition here; writes of anything
 //! else are rejected with `PROPERTY_DOESNT_EXIST`.
@@ -67,7 +67,7 @@ impl PropertyDef {
             "hidden": false,
             "formField": !self.read_only_value,
             "hasUniqueValue": self.has_unique_value,
-            "calculated": false,
+            "calculated": self.field_type == "calculation_equation",
             "externalOptions": false,
             "modificationMetadata": {
                 "archivable": !self.hubspot_defined,
@@ -93,6 +93,8 @@ pub(crate) fn default_group(object: ObjectType) -> &'static str {
         ObjectType::Contacts => "contactinformation",
         ObjectType::Companies => "companyinformation",
         ObjectType::Deals => "dealinformation",
+        ObjectType::LineItems => "lineiteminformation",
+        ObjectType::Products => "productinformation",
     }
 }
 
@@ -105,6 +107,8 @@ pub(crate) fn groups(object: ObjectType) -> &'static [(&'static str, &'static st
         ],
         ObjectType::Companies => &[("companyinformation", "Company information")],
         ObjectType::Deals => &[("dealinformation", "Deal information")],
+        ObjectType::LineItems => &[("lineiteminformation", "Line item information")],
+        ObjectType::Products => &[("productinformation", "Product information")],
     }
 }
 
@@ -261,6 +265,86 @@ const DEAL_PROPERTIES: &[Builtin] = &[
     ),
 ];
 
+/// A line item's `amount` is HubSpot's "Net price": computed from quantity, unit price and
+/// discounts on every write, never written by a client (see `store::line_item_amount`).
+const LINE_ITEM_PROPERTIES: &[Builtin] = &[
+    ("name", "Name", "string", "text", false),
+    ("hs_product_id", "Product ID", "number", "number", false),
+    ("quantity", "Quantity", "number", "number", false),
+    ("price", "Unit price", "number", "number", false),
+    (
+        "amount",
+        "Net price",
+        "number",
+        "calculation_equation",
+        true,
+    ),
+    ("discount", "Unit discount", "number", "number", false),
+    (
+        "hs_discount_percentage",
+        "Discount Percentage",
+        "number",
+        "number",
+        false,
+    ),
+    ("hs_sku", "SKU", "string", "text", false),
+    ("description", "Description", "string", "textarea", false),
+    (
+        "hs_cost_of_goods_sold",
+        "Unit cost",
+        "number",
+        "number",
+        false,
+    ),
+    (
+        "hs_recurring_billing_period",
+        "Term",
+        "string",
+        "text",
+        false,
+    ),
+    ("createdate", "Create Date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+];
+
+const PRODUCT_PROPERTIES: &[Builtin] = &[
+    ("name", "Name", "string", "text", false),
+    ("price", "Unit price", "number", "number", false),
+    ("hs_sku", "SKU", "string", "text", false),
+    ("description", "Description", "string", "textarea", false),
+    (
+        "hs_cost_of_goods_sold",
+        "Unit cost",
+        "number",
+        "number",
+        false,
+    ),
+    (
+        "hs_recurring_billing_period",
+        "Term",
+        "string",
+        "text",
+        false,
+    ),
+    ("hs_url", "URL", "string", "text", false),
+    ("createdate", "Create Date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+];
+
 const LIFECYCLE_STAGES: &[(&str, &str)] = &[
     ("subscriber", "Subscriber"),
     ("lead", "Lead"),
@@ -317,6 +401,8 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
         ObjectType::Contacts => CONTACT_PROPERTIES,
         ObjectType::Companies => COMPANY_PROPERTIES,
         ObjectType::Deals => DEAL_PROPERTIES,
+        ObjectType::LineItems => LINE_ITEM_PROPERTIES,
+        ObjectType::Products => PRODUCT_PROPERTIES,
     };
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     table

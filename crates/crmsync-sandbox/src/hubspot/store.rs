@@ -43,8 +43,8 @@ pub(crate) struct Table {
 /// The whole emulated portal.
 #[derive(Debug)]
 pub(crate) struct Store {
-    tables: [Table; 3],
-    schemas: [BTreeMap<String, PropertyDef>; 3],
+    tables: [Table; ObjectType::ALL.len()],
+    schemas: [BTreeMap<String, PropertyDef>; ObjectType::ALL.len()],
     pub links: Links,
     next_id: u64,
     last_now: DateTime<Utc>,
@@ -365,6 +365,9 @@ impl Store {
         if object == ObjectType::Deals {
             check_deal_stage(&changes, target, &mut problems);
         }
+        if object == ObjectType::LineItems {
+            self.check_line_item(&changes, &mut problems);
+        }
         if problems.is_empty() {
             Ok(changes)
         } else {
@@ -438,6 +441,12 @@ impl Store {
                 .entry("pipeline".to_owned())
                 .or_insert_with(|| pipelines::DEFAULT_ID.to_owned());
         }
+        if object == ObjectType::LineItems {
+            self.inherit_from_product(&mut props);
+            if let Some(amount) = line_item_amount(&props) {
+                props.insert("amount".to_owned(), amount);
+            }
+        }
         let author = actor::current();
         let mut record = Record {
             id,
@@ -484,6 +493,18 @@ impl Store {
                 changed.push((name, value.unwrap_or_default()));
             }
         }
+        if object == ObjectType::LineItems {
+            // HubSpot recomputes the net price whenever one of its inputs changes.
+            let amount = line_item_amount(&record.props);
+            if record.props.get("amount") != amount.as_ref() {
+                record.remember("amount", amount.as_deref(), now, author);
+                match &amount {
+                    Some(a) => record.props.insert("amount".to_owned(), a.clone()),
+                    None => record.props.remove("amount"),
+                };
+                changed.push(("amount".to_owned(), amount.unwrap_or_default()));
+            }
+        }
         let modified = iso(now);
         record.remember(
             object.last_modified_property(),
@@ -501,6 +522,59 @@ impl Store {
         // One event per property whose value actually changed (FACTS 2.11).
         for (name, value) in changed {
             self.record_change(object, id, now, What::Property { name, value });
+        }
+    }
+
+    /// A line item's product must exist (HubSpot copies its values from it) and its unit price
+    /// cannot be negative (HubSpot's line items guide). HubSpot documents neither error body;
+    /// the sandbox answers them as property-value problems (docs/sandbox.md).
+    fn check_line_item(&self, changes: &Changes, problems: &mut Vec<PropertyProblem>) {
+        if let Some(Some(product)) = changes.get("hs_product_id") {
+            let live = product
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| {
+                    self.resolve(ObjectType::Products, &id.to_string(), None)
+                        .ok()
+                })
+                .flatten()
+                .is_some_and(|id| self.live(ObjectType::Products, id).is_some());
+            if !live {
+                problems.push(PropertyProblem {
+                    name: "hs_product_id".to_owned(),
+                    error: "INVALID_PRODUCT_ID",
+                    message: format!("Product with id {product} does not exist or is archived"),
+                });
+            }
+        }
+        if let Some(Some(price)) = changes.get("price")
+            && price.parse::<f64>().is_ok_and(|p| p < 0.0)
+        {
+            problems.push(PropertyProblem {
+                name: "price".to_owned(),
+                error: "INVALID_PRICE",
+                message: format!("The price of a line item cannot be negative, got {price}"),
+            });
+        }
+    }
+
+    /// A line item created from a product takes the product's values it was not given
+    /// (HubSpot's products guide: it "will inherit property values from the product, such as
+    /// price"). Only on create: a later change of the product leaves its line items alone.
+    fn inherit_from_product(&self, props: &mut BTreeMap<String, String>) {
+        let Some(product) = props
+            .get("hs_product_id")
+            .and_then(|id| id.parse::<u64>().ok())
+            .and_then(|id| self.live(ObjectType::Products, id))
+        else {
+            return;
+        };
+        for name in INHERITED_FROM_PRODUCT {
+            if let Some(value) = product.props.get(*name) {
+                props
+                    .entry((*name).to_owned())
+                    .or_insert_with(|| value.clone());
+            }
         }
     }
 
@@ -671,6 +745,54 @@ impl Store {
     }
 }
 
+/// The product values a line item created from it takes when it was not given them.
+const INHERITED_FROM_PRODUCT: &[&str] = &[
+    "name",
+    "price",
+    "hs_sku",
+    "description",
+    "hs_cost_of_goods_sold",
+    "hs_recurring_billing_period",
+];
+
+/// A line item's net price, as HubSpot computes it: quantity × (unit price − unit discount) ×
+/// (1 − discount percentage / 100), with as many decimals as its inputs carry (two at least
+/// with a percentage). `None` without a price and a quantity.
+pub(crate) fn line_item_amount(props: &BTreeMap<String, String>) -> Option<String> {
+    let number = |name: &str| props.get(name).and_then(|v| v.trim().parse::<f64>().ok());
+    let decimals = |name: &str| {
+        props
+            .get(name)
+            .and_then(|v| v.trim().split_once('.'))
+            .map_or(0, |(_, frac)| frac.len())
+    };
+    let price = number("price")?;
+    let quantity = number("quantity")?;
+    let discount = number("discount").unwrap_or(0.0);
+    let percentage = number("hs_discount_percentage");
+    let value = quantity * (price - discount) * (1.0 - percentage.unwrap_or(0.0) / 100.0);
+    let mut places = decimals("price")
+        .max(decimals("quantity"))
+        .max(decimals("discount"));
+    if percentage.is_some() {
+        places = places.max(2);
+    }
+    let places = places.min(10);
+    let text = format!("{value:.places$}");
+    // `-0.00` reads oddly and is zero.
+    Some(
+        if text
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c == '0' || c == '.')
+        {
+            text.trim_start_matches('-').to_owned()
+        } else {
+            text
+        },
+    )
+}
+
 /// Adds (`add = true`) or removes a live record's unique values in the index.
 fn index_record(
     table: &mut Table,
@@ -724,5 +846,48 @@ fn check_deal_stage(
             error: "INVALID_OPTION",
             message: format!("{stage} was not one of the allowed options for pipeline {pipeline}"),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn net_price_is_quantity_times_discounted_price() {
+        assert_eq!(
+            line_item_amount(&props(&[("price", "12.50"), ("quantity", "3")])).as_deref(),
+            Some("37.50")
+        );
+        assert_eq!(
+            line_item_amount(&props(&[
+                ("price", "10"),
+                ("quantity", "2"),
+                ("discount", "1")
+            ]))
+            .as_deref(),
+            Some("18")
+        );
+        assert_eq!(
+            line_item_amount(&props(&[
+                ("price", "100"),
+                ("quantity", "1"),
+                ("hs_discount_percentage", "15")
+            ]))
+            .as_deref(),
+            Some("85.00")
+        );
+        assert_eq!(
+            line_item_amount(&props(&[("price", "0"), ("quantity", "4")])).as_deref(),
+            Some("0")
+        );
+        assert_eq!(line_item_amount(&props(&[("price", "5")])), None);
     }
 }
