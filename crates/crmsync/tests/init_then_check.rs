@@ -95,8 +95,9 @@ async fn init_then_check(source_url: &str, dir: &Path) {
     .await;
     assert_eq!(r.code, 0, "init:\n{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr
-            .contains("3 syncs (companies, contacts, deals), 1 status map to fill in"),
+        r.stderr.contains(
+            "5 syncs (companies, contacts, deals, products, line_items), 1 status map to fill in"
+        ),
         "{}",
         r.stderr
     );
@@ -124,7 +125,9 @@ async fn init_then_check(source_url: &str, dir: &Path) {
         [
             ("companies", "accounts", "companies"),
             ("contacts", "users", "contacts"),
-            ("deals", "orders", "deals")
+            ("deals", "orders", "deals"),
+            ("products", "products", "products"),
+            ("line_items", "order_lines", "line_items")
         ]
     );
     assert_eq!(by_name("companies").fields["domain"].crm, "domain");
@@ -163,7 +166,19 @@ async fn init_then_check(source_url: &str, dir: &Path) {
     );
     assert!(deals.associate.is_required("account_id"));
     assert!(!deals.associate.is_required("user_id"));
-    assert!(text.contains("# object = \"line_items\""), "{text}");
+    let lines = by_name("line_items");
+    assert_eq!(
+        lines.associate.iter().collect::<Vec<_>>(),
+        [
+            (&"order_id".to_string(), &"deals".to_string()),
+            (&"product_id".to_string(), &"products".to_string())
+        ],
+        "a line item goes with its deal and its product (hs_product_id)"
+    );
+    assert!(
+        text.contains("unit_price_cents = { crm = \"price\", transform = [{ number = { divide_by = 100, decimals = 2 } }] }"),
+        "{text}"
+    );
     assert!(!text.contains("any-token"));
 
     // `check` against a real sandbox says what is left to decide.

@@ -56,7 +56,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             SourceLine::Url(written_url(&args.source, args.out.as_deref()))
         },
         shown_url: shown,
-        line_items: crate::init::EMIT_LINE_ITEMS,
+        line_items: true,
     };
     let proposal = propose(&tables, &options).map_err(|e| UsageError(e.to_string()))?;
     let text = render(&proposal);

@@ -6,8 +6,3 @@ pub mod names;
 pub mod propose;
 pub mod render;
 pub mod schema;
-
-/// Whether tables such as `order_lines` are proposed as active `line_items` syncs. Off while
-/// this crmsync has no `line_items` object kind (the loader would refuse it): they are written
-/// commented out, ready to be switched on with this constant once the kind exists.
-pub const EMIT_LINE_ITEMS: bool = false;

@@ -9,6 +9,7 @@ pub enum Kind {
     Companies,
     Contacts,
     Deals,
+    Products,
     LineItems,
 }
 
@@ -19,6 +20,7 @@ impl Kind {
             Kind::Companies => "companies",
             Kind::Contacts => "contacts",
             Kind::Deals => "deals",
+            Kind::Products => "products",
             Kind::LineItems => "line_items",
         }
     }
@@ -29,19 +31,22 @@ impl Kind {
             Kind::Companies => "company",
             Kind::Contacts => "contact",
             Kind::Deals => "deal",
+            Kind::Products => "product",
             Kind::LineItems => "line item",
         }
     }
 
     /// Parents come first: an association goes from a later kind to an earlier one
-    /// (contacts -> companies, deals -> contacts and companies, line items -> deals), the way
+    /// (contacts -> companies, deals -> contacts and companies, line items -> deals and
+    /// products), the way
     /// crmsync sends parents before their children.
     pub fn rank(self) -> u8 {
         match self {
             Kind::Companies => 0,
             Kind::Contacts => 1,
             Kind::Deals => 2,
-            Kind::LineItems => 3,
+            Kind::Products => 3,
+            Kind::LineItems => 4,
         }
     }
 }
@@ -79,6 +84,7 @@ const DEAL_TABLES: &[&str] = &[
     "opportunities",
     "opportunity",
 ];
+const PRODUCT_TABLES: &[&str] = &["products", "product", "items", "item", "articles", "skus"];
 const LINE_ITEM_TABLES: &[&str] = &[
     "order_lines",
     "order_line",
@@ -96,6 +102,7 @@ pub fn kind_of_table(table: &str) -> Option<Kind> {
         (CONTACT_TABLES, Kind::Contacts),
         (COMPANY_TABLES, Kind::Companies),
         (DEAL_TABLES, Kind::Deals),
+        (PRODUCT_TABLES, Kind::Products),
         (LINE_ITEM_TABLES, Kind::LineItems),
     ]
     .into_iter()
@@ -209,6 +216,8 @@ pub const STATUS: &[&str] = &[
     "order_state",
 ];
 pub const LINE_NAME: &[&str] = &["name", "title", "product_name", "description", "sku"];
+/// A product's stock-keeping unit (HubSpot's `hs_sku`).
+pub const SKU: &[&str] = &["sku", "product_code", "article_number", "code"];
 pub const QUANTITY: &[&str] = &["quantity", "qty", "count"];
 pub const UNIT_PRICE_CENTS: &[&str] = &["unit_price_cents", "price_cents", "unit_cents"];
 pub const UNIT_PRICE: &[&str] = &["unit_price", "price"];
@@ -238,6 +247,7 @@ pub fn crm_id_column<'a>(columns: &[&'a str], kind: Kind) -> Option<&'a str> {
         Kind::Companies => "hubspot_company_id",
         Kind::Contacts => "hubspot_contact_id",
         Kind::Deals => "hubspot_deal_id",
+        Kind::Products => "hubspot_product_id",
         Kind::LineItems => "hubspot_line_item_id",
     };
     first_named(
@@ -322,7 +332,7 @@ mod tests {
         assert_eq!(kind_of_table("organisations"), Some(Kind::Companies));
         assert_eq!(kind_of_table("opportunities"), Some(Kind::Deals));
         assert_eq!(kind_of_table("order_lines"), Some(Kind::LineItems));
-        assert_eq!(kind_of_table("products"), None);
+        assert_eq!(kind_of_table("products"), Some(Kind::Products));
         assert_eq!(bookkeeping("schema_migrations"), Some("Rails bookkeeping"));
     }
 

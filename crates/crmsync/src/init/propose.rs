@@ -33,7 +33,8 @@ pub struct Options {
     pub source: SourceLine,
     /// The source URL for the header comment, password redacted.
     pub shown_url: String,
-    /// Whether `line_items` syncs are written active (see [`super::EMIT_LINE_ITEMS`]).
+    /// Whether `line_items` syncs are written active (`crmsync init` always does; off, they
+    /// are written commented out, for a proposal without line items).
     pub line_items: bool,
 }
 
@@ -594,6 +595,31 @@ fn deal_fields(
     out
 }
 
+fn product_fields(cols: &mut Columns<'_>) -> Vec<Field> {
+    let mut out = Vec::new();
+    plain(cols, &mut out, names::LINE_NAME, "name", "product's name");
+    plain(
+        cols,
+        &mut out,
+        names::SKU,
+        "hs_sku",
+        "product's SKU (`hs_sku`)",
+    );
+    if let Some(c) = cols.take(names::UNIT_PRICE_CENTS) {
+        out.push(cents_field(&c, "price"));
+    } else if let Some(c) = cols.take(names::UNIT_PRICE) {
+        out.push(field(
+            &c,
+            "price",
+            format!(
+                "`{}` looks like the product's price: HubSpot's `price`. Check its unit: cents need `transform = [{CENTS}]`",
+                in_comment(&c)
+            ),
+        ));
+    }
+    out
+}
+
 fn line_item_fields(cols: &mut Columns<'_>, key: &str) -> Vec<Field> {
     let mut out = Vec::new();
     if let Some(n) = cols.take(names::LINE_NAME) {
@@ -805,6 +831,7 @@ pub fn propose(tables: &[TableSnapshot], options: &Options) -> Result<Proposal, 
             }
             Kind::Companies => company_fields(&mut cols),
             Kind::Deals => deal_fields(&mut cols, t.name(), &c.key, &mut trailer),
+            Kind::Products => product_fields(&mut cols),
             Kind::LineItems => line_item_fields(&mut cols, &c.key),
         };
         let stage = if c.kind == Kind::Deals {
@@ -927,7 +954,7 @@ pub fn propose(tables: &[TableSnapshot], options: &Options) -> Result<Proposal, 
             id_property,
             enabled,
             disabled_note: (!enabled).then(|| {
-                "HubSpot line items are not an object this crmsync syncs yet: the proposal is written commented out; remove the leading `# ` of its lines once it is".to_string()
+                "line items were left out of this proposal: the sync is written commented out; remove the leading `# ` of its lines to send them".to_string()
             }),
             capture,
             updated_at_column,

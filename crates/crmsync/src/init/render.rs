@@ -286,7 +286,11 @@ mod tests {
         let text = text_of(&rails(), &options());
         let config = loads(&text);
         let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["companies", "contacts", "deals"], "parents first");
+        assert_eq!(
+            names,
+            ["companies", "contacts", "deals", "products"],
+            "parents first (line items are off in these options)"
+        );
 
         let companies = config.sync("companies").expect("companies");
         assert_eq!(
@@ -370,13 +374,10 @@ mod tests {
             "{text}"
         );
 
-        // Line items are proposed, commented out while the object kind does not exist.
+        // Line items switched off: proposed, commented out.
         assert!(text.contains("# name = \"line_items\""), "{text}");
         assert!(text.contains("# object = \"line_items\""), "{text}");
-        assert!(
-            text.contains("# `products`: not named like a CRM object"),
-            "{text}"
-        );
+        assert!(text.contains("object = \"products\""), "{text}");
         assert!(
             text.contains("# `schema_migrations`: Rails bookkeeping"),
             "{text}"
@@ -448,12 +449,17 @@ mod tests {
             lines["fields"]["name"]["template"].as_str(),
             Some("Item {product_id}")
         );
-        // This crmsync has no such object yet: that is the loader's only objection.
+        // The product column goes to the products sync (sent as `hs_product_id`).
+        assert_eq!(lines["associate"]["product_id"].as_str(), Some("products"));
         let problems: Vec<String> = match load(&text) {
-            Err(e) => e.problems().iter().map(|p| p.path.clone()).collect(),
+            Err(e) => e
+                .problems()
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
             Ok(_) => vec![],
         };
-        assert_eq!(problems, ["sync[3].object"]);
+        assert!(problems.is_empty(), "the loader takes it: {problems:?}");
     }
 
     #[test]
@@ -476,8 +482,8 @@ mod tests {
             Err(NothingToPropose::Empty(_))
         ));
         let e =
-            propose(&[table("products", &["id integer pk"])], &options()).expect_err("no object");
-        assert!(e.to_string().contains("products"), "{e}");
+            propose(&[table("widgets", &["id integer pk"])], &options()).expect_err("no object");
+        assert!(e.to_string().contains("widgets"), "{e}");
         assert!(matches!(e, NothingToPropose::NoneRecognised { .. }));
     }
 
