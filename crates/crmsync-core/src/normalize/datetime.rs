@@ -69,6 +69,13 @@ fn parse_one(value: &str, format: &Format) -> Option<Parsed> {
             if let Ok(d) = DateTime::parse_from_rfc3339(value) {
                 return Some(Parsed::Instant(d));
             }
+            // PostgreSQL's text of a `timestamptz` (`2026-01-05 10:00:00+00`, DateStyle ISO)
+            // and MySQL-style offsets: ISO 8601 with an offset whose minutes may be missing.
+            for p in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+                if let Ok(d) = DateTime::parse_from_str(value, p) {
+                    return Some(Parsed::Instant(d));
+                }
+            }
             for p in [
                 "%Y-%m-%dT%H:%M:%S%.f",
                 "%Y-%m-%d %H:%M:%S%.f",
@@ -281,6 +288,22 @@ mod tests {
         );
         assert!(to_date("31.02.2026", &f("%d.%m.%Y")).is_err());
         assert!(to_date("yesterday", &f("%d.%m.%Y")).is_err());
+    }
+
+    #[test]
+    fn postgres_timestamptz_text_is_iso() {
+        assert_eq!(
+            to_datetime("2026-01-05 10:00:00+00", &f("iso"), None).as_deref(),
+            Ok("2026-01-05T10:00:00.000Z")
+        );
+        assert_eq!(
+            to_datetime("2026-01-05 10:00:00.25+02", &f("iso"), None).as_deref(),
+            Ok("2026-01-05T08:00:00.250Z")
+        );
+        assert_eq!(
+            to_datetime("2026-01-05 10:00:00-05:30", &f("iso"), None).as_deref(),
+            Ok("2026-01-05T15:30:00.000Z")
+        );
     }
 
     #[test]
