@@ -238,6 +238,7 @@ impl Source for AnySource {
         fn updated_page(&self, page: &UpdatedPage<'_>) -> Result<Vec<SourceRow>, StoreError>;
         fn updated_frontier(&self, table: &str, ts_column: &str) -> Result<Option<String>, StoreError>;
         fn write(&self, table: &str, key: &str, writes: &[RowWrite]) -> Result<Vec<String>, StoreError>;
+        fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError>;
         fn identity(&self) -> Result<String, StoreError>;
     }
 }

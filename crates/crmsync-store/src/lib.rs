@@ -68,8 +68,9 @@ pub fn now_ms() -> i64 {
 ///   is taken literally.
 /// - Keys cross the seam as text and are compared in the key column's own type (an integer
 ///   key pages 9 before 10).
-/// - [`Source::write`] is the only write: pulled CRM values and CRM-id write-backs, all rows in
-///   one transaction, each guarded by what the caller expects the row to hold.
+/// - [`Source::write`] updates: pulled CRM values and CRM-id write-backs, all rows in one
+///   transaction, each guarded by what the caller expects the row to hold.
+///   [`Source::insert`] adds one row for a record created in the CRM.
 pub trait Source: Send + Sync {
     /// Which kind of database this is.
     fn backend(&self) -> Backend;
@@ -133,6 +134,33 @@ pub trait Source: Send + Sync {
         key: &str,
         writes: &[RowWrite],
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Inserts one row into `table` in a transaction of its own and answers its key (the
+    /// key the database assigned: `INTEGER PRIMARY KEY`/`AUTOINCREMENT`, `serial`/identity,
+    /// `AUTO_INCREMENT`; or the one given in `row.values`).
+    ///
+    /// - **Guarded**: with `row.unless = (column, value)`, nothing is inserted when a row holds
+    ///   `value` in `column` already, and that row's key is answered ([`Inserted::Exists`]).
+    ///   The look and the insert are one step for every caller of this method (SQLite: the
+    ///   write lock; PostgreSQL: a transaction-scoped advisory lock on the value; MySQL: a
+    ///   locking read), so repeating an insert, from a retry or another worker, adds no
+    ///   second row.
+    /// - **Refusals are answers**: a row the database refuses for its content (a constraint,
+    ///   NOT NULL, a value the column's type does not take, an app trigger raising an error)
+    ///   is [`Inserted::Refused`] with the database's message, and nothing is written. A
+    ///   failure of the database itself (connection, a missing table or column) is an `Err`.
+    /// - `row.now` columns take the database's current time in the form of the column's type:
+    ///   date/time types their own value (UTC); integer columns Unix seconds; other numbers
+    ///   Unix seconds with a fraction; text `YYYY-MM-DD HH:MM:SS.fff` (UTC, fraction as
+    ///   precise as the database gives). SQLite goes by the declared type's affinity (`INT` in
+    ///   it: integer; `DATE`: the date).
+    /// - The change capture's insert trigger (if installed) fires like for any app insert.
+    fn insert(
+        &self,
+        table: &str,
+        key: &str,
+        row: &NewRow,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send;
 
     /// A stable identity of this database (server and database name, or the file), for the
     /// environment binding: a state database refuses to serve another app database.
