@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::mysql::MysqlSource;
 use crate::postgres::PgState;
 use crate::sqlite::{SqliteSource, SqliteState};
-use crate::{Capture, Coordination, Inspect, Lifecycle, Queue, Records, Source, State};
+use crate::{Capture, Coordination, Creates, Inspect, Lifecycle, Queue, Records, Source, State};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -218,6 +218,18 @@ impl Inspect for AnyState {
         fn jobs_of(&self, sync: &str, local_id: &str) -> Result<Vec<JobDetail>, StoreError>;
         fn job_problems(&self, sync: &str, limit: i64) -> Result<Vec<JobProblem>, StoreError>;
         fn calls_between(&self, from_ms: i64, to_ms: i64, endpoint_part: &str, limit: i64) -> Result<Vec<CallRow>, StoreError>;
+    }
+}
+
+impl Creates for AnyState {
+    delegate! { state_call;
+        fn claim_creates(&self, sync: &str, claims: &[(String, i64)], fingerprint: &str, now_ms: i64) -> Result<(), StoreError>;
+        fn refuse_creates(&self, refusals: &[CrmCreate]) -> Result<(), StoreError>;
+        fn record_creates(&self, sync: &str, crm_object: &str, created: &[CreatedLink], now_ms: i64) -> Result<(), StoreError>;
+        fn forget_creates(&self, sync: &str, crm_ids: &[String]) -> Result<(), StoreError>;
+        fn creates(&self, sync: Option<&str>) -> Result<Vec<CrmCreate>, StoreError>;
+        fn creates_among(&self, sync: &str, crm_ids: &[String]) -> Result<HashMap<String, CrmCreate>, StoreError>;
+        fn request_create_retry(&self, sync: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
     }
 }
 

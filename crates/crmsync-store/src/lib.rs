@@ -6,7 +6,8 @@
 //!   bases, quarantine, cursors), [`Queue`] (jobs with owned leases), [`Lifecycle`] (conflicts,
 //!   CRM deletions and merges, the webhook inbox, inbound hints), [`Coordination`] (leader
 //!   leases, the shared API-call reservation, the kill switch, bindings, the call log) and
-//!   [`Inspect`] (what `explain`, `retry` and `status` read). [`State`] is all of them.
+//!   [`Inspect`] (what `explain`, `retry` and `status` read), [`Creates`] (CRM records
+//!   becoming app rows). [`State`] is all of them.
 //!   Backends: SQLite (one worker), PostgreSQL (any number of workers), memory (tests).
 //!
 //! Every backend lives in its own folder with the same file names (`sqlite/`, `postgres/`,
@@ -697,10 +698,78 @@ pub trait Inspect: Send + Sync {
     ) -> impl Future<Output = Result<Vec<CallRow>, StoreError>> + Send;
 }
 
+/// CRM records of syncs with `on_crm_create = "insert"` that have no row yet: claimed while
+/// their rows are inserted, refused (with the app database's reason) when the database said
+/// no. One entry per `(sync, crm_id)`; an entry disappears when the record is linked
+/// ([`Creates::record_creates`]) or forgotten.
+///
+/// - A claim is written **before** the app insert, so after a crash the engine knows which
+///   CRM records may have a row without a link (and looks them up instead of inserting).
+/// - Claiming an entry keeps its history (first seen, refusals so far, the last reason);
+///   refusing one counts an attempt and clears `retry_requested`.
+/// - [`Creates::record_creates`] is one transaction: links, bases and the removal of the
+///   entries together, so a record is either claimed or linked, never both or neither.
+pub trait Creates: Send + Sync {
+    /// Claims `(crm_id, modified_ms)` records of `sync` (see the trait doc).
+    fn claim_creates(
+        &self,
+        sync: &str,
+        claims: &[(String, i64)],
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records refusals: each entry becomes `refused` with its rule, message, modification
+    /// time and fingerprint, `last_seen_ms`, one more attempt, and no retry asked.
+    fn refuse_creates(
+        &self,
+        refusals: &[CrmCreate],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Links rows inserted for CRM records of `sync` (one transaction): each link is created
+    /// (or replaced) with its CRM id and hashes, pushed at `now_ms`, its version bumped, its
+    /// CRM id marked written back when the row holds it; the bases are stored; the records'
+    /// entries are removed.
+    fn record_creates(
+        &self,
+        sync: &str,
+        crm_object: &str,
+        created: &[CreatedLink],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the entries of these CRM records of `sync`.
+    fn forget_creates(
+        &self,
+        sync: &str,
+        crm_ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Entries of `sync` (every sync's when `None`), ordered by sync and CRM id.
+    fn creates(
+        &self,
+        sync: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<CrmCreate>, StoreError>> + Send;
+
+    /// The entries of `sync` among `crm_ids`, by CRM id.
+    fn creates_among(
+        &self,
+        sync: &str,
+        crm_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, CrmCreate>, StoreError>> + Send;
+
+    /// Flags refused entries (of `sync`, or of every sync) with `retry_requested`; returns
+    /// `(sync, crm_id)` of the flagged entries, sorted.
+    fn request_create_retry(
+        &self,
+        sync: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+}
+
 /// The whole state database: what the engine is generic over. Cheap to clone (clones share
 /// the connection pool).
 pub trait State:
-    Records + Queue + Lifecycle + Coordination + Inspect + Clone + Send + Sync + 'static
+    Records + Queue + Lifecycle + Coordination + Inspect + Creates + Clone + Send + Sync + 'static
 {
     /// Which kind of database this is.
     fn backend(&self) -> Backend;
