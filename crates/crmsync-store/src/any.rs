@@ -251,6 +251,7 @@ impl Source for AnySource {
         fn updated_frontier(&self, table: &str, ts_column: &str) -> Result<Option<String>, StoreError>;
         fn write(&self, table: &str, key: &str, writes: &[RowWrite]) -> Result<Vec<String>, StoreError>;
         fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError>;
+        fn keys_by(&self, table: &str, key: &str, column: &str, values: &[String]) -> Result<HashMap<String, String>, StoreError>;
         fn identity(&self) -> Result<String, StoreError>;
     }
 }

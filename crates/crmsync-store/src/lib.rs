@@ -123,6 +123,17 @@ pub trait Source: Send + Sync {
         ts_column: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The keys of the rows of `table` that hold one of `values` in `column` (compared in
+    /// the column's type), by value; a value no row holds is absent, and of several rows
+    /// holding one value any one is answered. Any number of values (chunked inside).
+    fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, String>, StoreError>> + Send;
+
     /// Applies `writes` to `table` in one transaction. A row is written only when each of its
     /// `expect` columns still holds the expected value, compared as text (compare-and-set: a
     /// concurrent app edit is never overwritten), and at least one `set` value differs from

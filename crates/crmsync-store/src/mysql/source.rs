@@ -633,6 +633,38 @@ impl Source for MysqlSource {
         Ok(written)
     }
 
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let meta = self.columns(table).await?;
+        let (k, c) = (quote_mysql(key), quote_mysql(column));
+        let (read_key, _) = meta.get(key)?.read_expr(&k);
+        let (read_value, _) = meta.get(column)?.read_expr(&c);
+        let param = meta.get(column)?.param();
+        let mut out = std::collections::HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            let q = format!(
+                "SELECT {read_key}, {read_value} FROM {} WHERE {c} IN ({})",
+                quote_table(table, quote_mysql),
+                vec![param.as_str(); chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sql(q));
+            for v in chunk {
+                query = query.bind(v);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                if let (Ok(Some(key_text)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, key_text);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
         let meta = self.columns(table).await?;
         let (tname, k) = (quote_table(table, quote_mysql), quote_mysql(key));

@@ -672,6 +672,32 @@ impl Source for PgSource {
         Ok(written)
     }
 
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let cast = self.column_types(table, &[column]).await?.remove(0).cast;
+        let mut out = HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            // Compared in the column's own type (its index is used).
+            let q = format!(
+                "SELECT CAST({} AS text), CAST({c} AS text) FROM {} WHERE {c} = ANY(CAST($1 AS {cast}[]))",
+                quote(key),
+                quote_table(table, quote),
+                c = quote(column),
+            );
+            for r in sqlx::query(sql(q)).bind(chunk).fetch_all(&self.pool).await? {
+                if let (Ok(Some(k)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
         let tname = quote_table(table, quote);
         let mut named: Vec<&str> = vec![key];

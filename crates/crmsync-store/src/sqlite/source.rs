@@ -324,6 +324,36 @@ impl Source for SqliteSource {
         Ok(written)
     }
 
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            // Parameters take the column's affinity, as in `fetch`.
+            let q = format!(
+                "SELECT CAST({} AS TEXT), CAST({c} AS TEXT) FROM {} WHERE {c} IN ({})",
+                quote(key),
+                quote_table(table, quote),
+                marks(chunk.len()),
+                c = quote(column),
+            );
+            let mut query = sqlx::query(sql(q));
+            for v in chunk {
+                query = query.bind(v);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                if let (Ok(Some(k)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
         let tname = quote_table(table, quote);
         let read_key = format!("CAST({} AS TEXT)", quote(key));

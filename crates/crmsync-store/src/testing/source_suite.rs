@@ -599,6 +599,16 @@ pub async fn insert_assigns_the_key_and_writes_now_in_each_columns_form<S: Sourc
         (born - before.date_naive()).num_days().abs() <= 1,
         "born is today: {born}"
     );
+    // Found again by the CRM-id column (typed: `502` finds the value in an integer column).
+    let found = src
+        .keys_by("accounts", "id", "hubspot_id", &strings(&["501", "502", "999"]))
+        .await
+        .expect("keys_by");
+    assert_eq!(
+        found,
+        [("501".to_string(), k1.clone()), ("502".to_string(), k2.clone())].into(),
+        "each held value answers its row's key, an absent one nothing"
+    );
     let label = value(row, "label").expect("label is set");
     chrono::NaiveDateTime::parse_from_str(label, "%Y-%m-%d %H:%M:%S%.f")
         .unwrap_or_else(|e| panic!("a text column gets `YYYY-MM-DD HH:MM:SS.f`: `{label}`: {e}"));
