@@ -469,8 +469,13 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
         "object = \"companies\"",
         "object = \"companies\"\non_crm_create = \"insert\"\ninsert_values = { id = 1, created_at = \"now\" }",
     );
-    let err = load_str(&text, Path::new("c.toml"), Secrets::Required, &env_with_token)
-        .expect_err("must fail");
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
     let got: Vec<(String, Option<usize>)> = err
         .problems()
         .iter()
@@ -486,7 +491,10 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
         "{err}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("c.toml:13") && msg.contains("pulls none"), "{msg}");
+    assert!(
+        msg.contains("c.toml:13") && msg.contains("pulls none"),
+        "{msg}"
+    );
     assert!(msg.contains("write_back_column"), "{msg}");
 
     let text = GOOD
@@ -498,8 +506,13 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
             "company_name = { crm = \"name\" }",
             "company_name = { crm = \"name\", direction = \"both\" }",
         );
-    let err = load_str(&text, Path::new("c.toml"), Secrets::Required, &env_with_token)
-        .expect_err("must fail");
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
     let p = err.problems();
     assert_eq!(p.len(), 1, "{err}");
     assert_eq!(p[0].path, "sync[0].insert_values.company_name");
@@ -507,8 +520,8 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
 
     // Fixed: it loads, `now` and constants read as such.
     let ok = text.replace(", company_name = \"x\"", "");
-    let cfg = load_str(&ok, Path::new("c.toml"), Secrets::Required, &env_with_token)
-        .expect("valid");
+    let cfg =
+        load_str(&ok, Path::new("c.toml"), Secrets::Required, &env_with_token).expect("valid");
     let s = &cfg.raw.syncs[0];
     assert_eq!(s.on_crm_create, crmsync_core::config::OnCrmCreate::Insert);
     assert_eq!(
@@ -525,7 +538,12 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
         "object = \"companies\"",
         "object = \"companies\"\ninsert_values = { created_at = \"now\" }",
     );
-    let err = load_str(&text, Path::new("c.toml"), Secrets::Required, &env_with_token)
-        .expect_err("must fail");
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
     assert_eq!(err.problems()[0].path, "sync[0].insert_values", "{err}");
 }

@@ -97,7 +97,9 @@ pub fn problems(sync: &SyncConfig, pulls: bool) -> Vec<(String, String)> {
         } else if sync.write_back_column.as_deref() == Some(column.as_str()) {
             out.push((
                 at,
-                format!("`{column}` is the `write_back_column`, which receives the CRM id; remove it"),
+                format!(
+                    "`{column}` is the `write_back_column`, which receives the CRM id; remove it"
+                ),
             ));
         } else if let Some(field) = sync.fields.iter().find_map(|(k, f)| {
             (f.direction.unwrap_or(sync.direction) != super::Direction::Push

@@ -326,9 +326,9 @@ fn now_expr(t: &ColumnType) -> String {
         // float4, float8, numeric: Unix seconds with the fraction.
         700 | 701 | 1700 => format!("CAST(extract(epoch FROM now()) AS {cast})"),
         // text, varchar, bpchar, name.
-        25 | 1043 | 1042 | 19 => format!(
-            "CAST(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS {cast})"
-        ),
+        25 | 1043 | 1042 | 19 => {
+            format!("CAST(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS {cast})")
+        }
         // timestamp, timestamptz, date, time, timetz, and whatever else takes a timestamp.
         _ => format!("CAST(now() AS {cast})"),
     }
@@ -689,7 +689,11 @@ impl Source for PgSource {
                 quote_table(table, quote),
                 c = quote(column),
             );
-            for r in sqlx::query(sql(q)).bind(chunk).fetch_all(&self.pool).await? {
+            for r in sqlx::query(sql(q))
+                .bind(chunk)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 if let (Ok(Some(k)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
                     out.insert(v, k);
                 }
@@ -713,7 +717,9 @@ impl Source for PgSource {
             // Inserters of one value take turns (released at commit or rollback), so the
             // look below and the insert are one step even across workers.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(format!("crmsync insert\u{1f}{table}\u{1f}{column}\u{1f}{value}"))
+                .bind(format!(
+                    "crmsync insert\u{1f}{table}\u{1f}{column}\u{1f}{value}"
+                ))
                 .execute(&mut *tx)
                 .await?;
             let cast = &types[named.len() - 1].cast;

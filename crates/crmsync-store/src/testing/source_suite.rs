@@ -538,7 +538,14 @@ fn account(email: &str, crm_id: &str, now: &[&str]) -> NewRow {
     }
 }
 
-const ACCOUNT_COLUMNS: [&str; 6] = ["email", "hubspot_id", "created_at", "seen_at", "born", "label"];
+const ACCOUNT_COLUMNS: [&str; 6] = [
+    "email",
+    "hubspot_id",
+    "created_at",
+    "seen_at",
+    "born",
+    "label",
+];
 
 /// `insert` answers the key the database assigned (growing), and `now` columns hold the
 /// current time in their type's form: a timestamp, Unix seconds, today's date, a text.
@@ -552,12 +559,20 @@ pub async fn insert_assigns_the_key_and_writes_now_in_each_columns_form<S: Sourc
         .insert(
             "accounts",
             "id",
-            &account("a@example.com", "501", &["created_at", "seen_at", "born", "label"]),
+            &account(
+                "a@example.com",
+                "501",
+                &["created_at", "seen_at", "born", "label"],
+            ),
         )
         .await
         .expect("insert");
     let second = src
-        .insert("accounts", "id", &account("b@example.com", "502", &["created_at"]))
+        .insert(
+            "accounts",
+            "id",
+            &account("b@example.com", "502", &["created_at"]),
+        )
         .await
         .expect("insert");
     let (Inserted::Row(k1), Inserted::Row(k2)) = (&first, &second) else {
@@ -577,7 +592,10 @@ pub async fn insert_assigns_the_key_and_writes_now_in_each_columns_form<S: Sourc
     assert_eq!(value(row, "hubspot_id"), Some("501"));
     let near = |t: chrono::DateTime<chrono::Utc>, what: &str| {
         let d = (t - before).num_seconds().abs();
-        assert!(d < 3600, "{what} is the current time (UTC): {t} vs {before}");
+        assert!(
+            d < 3600,
+            "{what} is the current time (UTC): {t} vs {before}"
+        );
     };
     let created = value(row, "created_at").expect("created_at is set");
     let created = chrono::NaiveDateTime::parse_from_str(created, "%Y-%m-%d %H:%M:%S%.f")
@@ -601,12 +619,21 @@ pub async fn insert_assigns_the_key_and_writes_now_in_each_columns_form<S: Sourc
     );
     // Found again by the CRM-id column (typed: `502` finds the value in an integer column).
     let found = src
-        .keys_by("accounts", "id", "hubspot_id", &strings(&["501", "502", "999"]))
+        .keys_by(
+            "accounts",
+            "id",
+            "hubspot_id",
+            &strings(&["501", "502", "999"]),
+        )
         .await
         .expect("keys_by");
     assert_eq!(
         found,
-        [("501".to_string(), k1.clone()), ("502".to_string(), k2.clone())].into(),
+        [
+            ("501".to_string(), k1.clone()),
+            ("502".to_string(), k2.clone())
+        ]
+        .into(),
         "each held value answers its row's key, an absent one nothing"
     );
     let label = value(row, "label").expect("label is set");
@@ -624,7 +651,9 @@ pub async fn insert_is_guarded_by_the_unless_column<S: Source + Capture>(shop: &
         panic!("the first insert inserts");
     };
     assert_eq!(
-        src.insert("accounts", "id", &row).await.expect("insert again"),
+        src.insert("accounts", "id", &row)
+            .await
+            .expect("insert again"),
         Inserted::Exists(k.clone()),
         "a repeat answers the row that is there"
     );
@@ -633,7 +662,10 @@ pub async fn insert_is_guarded_by_the_unless_column<S: Source + Capture>(shop: &
         account("x@example.com", "602", &["created_at"]),
         account("y@example.com", "602", &["created_at"]),
     );
-    let (ra, rb) = tokio::join!(src.insert("accounts", "id", &a), src.insert("accounts", "id", &b));
+    let (ra, rb) = tokio::join!(
+        src.insert("accounts", "id", &a),
+        src.insert("accounts", "id", &b)
+    );
     let (ra, rb) = (ra.expect("insert a"), rb.expect("insert b"));
     let rows = matches!(ra, Inserted::Row(_)) as u8 + matches!(rb, Inserted::Row(_)) as u8;
     assert_eq!(rows, 1, "one of two racing inserts inserts: {ra:?}, {rb:?}");
@@ -658,16 +690,30 @@ pub async fn insert_refused_by_the_database_is_an_answer<S: Source + Capture>(sh
     let Inserted::Refused(why) = &got else {
         panic!("refused: {got:?}");
     };
-    assert!(why.contains("created_at"), "the reason names the column: {why}");
+    assert!(
+        why.contains("created_at"),
+        "the reason names the column: {why}"
+    );
     // A duplicate of a unique column.
-    src.insert("accounts", "id", &account("b@example.com", "702", &["created_at"]))
-        .await
-        .expect("insert");
+    src.insert(
+        "accounts",
+        "id",
+        &account("b@example.com", "702", &["created_at"]),
+    )
+    .await
+    .expect("insert");
     let got = src
-        .insert("accounts", "id", &account("b@example.com", "703", &["created_at"]))
+        .insert(
+            "accounts",
+            "id",
+            &account("b@example.com", "703", &["created_at"]),
+        )
         .await
         .expect("an answer, not an error");
-    assert!(matches!(got, Inserted::Refused(_)), "unique e-mail: {got:?}");
+    assert!(
+        matches!(got, Inserted::Refused(_)),
+        "unique e-mail: {got:?}"
+    );
     // A value the column's type does not take (not on SQLite, which keeps any value).
     if shop.app.dialect() != Dialect::Sqlite {
         let mut row = account("c@example.com", "704", &["created_at"]);
@@ -696,7 +742,11 @@ pub async fn insert_is_captured<S: Source + Capture>(shop: &Shop<S>) {
         .expect("install");
     let from = src.change_position().await.expect("position");
     let Inserted::Row(k) = src
-        .insert("accounts", "id", &account("a@example.com", "801", &["created_at"]))
+        .insert(
+            "accounts",
+            "id",
+            &account("a@example.com", "801", &["created_at"]),
+        )
         .await
         .expect("insert")
     else {

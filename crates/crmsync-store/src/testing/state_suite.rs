@@ -1709,7 +1709,10 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         all.iter()
             .map(|c| (c.crm_id.as_str(), c.state, c.attempts))
             .collect::<Vec<_>>(),
-        [("c1", CreateState::Claimed, 0), ("c2", CreateState::Claimed, 0)]
+        [
+            ("c1", CreateState::Claimed, 0),
+            ("c2", CreateState::Claimed, 0)
+        ]
     );
     assert_eq!(s.creates(None).await.expect("creates").len(), 3);
     let refusal = |at: i64, message: &str| CrmCreate {
@@ -1725,9 +1728,12 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         attempts: 0,
         retry_requested: false,
     };
-    s.refuse_creates(&[refusal(t + 1, "NOT NULL constraint failed: users.created_at")])
-        .await
-        .expect("refuse");
+    s.refuse_creates(&[refusal(
+        t + 1,
+        "NOT NULL constraint failed: users.created_at",
+    )])
+    .await
+    .expect("refuse");
     let c1 = s
         .creates_among("s", &strings(&["c1", "nope"]))
         .await
@@ -1747,17 +1753,28 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         [("s".to_string(), "c1".to_string())],
         "only refused entries of the sync are flagged"
     );
-    assert!(s.creates_among("s", &strings(&["c1"])).await.expect("among")["c1"].retry_requested);
+    assert!(
+        s.creates_among("s", &strings(&["c1"]))
+            .await
+            .expect("among")["c1"]
+            .retry_requested
+    );
     // Tried again: claimed (history kept), refused again (one more attempt, flag cleared).
     s.claim_creates("s", &[("c1".into(), 8)], "f2", t + 2)
         .await
         .expect("claim");
-    let c1 = &s.creates_among("s", &strings(&["c1"])).await.expect("among")["c1"];
+    let c1 = &s
+        .creates_among("s", &strings(&["c1"]))
+        .await
+        .expect("among")["c1"];
     assert_eq!((c1.state, c1.attempts), (CreateState::Claimed, 1));
     s.refuse_creates(&[refusal(t + 3, "again")])
         .await
         .expect("refuse");
-    let c1 = &s.creates_among("s", &strings(&["c1"])).await.expect("among")["c1"];
+    let c1 = &s
+        .creates_among("s", &strings(&["c1"]))
+        .await
+        .expect("among")["c1"];
     assert_eq!(
         (c1.state, c1.attempts, c1.retry_requested, c1.first_seen_ms),
         (CreateState::Refused, 2, false, t)
@@ -1783,9 +1800,14 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         (link.crm_id.as_deref(), link.pushed_hash.as_deref()),
         (Some("c2"), Some("h7"))
     );
-    assert!(link.version >= 1, "a new link has a version a stale plan sees");
+    assert!(
+        link.version >= 1,
+        "a new link has a version a stale plan sees"
+    );
     assert_eq!(
-        s.local_ids_of("s", &strings(&["c2"])).await.expect("local ids")["c2"],
+        s.local_ids_of("s", &strings(&["c2"]))
+            .await
+            .expect("local ids")["c2"],
         "7"
     );
     assert_eq!(
@@ -1793,7 +1815,10 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         "ada@example.com"
     );
     assert!(
-        s.pending_write_backs("s", 10).await.expect("pending").is_empty(),
+        s.pending_write_backs("s", 10)
+            .await
+            .expect("pending")
+            .is_empty(),
         "the row holds its CRM id already"
     );
     assert_eq!(
@@ -1806,9 +1831,15 @@ pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
         ["c1"],
         "the linked record's entry is gone"
     );
-    s.forget_creates("s", &strings(&["c1"])).await.expect("forget");
+    s.forget_creates("s", &strings(&["c1"]))
+        .await
+        .expect("forget");
     assert!(s.creates(Some("s")).await.expect("creates").is_empty());
-    assert_eq!(s.creates(None).await.expect("creates").len(), 1, "other syncs keep theirs");
+    assert_eq!(
+        s.creates(None).await.expect("creates").len(),
+        1,
+        "other syncs keep theirs"
+    );
 }
 
 pub async fn write_backs_pending_and_marked<S: State>(s: S) {

@@ -50,6 +50,17 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 p.error
             );
         }
+        for p in &s.insert_problems {
+            println!(
+                "\n{}: {} CRM record{} not inserted, the app database refused: {} (e.g. `crmsync explain {} {} --crm-id`; tried again when the record or the config changes, or on `crmsync retry`)",
+                s.sync,
+                p.records,
+                if p.records == 1 { "" } else { "s" },
+                p.reason,
+                s.sync,
+                p.example
+            );
+        }
     }
     let t = &st.two_way;
     if t.paused {
