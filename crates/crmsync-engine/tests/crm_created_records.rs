@@ -117,8 +117,10 @@ impl World {
             .replace("BASE", &self.sandbox.base_url());
         let path = self.dir.path().join("crmsync.toml");
         std::fs::write(&path, &text).expect("config file");
-        load_str(&text, &path, Secrets::Required, &|_| Some("test-token".into()))
-            .expect("config valid")
+        load_str(&text, &path, Secrets::Required, &|_| {
+            Some("test-token".into())
+        })
+        .expect("config valid")
     }
 
     async fn engine(&self, config: Config) -> TestEngine {
@@ -170,7 +172,10 @@ impl World {
     /// Sales creates a contact in the HubSpot UI; its id.
     async fn sales_creates(&self, properties: serde_json::Value) -> String {
         let v: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/crm/v3/objects/contacts", self.sandbox.base_url()))
+            .post(format!(
+                "{}/crm/v3/objects/contacts",
+                self.sandbox.base_url()
+            ))
             .bearer_auth(UI_TOKEN)
             .json(&serde_json::json!({ "properties": properties }))
             .send()
@@ -213,7 +218,10 @@ impl World {
             .json()
             .await
             .expect("json");
-        v["properties"][prop].as_str().unwrap_or_default().to_string()
+        v["properties"][prop]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn count(&self, where_: &str) -> i64 {
@@ -472,7 +480,11 @@ async fn an_interrupted_insert_is_finished_not_repeated(w: World) {
     engine.push_once().await.expect("pass");
     let key = row_of(&engine, &grace).await.expect("linked");
     assert_eq!(w.count(&format!("hubspot_id = '{grace}'")).await, 1);
-    assert_eq!(w.count(&format!("id = {key} AND hubspot_id = '{grace}'")).await, 1);
+    assert_eq!(
+        w.count(&format!("id = {key} AND hubspot_id = '{grace}'"))
+            .await,
+        1
+    );
     assert_eq!(w.crm_value(&grace, "app_user_id").await, key);
     assert_eq!(w.contacts().await, 2, "ada and grace, nobody twice");
     let r = engine.pull_once().await.expect("poll");
@@ -510,7 +522,11 @@ async fn check_names_a_required_column_nothing_fills(w: World) {
         ],
         "{found:?}"
     );
-    assert!(found[0].message.contains("`updated_at`"), "{}", found[0].message);
+    assert!(
+        found[0].message.contains("`updated_at`"),
+        "{}",
+        found[0].message
+    );
     assert!(
         !report
             .findings

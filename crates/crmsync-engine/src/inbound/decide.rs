@@ -23,15 +23,34 @@ pub fn pulled_fields(sync: &SyncConfig) -> Vec<(&str, &FieldConfig)> {
         .collect()
 }
 
+/// The id properties that mark a record of `sync`'s object as crmsync's own: those of every
+/// sync in `syncs` writing the same object (a contact another sync created is not "created in
+/// the CRM" for this one).
+pub fn id_properties<'a>(syncs: &'a [SyncConfig], sync: &SyncConfig) -> Vec<&'a str> {
+    let mut out: Vec<&str> = syncs
+        .iter()
+        .filter(|s| s.object == sync.object)
+        .map(|s| s.id_property.as_str())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The CRM properties to read for `sync`'s changed records: its pulled fields, and, when it
-/// inserts CRM records as rows, the id property (a value there means crmsync made the record).
-pub fn pulled_properties(sync: &SyncConfig) -> Vec<String> {
+/// inserts CRM records as rows, the [`id_properties`] (a value there means crmsync made the
+/// record).
+pub fn pulled_properties(syncs: &[SyncConfig], sync: &SyncConfig) -> Vec<String> {
     let mut out: Vec<String> = pulled_fields(sync)
         .iter()
         .map(|(_, f)| f.crm.clone())
         .collect();
-    if sync.on_crm_create == OnCrmCreate::Insert && !out.contains(&sync.id_property) {
-        out.push(sync.id_property.clone());
+    if sync.on_crm_create == OnCrmCreate::Insert {
+        for p in id_properties(syncs, sync) {
+            if !out.iter().any(|o| o == p) {
+                out.push(p.to_string());
+            }
+        }
     }
     out
 }
@@ -110,6 +129,9 @@ pub struct DecideInput<'a> {
     pub creates: &'a HashMap<String, CrmCreate>,
     /// The sync's mapping fingerprint now (a refusal under another one is tried again).
     pub fingerprint: &'a str,
+    /// The id properties of every sync on this object ([`id_properties`]): a record holding a
+    /// key in one of them was made by crmsync.
+    pub id_properties: &'a [&'a str],
     pub now_ms: i64,
 }
 
@@ -132,10 +154,12 @@ fn unlinked(input: &DecideInput<'_>, change: &ChangedRecord, out: &mut Decisions
     // Our key in the id property: crmsync created it (its settle links it), unless an insert
     // of ours was interrupted after writing the key (then it has an entry, and the insert's
     // guard finds the row).
-    let ours = change
-        .properties
-        .get(&sync.id_property)
-        .is_some_and(|v| !v.trim().is_empty());
+    let ours = input.id_properties.iter().any(|p| {
+        change
+            .properties
+            .get(*p)
+            .is_some_and(|v| !v.trim().is_empty())
+    });
     if ours && entry.is_none() {
         out.report.ours += 1;
         return;
@@ -355,6 +379,7 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
             parked: &parked,
             creates: &creates,
             fingerprint: "f",
+            id_properties: &["crmsync_id"],
             now_ms: 5,
         };
         let d = decide_page(
@@ -404,6 +429,7 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
             parked: &parked,
             creates: &creates,
             fingerprint: "f",
+            id_properties: &["crmsync_id"],
             now_ms: 5,
         };
         let d = decide_page(&input, &[record("c1", "Acme", "lead")]);
@@ -481,10 +507,14 @@ stage = { crm = "lifecyclestage", map = { prospect = "lead" } }
             parked: &parked,
             creates: &creates,
             fingerprint: "f",
+            id_properties: &["crmsync_id", "other_sync_id"],
             now_ms: 5,
         };
         let mut ours = record("o1", "Ours", "lead");
         ours.properties.insert("crmsync_id".into(), "17".into());
+        // Made by another sync into the same object: not created in the CRM either.
+        let mut theirs = record("o2", "Theirs", "lead");
+        theirs.properties.insert("other_sync_id".into(), "4".into());
         let mut interrupted = record("c1", "Half", "lead");
         interrupted
             .properties
@@ -494,6 +524,7 @@ stage = { crm = "lifecyclestage", map = { prospect = "lead" } }
             &[
                 record("n1", "New Co", "lead"),
                 ours,
+                theirs,
                 record("r1", "Refused", "lead"),
                 record("r2", "Config changed", "lead"),
                 interrupted,
@@ -502,7 +533,7 @@ stage = { crm = "lifecyclestage", map = { prospect = "lead" } }
         );
         assert_eq!(
             (d.report.ours, d.report.insert_waiting),
-            (1, 1),
+            (2, 1),
             "{:?}",
             d.report
         );

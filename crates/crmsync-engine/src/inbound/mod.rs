@@ -93,6 +93,7 @@ where
                 parked: &parked,
                 creates: &creates,
                 fingerprint: &fingerprint,
+                id_properties: &decide::id_properties(&self.config.raw.syncs, sync),
                 now_ms: self.clock.now_ms(),
             },
             changes,

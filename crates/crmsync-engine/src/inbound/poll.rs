@@ -69,7 +69,7 @@ where
             return Ok(());
         }
         let object = Self::object_of(sync)?;
-        let properties = pulled_properties(sync);
+        let properties = pulled_properties(&self.config.raw.syncs, sync);
         let started = self.clock.now_ms();
         let (stored, last_started) = self
             .state

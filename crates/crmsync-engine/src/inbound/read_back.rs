@@ -63,7 +63,7 @@ where
             .values()
             .filter(|f| pulls(sync, f) || (depth == Depth::Drift && pushes(sync, f)))
             .map(|f| f.crm.clone())
-            .chain(pulled_properties(sync))
+            .chain(pulled_properties(&self.config.raw.syncs, sync))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -58,29 +58,29 @@ fn time(ms: i64) -> String {
 
 fn print(e: &Explanation) {
     if let Some(c) = &e.crm_create {
-            println!(
-                "{} CRM record {} ({}): no app row",
-                e.sync, c.crm_id, e.object
-            );
-            match c.state.as_str() {
-                "refused" => println!(
-                    "insert refused by the {} since {} ({} time(s)): {}{}",
-                    c.rule,
-                    time(c.first_seen_ms),
-                    c.attempts,
-                    c.message,
-                    if c.retry_requested {
-                        "; retry requested"
-                    } else {
-                        "; tried again when the record or the config changes, or on `crmsync retry`"
-                    }
-                ),
-                _ => println!(
-                    "insert under way since {} (an interrupted one is finished by the next round)",
-                    time(c.first_seen_ms)
-                ),
-            }
-            return;
+        println!(
+            "{} CRM record {} ({}): no app row",
+            e.sync, c.crm_id, e.object
+        );
+        match c.state.as_str() {
+            "refused" => println!(
+                "insert refused by the {} since {} ({} time(s)): {}{}",
+                c.rule,
+                time(c.first_seen_ms),
+                c.attempts,
+                c.message,
+                if c.retry_requested {
+                    "; retry requested"
+                } else {
+                    "; tried again when the record or the config changes, or on `crmsync retry`"
+                }
+            ),
+            _ => println!(
+                "insert under way since {} (an interrupted one is finished by the next round)",
+                time(c.first_seen_ms)
+            ),
+        }
+        return;
     }
     println!("{} record {} ({})", e.sync, e.key, e.object);
     match &e.source {
