@@ -579,3 +579,90 @@ fn line_items_belong_to_deals() {
     assert_eq!(p[0].path, "sync[3].associate.customer_id");
     assert!(p[0].message.contains("associated with its deal"), "{err}");
 }
+
+#[test]
+fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert_values() {
+    // A push-only sync cannot make rows from CRM records, and insert_values may not fill the
+    // key, the write-back column or a pulled field's column.
+    let text = GOOD.replace(
+        "object = \"companies\"",
+        "object = \"companies\"\non_crm_create = \"insert\"\ninsert_values = { id = 1, created_at = \"now\" }",
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let got: Vec<(String, Option<usize>)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.path.clone(), p.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sync[0].on_crm_create".to_string(), Some(13)),
+            ("sync[0].on_crm_create".to_string(), Some(13)),
+            ("sync[0].insert_values.id".to_string(), Some(14)),
+        ],
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("c.toml:13") && msg.contains("pulls none"),
+        "{msg}"
+    );
+    assert!(msg.contains("write_back_column"), "{msg}");
+
+    let text = GOOD
+        .replace(
+            "object = \"companies\"",
+            "object = \"companies\"\non_crm_create = \"insert\"\nwrite_back_column = \"hubspot_id\"\ninsert_values = { created_at = \"now\", active = true, company_name = \"x\" }",
+        )
+        .replace(
+            "company_name = { crm = \"name\" }",
+            "company_name = { crm = \"name\", direction = \"both\" }",
+        );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let p = err.problems();
+    assert_eq!(p.len(), 1, "{err}");
+    assert_eq!(p[0].path, "sync[0].insert_values.company_name");
+    assert!(p[0].message.contains("pulled field"), "{err}");
+
+    // Fixed: it loads, `now` and constants read as such.
+    let ok = text.replace(", company_name = \"x\"", "");
+    let cfg =
+        load_str(&ok, Path::new("c.toml"), Secrets::Required, &env_with_token).expect("valid");
+    let s = &cfg.raw.syncs[0];
+    assert_eq!(s.on_crm_create, crmsync_core::config::OnCrmCreate::Insert);
+    assert_eq!(
+        s.insert_values.get("created_at"),
+        Some(&crmsync_core::config::InsertValue::Now)
+    );
+    assert_eq!(
+        s.insert_values.get("active"),
+        Some(&crmsync_core::config::InsertValue::Constant("1".into()))
+    );
+
+    // insert_values alone, without inserting, is a mistake too.
+    let text = GOOD.replace(
+        "object = \"companies\"",
+        "object = \"companies\"\ninsert_values = { created_at = \"now\" }",
+    );
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    assert_eq!(err.problems()[0].path, "sync[0].insert_values", "{err}");
+}

@@ -5,7 +5,7 @@
 //! would be quarantined, refused or merged.
 
 use crate::error::EngineError;
-use crmsync_core::config::{Config, SyncConfig};
+use crmsync_core::config::{Config, OnCrmCreate, SyncConfig};
 use crmsync_core::mapping::{MapOutcome, map_row, pulls, pushes, referenced_columns};
 use crmsync_crm::{Crm, ObjectKind, Pipeline, PropertyInfo};
 use crmsync_store::{Source, StoreError};
@@ -47,7 +47,7 @@ pub struct Finding {
     /// `source_schema`, `invalid`, `held`, `crm_type`, `duplicate_key`, `duplicate_email`,
     /// `cents_without_scale`, `map_unfilled`, `currency_unmapped`, `updated_at_order`,
     /// `updated_at_null`, `reference` (a parent sent as a property, e.g. a line item's
-    /// `hs_product_id`).
+    /// `hs_product_id`), `insert_required`.
     pub kind: String,
     /// The failed rule for `invalid`/`held`, the CRM property for `crm_type`.
     pub rule: Option<String>,
@@ -536,6 +536,7 @@ async fn scan_sync<A: Source>(
     }
     let mut needed = cols.clone();
     needed.push(&s.key);
+    needed.extend(insert_columns(s));
     match check_columns(source, &s.table, &needed).await {
         Ok(info) => {
             if let Some(why) = currency_left_out(s, object, &info) {
@@ -553,6 +554,15 @@ async fn scan_sync<A: Source>(
                     s,
                     field.as_deref(),
                     "source_schema",
+                    why,
+                ));
+            }
+            for (severity, field, why) in unfilled_required(s, &info) {
+                findings.push(config_finding(
+                    severity,
+                    s,
+                    field.as_deref(),
+                    "insert_required",
                     why,
                 ));
             }
@@ -801,6 +811,75 @@ pub fn unwritable(
     out
 }
 
+/// The columns a row inserted for a CRM record is written into besides the pulled fields'
+/// (`on_crm_create = "insert"`): the write-back column and the `insert_values`.
+fn insert_columns(sync: &SyncConfig) -> Vec<&str> {
+    if sync.on_crm_create != OnCrmCreate::Insert {
+        return Vec::new();
+    }
+    sync.write_back_column
+        .iter()
+        .map(String::as_str)
+        .chain(sync.insert_values.keys().map(String::as_str))
+        .collect()
+}
+
+/// For a sync with `on_crm_create = "insert"`: each column the table requires (NOT NULL, no
+/// default, not generated; the key when the database does not assign it) that neither a
+/// pulled field, the write-back column nor `insert_values` fills: every insert would be
+/// refused (an error). A required column only a pulled field fills is a note: a CRM record
+/// without that value is refused. As (severity, field, message).
+pub fn unfilled_required(
+    sync: &SyncConfig,
+    info: &crmsync_store::TableInfo,
+) -> Vec<(Severity, Option<String>, String)> {
+    if sync.on_crm_create != OnCrmCreate::Insert || info.kind == crmsync_store::TableKind::View {
+        return Vec::new();
+    }
+    let pulled: Vec<(&str, &str)> = sync
+        .fields
+        .iter()
+        .filter(|(_, f)| pulls(sync, f))
+        .map(|(k, f)| (k.as_str(), f.column.as_deref().unwrap_or(k)))
+        .collect();
+    let other = insert_columns(sync);
+    let mut out = Vec::new();
+    for c in &info.columns {
+        if c.nullable || c.has_default || c.generated || other.contains(&c.name.as_str()) {
+            continue;
+        }
+        if let Some((field, _)) = pulled.iter().find(|(_, col)| *col == c.name) {
+            out.push((
+                Severity::Note,
+                Some(field.to_string()),
+                format!(
+                    "column `{}` of `{}` is NOT NULL without a default and only `{field}` fills it: a record created in the CRM without a value there is refused (reported by `crmsync status`)",
+                    c.name, sync.table
+                ),
+            ));
+        } else if c.name == sync.key {
+            out.push((
+                Severity::Error,
+                None,
+                format!(
+                    "the key `{}` of `{}` has no default, so the database cannot assign one to a row inserted for a record created in the CRM (on_crm_create = \"insert\"); make it an auto-increment or identity key",
+                    c.name, sync.table
+                ),
+            ));
+        } else {
+            out.push((
+                Severity::Error,
+                None,
+                format!(
+                    "column `{}` of `{}` is NOT NULL without a default, and no pulled field, `write_back_column` or `insert_values` fills it: every record created in the CRM would be refused; add `insert_values = {{ {} = \"now\" }}` (or a constant), a default, or a field that pulls it",
+                    c.name, sync.table, c.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Checks the source tables and columns every sync reads, naming what is missing, and that
 /// whatever a sync writes back is writable (see [`unwritable`]).
 pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), EngineError> {
@@ -817,6 +896,7 @@ pub async fn check_source<A: Source>(config: &Config, source: &A) -> Result<(), 
         {
             cols.push(c);
         }
+        cols.extend(insert_columns(s));
         let info = check_columns(source, &s.table, &cols)
             .await
             .map_err(|e| EngineError::Config(format!("sync `{}`: {e}", s.name)))?;

@@ -1,4 +1,5 @@
-//! `crmsync explain`: one record's story, read from the source, the mapping and the state
+//! `crmsync explain`: one record's story (asked by app key, or by CRM id: then also why a
+//! record created in the CRM has no row), read from the source, the mapping and the state
 //! database without changing anything. Source values, the mapped payload (or the problems),
 //! its hash against the hash the CRM last accepted, the link, the job row, the quarantine entry,
 //! and the logged calls that may have carried it. The call log holds no record ids (its labels
@@ -9,7 +10,9 @@ use crate::error::EngineError;
 use crmsync_core::config::Config;
 use crmsync_core::hash::payload_hash;
 use crmsync_core::mapping::{MapOutcome, map_row, referenced_columns};
-use crmsync_store::{CallRow, Inspect, JobDetail, LinkDetail, QuarantineEntry, Records, Source};
+use crmsync_store::{
+    CallRow, Creates, Inspect, JobDetail, LinkDetail, QuarantineEntry, Records, Source,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -62,6 +65,86 @@ pub struct Explanation {
     pub jobs: Vec<JobView>,
     pub quarantine: Option<QuarantineView>,
     pub calls: Vec<CallView>,
+    /// Asked by CRM id (`--crm-id`) for a record without a row: where its insert stands
+    /// (`on_crm_create = "insert"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_create: Option<CreateView>,
+}
+
+/// A CRM record on its way into the app ([`crmsync_store::CrmCreate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreateView {
+    pub crm_id: String,
+    /// `claimed` (its insert is under way or was interrupted) or `refused`.
+    pub state: String,
+    /// Who refused it (`database`).
+    pub rule: String,
+    pub message: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub attempts: i64,
+    pub retry_requested: bool,
+}
+
+impl From<crmsync_store::CrmCreate> for CreateView {
+    fn from(c: crmsync_store::CrmCreate) -> Self {
+        CreateView {
+            crm_id: c.crm_id,
+            state: c.state.as_str().to_string(),
+            rule: c.rule,
+            message: c.message,
+            first_seen_ms: c.first_seen_ms,
+            last_seen_ms: c.last_seen_ms,
+            attempts: c.attempts,
+            retry_requested: c.retry_requested,
+        }
+    }
+}
+
+/// Explains the record of `sync_name` whose CRM id is `crm_id`: the app record linked to it,
+/// or, when none is, why it has no row (a refused or unfinished insert).
+pub async fn explain_crm<S: Records + Inspect + Creates, A: Source>(
+    config: &Config,
+    store: &S,
+    source: &A,
+    sync_name: &str,
+    crm_id: &str,
+) -> Result<Explanation, EngineError> {
+    let ids = [crm_id.to_string()];
+    if let Some(local) = store.local_ids_of(sync_name, &ids).await?.remove(crm_id) {
+        return explain(config, store, source, sync_name, &local).await;
+    }
+    let sync = sync_of(config, sync_name)?;
+    Ok(Explanation {
+        sync: sync_name.to_string(),
+        key: crm_id.to_string(),
+        object: sync.object.clone(),
+        source: None,
+        mapped: None,
+        link: None,
+        in_sync: None,
+        jobs: Vec::new(),
+        quarantine: None,
+        calls: Vec::new(),
+        crm_create: store
+            .creates_among(sync_name, &ids)
+            .await?
+            .remove(crm_id)
+            .map(CreateView::from),
+    })
+}
+
+fn sync_of<'a>(
+    config: &'a Config,
+    sync_name: &str,
+) -> Result<&'a crmsync_core::config::SyncConfig, EngineError> {
+    config.sync(sync_name).ok_or_else(|| {
+        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
+        EngineError::Config(format!(
+            "no sync named `{sync_name}`; syncs: {}",
+            names.join(", ")
+        ))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,13 +237,7 @@ pub async fn explain<S: Records + Inspect, A: Source>(
     sync_name: &str,
     key: &str,
 ) -> Result<Explanation, EngineError> {
-    let sync = config.sync(sync_name).ok_or_else(|| {
-        let names: Vec<&str> = config.raw.syncs.iter().map(|s| s.name.as_str()).collect();
-        EngineError::Config(format!(
-            "no sync named `{sync_name}`; syncs: {}",
-            names.join(", ")
-        ))
-    })?;
+    let sync = sync_of(config, sync_name)?;
     let cols = referenced_columns(sync);
     let row = source
         .fetch(&sync.table, &sync.key, &cols, &[key.to_string()])
@@ -297,5 +374,6 @@ pub async fn explain<S: Records + Inspect, A: Source>(
         jobs: jobs.iter().map(JobView::from).collect(),
         quarantine: quarantine.map(QuarantineView::from),
         calls,
+        crm_create: None,
     })
 }

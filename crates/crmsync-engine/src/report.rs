@@ -73,8 +73,17 @@ pub struct PullReport {
     pub kept_app: u64,
     /// Fields parked for review.
     pub parked: u64,
-    /// CRM records with no link (created in the CRM; not imported yet).
+    /// CRM records with no link (created in the CRM; the sync does not insert them).
     pub unlinked: u64,
+    /// CRM records created in the CRM that became app rows (`on_crm_create = "insert"`).
+    pub inserted: u64,
+    /// CRM records whose row the app database refused (reported once, with the reason).
+    pub insert_refused: u64,
+    /// Records whose insert was refused before and nothing changed since: not tried again.
+    pub insert_waiting: u64,
+    /// CRM records crmsync created itself (their id property holds a key) not linked yet:
+    /// never inserted.
+    pub ours: u64,
     /// CRM values that cannot be mapped back (e.g. a deal stage with no app status).
     pub unmappable: u64,
     /// App rows that changed while the CRM's value was being applied: left alone, decided
@@ -115,6 +124,8 @@ impl PullReport {
     /// Whether anything changed on either side (worth a line in a log).
     pub fn changed(&self) -> bool {
         self.applied
+            + self.inserted
+            + self.insert_refused
             + self.parked
             + self.deleted
             + self.deletions_held
@@ -133,6 +144,10 @@ impl PullReport {
         self.kept_app += other.kept_app;
         self.parked += other.parked;
         self.unlinked += other.unlinked;
+        self.inserted += other.inserted;
+        self.insert_refused += other.insert_refused;
+        self.insert_waiting += other.insert_waiting;
+        self.ours += other.ours;
         self.unmappable += other.unmappable;
         self.raced += other.raced;
         self.checked += other.checked;

@@ -1,5 +1,5 @@
 //! The numbers `crmsync status` shows: per sync, how many app records are synced, pending,
-//! failed, quarantined or held; for the CRM, calls, retries and 429s from the call log.
+//! failed, quarantined or held, and how many CRM records the app database refused as rows; for the CRM, calls, retries and 429s from the call log.
 
 use crate::budget::Budget;
 use crate::error::EngineError;
@@ -37,6 +37,46 @@ pub struct SyncStatus {
     /// CRM values pulled fields could not map back into the app (a stage missing from a
     /// `map`), by field: left out of the app until the mapping takes them.
     pub unmapped: Vec<crate::inbound::warnings::Unmapped>,
+    /// CRM records created in the CRM whose row the app database refused (`on_crm_create =
+    /// "insert"`): not tried again until the record or the config changes, or `crmsync retry`.
+    pub insert_refused: i64,
+    /// ... grouped by the database's reason, the largest groups first (at most five).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub insert_problems: Vec<InsertProblem>,
+}
+
+/// CRM records the app database refused for one reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InsertProblem {
+    /// The database's message.
+    pub reason: String,
+    pub records: i64,
+    /// One of them (a CRM id, for `crmsync explain <sync> <id> --crm-id`).
+    pub example: String,
+}
+
+/// The refused entries of `entries`, grouped by reason (see [`SyncStatus::insert_problems`]).
+fn insert_problems(entries: &[crmsync_store::CrmCreate]) -> (i64, Vec<InsertProblem>) {
+    let mut groups: std::collections::BTreeMap<&str, InsertProblem> = Default::default();
+    let mut total = 0;
+    for e in entries
+        .iter()
+        .filter(|e| e.state == crmsync_store::CreateState::Refused)
+    {
+        total += 1;
+        groups
+            .entry(e.message.as_str())
+            .or_insert_with(|| InsertProblem {
+                reason: e.message.clone(),
+                records: 0,
+                example: e.crm_id.clone(),
+            })
+            .records += 1;
+    }
+    let mut out: Vec<InsertProblem> = groups.into_values().collect();
+    out.sort_by(|a, b| b.records.cmp(&a.records).then(a.reason.cmp(&b.reason)));
+    out.truncate(5);
+    (total, out)
 }
 
 /// Call-log totals.
@@ -157,6 +197,8 @@ pub async fn status<S: State, A: Source + Capture>(
             }
             _ => 0,
         };
+        let (insert_refused, insert_problems) =
+            insert_problems(&store.creates(Some(&s.name)).await?);
         let synced = (c.linked - c.pending - c.dead - unseen).max(0).min(total);
         let pending = (total - synced - c.dead - quarantined - c.held).max(0);
         syncs.push(SyncStatus {
@@ -171,6 +213,8 @@ pub async fn status<S: State, A: Source + Capture>(
             stopped: crate::outbound::stopped_reason(store, &s.name).await?,
             stuck: store.job_problems(&s.name, 5).await?,
             unmapped: crate::inbound::warnings::unmapped_warnings(store, &s.name).await?,
+            insert_refused,
+            insert_problems,
         });
     }
     let now = crmsync_store::now_ms();

@@ -99,6 +99,14 @@ pub enum Event {
         /// One record key and why, as an example.
         example: String,
     },
+    /// The app database refused the row for a record created in the CRM (`on_crm_create =
+    /// "insert"`): it is not tried again until the record or the config changes, or `crmsync
+    /// retry` asks.
+    InsertRefused {
+        sync: String,
+        crm_id: String,
+        reason: String,
+    },
     /// CRM ids written into the app's `write_back_column`.
     WrittenBack { sync: String, records: u64 },
     /// Change-log entries every sync has read, removed.
@@ -189,6 +197,8 @@ impl Telemetry for LogTelemetry {
                         source = source.as_str(),
                         sync,
                         applied = report.applied,
+                        inserted = report.inserted,
+                        insert_refused = report.insert_refused,
                         parked = report.parked,
                         deleted = report.deleted,
                         held = report.deletions_held,
@@ -208,6 +218,16 @@ impl Telemetry for LogTelemetry {
                 count,
                 example,
                 "CRM values with no way back into the app were left out"
+            ),
+            Event::InsertRefused {
+                sync,
+                crm_id,
+                reason,
+            } => tracing::warn!(
+                sync,
+                crm_id,
+                reason,
+                "the app database refused the row of a record created in the CRM; see `crmsync status` and `crmsync explain`"
             ),
             Event::MappingChanged { sync } => tracing::info!(
                 sync,

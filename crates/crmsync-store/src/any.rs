@@ -11,7 +11,9 @@ use crate::model::*;
 use crate::mysql::MysqlSource;
 use crate::postgres::PgState;
 use crate::sqlite::{SqliteSource, SqliteState};
-use crate::{Capture, Coordination, Inspect, Introspect, Lifecycle, Queue, Records, Source, State};
+use crate::{
+    Capture, Coordination, Creates, Inspect, Introspect, Lifecycle, Queue, Records, Source, State,
+};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -221,6 +223,18 @@ impl Inspect for AnyState {
     }
 }
 
+impl Creates for AnyState {
+    delegate! { state_call;
+        fn claim_creates(&self, sync: &str, claims: &[(String, i64)], fingerprint: &str, now_ms: i64) -> Result<(), StoreError>;
+        fn refuse_creates(&self, refusals: &[CrmCreate]) -> Result<(), StoreError>;
+        fn record_creates(&self, sync: &str, crm_object: &str, created: &[CreatedLink], now_ms: i64) -> Result<(), StoreError>;
+        fn forget_creates(&self, sync: &str, crm_ids: &[String]) -> Result<(), StoreError>;
+        fn creates(&self, sync: Option<&str>) -> Result<Vec<CrmCreate>, StoreError>;
+        fn creates_among(&self, sync: &str, crm_ids: &[String]) -> Result<HashMap<String, CrmCreate>, StoreError>;
+        fn request_create_retry(&self, sync: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
+    }
+}
+
 impl Source for AnySource {
     fn backend(&self) -> Backend {
         match self {
@@ -238,6 +252,8 @@ impl Source for AnySource {
         fn updated_page(&self, page: &UpdatedPage<'_>) -> Result<Vec<SourceRow>, StoreError>;
         fn updated_frontier(&self, table: &str, ts_column: &str) -> Result<Option<String>, StoreError>;
         fn write(&self, table: &str, key: &str, writes: &[RowWrite]) -> Result<Vec<String>, StoreError>;
+        fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError>;
+        fn keys_by(&self, table: &str, key: &str, column: &str, values: &[String]) -> Result<HashMap<String, String>, StoreError>;
         fn identity(&self) -> Result<String, StoreError>;
     }
 }

@@ -7,7 +7,8 @@
 //!   bases, quarantine, cursors), [`Queue`] (jobs with owned leases), [`Lifecycle`] (conflicts,
 //!   CRM deletions and merges, the webhook inbox, inbound hints), [`Coordination`] (leader
 //!   leases, the shared API-call reservation, the kill switch, bindings, the call log) and
-//!   [`Inspect`] (what `explain`, `retry` and `status` read). [`State`] is all of them.
+//!   [`Inspect`] (what `explain`, `retry` and `status` read), [`Creates`] (CRM records
+//!   becoming app rows). [`State`] is all of them.
 //!   Backends: SQLite (one worker), PostgreSQL (any number of workers), memory (tests).
 //!
 //! Every backend lives in its own folder with the same file names (`sqlite/`, `postgres/`,
@@ -69,8 +70,9 @@ pub fn now_ms() -> i64 {
 ///   is taken literally.
 /// - Keys cross the seam as text and are compared in the key column's own type (an integer
 ///   key pages 9 before 10).
-/// - [`Source::write`] is the only write: pulled CRM values and CRM-id write-backs, all rows in
-///   one transaction, each guarded by what the caller expects the row to hold.
+/// - [`Source::write`] updates: pulled CRM values and CRM-id write-backs, all rows in one
+///   transaction, each guarded by what the caller expects the row to hold.
+///   [`Source::insert`] adds one row for a record created in the CRM.
 pub trait Source: Send + Sync {
     /// Which kind of database this is.
     fn backend(&self) -> Backend;
@@ -122,6 +124,17 @@ pub trait Source: Send + Sync {
         ts_column: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The keys of the rows of `table` that hold one of `values` in `column` (compared in
+    /// the column's type), by value; a value no row holds is absent, and of several rows
+    /// holding one value any one is answered. Any number of values (chunked inside).
+    fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, String>, StoreError>> + Send;
+
     /// Applies `writes` to `table` in one transaction. A row is written only when each of its
     /// `expect` columns still holds the expected value, compared as text (compare-and-set: a
     /// concurrent app edit is never overwritten), and at least one `set` value differs from
@@ -134,6 +147,33 @@ pub trait Source: Send + Sync {
         key: &str,
         writes: &[RowWrite],
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Inserts one row into `table` in a transaction of its own and answers its key (the
+    /// key the database assigned: `INTEGER PRIMARY KEY`/`AUTOINCREMENT`, `serial`/identity,
+    /// `AUTO_INCREMENT`; or the one given in `row.values`).
+    ///
+    /// - **Guarded**: with `row.unless = (column, value)`, nothing is inserted when a row holds
+    ///   `value` in `column` already, and that row's key is answered ([`Inserted::Exists`]).
+    ///   The look and the insert are one step for every caller of this method (SQLite: the
+    ///   write lock; PostgreSQL: a transaction-scoped advisory lock on the value; MySQL: a
+    ///   locking read), so repeating an insert, from a retry or another worker, adds no
+    ///   second row.
+    /// - **Refusals are answers**: a row the database refuses for its content (a constraint,
+    ///   NOT NULL, a value the column's type does not take, an app trigger raising an error)
+    ///   is [`Inserted::Refused`] with the database's message, and nothing is written. A
+    ///   failure of the database itself (connection, a missing table or column) is an `Err`.
+    /// - `row.now` columns take the database's current time in the form of the column's type:
+    ///   date/time types their own value (UTC); integer columns Unix seconds; other numbers
+    ///   Unix seconds with a fraction; text `YYYY-MM-DD HH:MM:SS.fff` (UTC, fraction as
+    ///   precise as the database gives). SQLite goes by the declared type's affinity (`INT` in
+    ///   it: integer; `DATE`: the date).
+    /// - The change capture's insert trigger (if installed) fires like for any app insert.
+    fn insert(
+        &self,
+        table: &str,
+        key: &str,
+        row: &NewRow,
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send;
 
     /// A stable identity of this database (server and database name, or the file), for the
     /// environment binding: a state database refuses to serve another app database.
@@ -731,10 +771,78 @@ pub trait Inspect: Send + Sync {
     ) -> impl Future<Output = Result<Vec<CallRow>, StoreError>> + Send;
 }
 
+/// CRM records of syncs with `on_crm_create = "insert"` that have no row yet: claimed while
+/// their rows are inserted, refused (with the app database's reason) when the database said
+/// no. One entry per `(sync, crm_id)`; an entry disappears when the record is linked
+/// ([`Creates::record_creates`]) or forgotten.
+///
+/// - A claim is written **before** the app insert, so after a crash the engine knows which
+///   CRM records may have a row without a link (and looks them up instead of inserting).
+/// - Claiming an entry keeps its history (first seen, refusals so far, the last reason);
+///   refusing one counts an attempt and clears `retry_requested`.
+/// - [`Creates::record_creates`] is one transaction: links, bases and the removal of the
+///   entries together, so a record is either claimed or linked, never both or neither.
+pub trait Creates: Send + Sync {
+    /// Claims `(crm_id, modified_ms)` records of `sync` (see the trait doc).
+    fn claim_creates(
+        &self,
+        sync: &str,
+        claims: &[(String, i64)],
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records refusals: each entry becomes `refused` with its rule, message, modification
+    /// time and fingerprint, `last_seen_ms`, one more attempt, and no retry asked.
+    fn refuse_creates(
+        &self,
+        refusals: &[CrmCreate],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Links rows inserted for CRM records of `sync` (one transaction): each link is created
+    /// (or replaced) with its CRM id and hashes, pushed at `now_ms`, its version bumped, its
+    /// CRM id marked written back when the row holds it; the bases are stored; the records'
+    /// entries are removed.
+    fn record_creates(
+        &self,
+        sync: &str,
+        crm_object: &str,
+        created: &[CreatedLink],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the entries of these CRM records of `sync`.
+    fn forget_creates(
+        &self,
+        sync: &str,
+        crm_ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Entries of `sync` (every sync's when `None`), ordered by sync and CRM id.
+    fn creates(
+        &self,
+        sync: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<CrmCreate>, StoreError>> + Send;
+
+    /// The entries of `sync` among `crm_ids`, by CRM id.
+    fn creates_among(
+        &self,
+        sync: &str,
+        crm_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, CrmCreate>, StoreError>> + Send;
+
+    /// Flags refused entries (of `sync`, or of every sync) with `retry_requested`; returns
+    /// `(sync, crm_id)` of the flagged entries, sorted.
+    fn request_create_retry(
+        &self,
+        sync: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+}
+
 /// The whole state database: what the engine is generic over. Cheap to clone (clones share
 /// the connection pool).
 pub trait State:
-    Records + Queue + Lifecycle + Coordination + Inspect + Clone + Send + Sync + 'static
+    Records + Queue + Lifecycle + Coordination + Inspect + Creates + Clone + Send + Sync + 'static
 {
     /// Which kind of database this is.
     fn backend(&self) -> Backend;

@@ -99,6 +99,34 @@ pub struct RowWrite {
     pub expect: Vec<(String, Option<String>)>,
 }
 
+/// One row for [`crate::Source::insert`]: a record created in the CRM, becoming a row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewRow {
+    /// Column -> value as text (`None` inserts NULL), converted by the database to the
+    /// column's type as [`crate::Source::write`] does. Columns not named here (and not in
+    /// `now`) take their defaults.
+    pub values: Vec<(String, Option<String>)>,
+    /// Columns that take the database's current time, in the form the column's type holds
+    /// (see [`crate::Source::insert`]).
+    pub now: Vec<String>,
+    /// `(column, value)`: insert only when no row holds `value` in `column` yet (compared in
+    /// the column's type); otherwise that row's key is answered ([`Inserted::Exists`]).
+    pub unless: Option<(String, String)>,
+}
+
+/// What [`crate::Source::insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The row was inserted; the key the database assigned it (or the one given), as text.
+    Row(String),
+    /// A row already held the `unless` value: nothing was inserted; that row's key.
+    Exists(String),
+    /// The database refused the row (a NOT NULL, unique, foreign-key or check constraint, a
+    /// value the column's type does not take, an app trigger's error): nothing was inserted;
+    /// the database's own message.
+    Refused(String),
+}
+
 /// A page of [`crate::Capture::changes_since`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangePage {
@@ -553,6 +581,75 @@ pub struct CallSummary {
     pub upsert_calls: i64,
     /// Successful association calls.
     pub association_calls: i64,
+}
+
+// ----- records created in the CRM --------------------------------------------------------------
+
+/// Where a CRM record on its way into the app stands ([`crate::Creates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CreateState {
+    /// Its row is being inserted (or was, and the link is not recorded yet).
+    Claimed,
+    /// The app database refused the row; not tried again until the CRM record, the sync's
+    /// config or `crmsync retry` says so.
+    Refused,
+}
+
+impl CreateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreateState::Claimed => "claimed",
+            CreateState::Refused => "refused",
+        }
+    }
+
+    /// Reads a stored state; anything but `refused` reads as claimed (looked up again, never
+    /// inserted blindly).
+    pub fn parse(s: &str) -> Self {
+        if s == "refused" {
+            CreateState::Refused
+        } else {
+            CreateState::Claimed
+        }
+    }
+}
+
+/// A CRM record of a sync with `on_crm_create = "insert"` that has no row yet: claimed while
+/// its row is inserted, or refused by the app database with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmCreate {
+    pub sync: String,
+    pub crm_id: String,
+    pub state: CreateState,
+    /// Who refused it (`database`, `crm`); empty while only claimed.
+    pub rule: String,
+    /// The refusal's reason, as the database (or the CRM) said it; empty while only claimed.
+    pub message: String,
+    /// The CRM record's modification time when it was last tried: a later edit tries again.
+    pub modified_ms: i64,
+    /// The sync's mapping fingerprint when it was last tried: a changed config tries again.
+    pub fingerprint: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Refusals so far.
+    pub attempts: i64,
+    /// `crmsync retry` asked for it to be tried again.
+    pub retry_requested: bool,
+}
+
+/// A row inserted for a CRM record, to link ([`crate::Creates::record_creates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedLink {
+    pub local_id: String,
+    pub crm_id: String,
+    /// The link's `pushed_hash`: the row's payload when the CRM holds exactly that (nothing
+    /// to push); `None` when there is something to send.
+    pub pushed_hash: Option<String>,
+    pub pulled_hash: Option<String>,
+    /// Base values of the pulled fields: (CRM property, value).
+    pub bases: Vec<(String, String)>,
+    /// The row holds the CRM id in the sync's `write_back_column` already.
+    pub written_back: bool,
 }
 
 // ----- inspection ------------------------------------------------------------------------------

@@ -90,6 +90,10 @@ macro_rules! source_contract {
             prune_removes_changes_up_to_the_cursor,
             updated_page_orders_by_timestamp_then_key,
             updated_frontier_is_the_latest_timestamp,
+            insert_assigns_the_key_and_writes_now_in_each_columns_form,
+            insert_is_guarded_by_the_unless_column,
+            insert_refused_by_the_database_is_an_answer,
+            insert_is_captured,
         ]);
     };
 }

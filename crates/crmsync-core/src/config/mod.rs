@@ -3,11 +3,13 @@
 //! dotted key path back to its line ([`locate`]).
 
 pub mod associate;
+pub mod crm_create;
 pub mod load;
 pub mod locate;
 pub mod raw;
 pub mod validate;
 
+pub use crm_create::{InsertValue, OnCrmCreate};
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
     Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,

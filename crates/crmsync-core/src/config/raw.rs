@@ -410,6 +410,14 @@ pub struct SyncConfig {
     /// With `on_crm_delete = "flag"`: the app column that receives the deletion time (RFC 3339
     /// UTC); cleared when the record is restored in the CRM.
     pub crm_deleted_column: Option<String>,
+    /// What a record created in the CRM (not by crmsync) does here: `ignore` (default) or
+    /// `insert` (it becomes a row; docs/mapping.md, "Records created in the CRM").
+    #[serde(default)]
+    pub on_crm_create: super::crm_create::OnCrmCreate,
+    /// With `on_crm_create = "insert"`: column -> `"now"` or a constant, for the columns a new
+    /// row needs that no pulled field fills (`created_at`, `updated_at`).
+    #[serde(default)]
+    pub insert_values: BTreeMap<String, super::crm_create::InsertValue>,
     #[serde(default)]
     pub fields: BTreeMap<String, FieldConfig>,
 }

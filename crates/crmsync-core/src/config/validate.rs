@@ -253,6 +253,10 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
                 );
             }
         }
+        let any_pull = s.fields.values().any(|f| pulls_field(s, f));
+        for (key, message) in super::crm_create::problems(s, any_pull) {
+            push(at(&key), message);
+        }
         if s.capture == Capture::UpdatedAt && s.updated_at_column.is_none() {
             push(at("updated_at_column"), "required when `capture = \"updated_at\"`, e.g. `updated_at_column = \"updated_at\"`".into());
         }

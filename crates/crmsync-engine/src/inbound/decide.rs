@@ -8,10 +8,10 @@
 use super::conflict::{Decision, decide};
 use crate::report::PullReport;
 use crmsync_core::config::raw::default_conflict;
-use crmsync_core::config::{ConflictPolicy, FieldConfig, OnEmpty, SyncConfig};
+use crmsync_core::config::{ConflictPolicy, FieldConfig, OnCrmCreate, OnEmpty, SyncConfig};
 use crmsync_core::mapping::{map_one, map_value_back, pulls};
 use crmsync_crm::ChangedRecord;
-use crmsync_store::{Conflict, SourceRow};
+use crmsync_store::{Conflict, CreateState, CrmCreate, SourceRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The two-way fields of `sync`: (field key, config).
@@ -21,6 +21,38 @@ pub fn pulled_fields(sync: &SyncConfig) -> Vec<(&str, &FieldConfig)> {
         .filter(|(_, f)| pulls(sync, f))
         .map(|(k, f)| (k.as_str(), f))
         .collect()
+}
+
+/// The id properties that mark a record of `sync`'s object as crmsync's own: those of every
+/// sync in `syncs` writing the same object (a contact another sync created is not "created in
+/// the CRM" for this one).
+pub fn id_properties<'a>(syncs: &'a [SyncConfig], sync: &SyncConfig) -> Vec<&'a str> {
+    let mut out: Vec<&str> = syncs
+        .iter()
+        .filter(|s| s.object == sync.object)
+        .map(|s| s.id_property.as_str())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The CRM properties to read for `sync`'s changed records: its pulled fields, and, when it
+/// inserts CRM records as rows, the [`id_properties`] (a value there means crmsync made the
+/// record).
+pub fn pulled_properties(syncs: &[SyncConfig], sync: &SyncConfig) -> Vec<String> {
+    let mut out: Vec<String> = pulled_fields(sync)
+        .iter()
+        .map(|(_, f)| f.crm.clone())
+        .collect();
+    if sync.on_crm_create == OnCrmCreate::Insert {
+        for p in id_properties(syncs, sync) {
+            if !out.iter().any(|o| o == p) {
+                out.push(p.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// The app column a pulled field writes.
@@ -55,15 +87,43 @@ pub struct Decided {
     pub bases: Vec<(String, String)>,
 }
 
+/// A CRM record created in the CRM that becomes a row (`on_crm_create = "insert"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub crm_id: String,
+    pub modified_ms: i64,
+    /// App column -> value, the CRM's values of the pulled fields mapped back into the app's
+    /// form; fields the CRM leaves empty (or whose value has no way back) are left out, so the
+    /// column takes its default.
+    pub values: Vec<(String, String)>,
+    /// The CRM's values of the pulled fields: (CRM property, value).
+    pub crm: BTreeMap<String, String>,
+}
+
 /// The decisions of one page.
 #[derive(Debug, Default)]
 pub struct Decisions {
     pub records: Vec<Decided>,
+    /// Unlinked CRM records to insert as rows (a sync with `on_crm_create = "insert"`).
+    pub creates: Vec<NewRecord>,
     pub conflicts: Vec<Conflict>,
     /// CRM values with no way back: field -> (count, distinct values, a few).
     pub unmappable: BTreeMap<String, (u64, Vec<String>)>,
     /// Counts (fetched, unchanged, kept_app, parked, unlinked, unmappable).
     pub report: PullReport,
+}
+
+impl Decisions {
+    /// Counts a CRM value of field `key` with no way back into the app, keeping a few distinct
+    /// values for `status`.
+    fn note_unmappable(&mut self, key: &str, value: &str) {
+        self.report.unmappable += 1;
+        let e = self.unmappable.entry(key.to_string()).or_default();
+        e.0 += 1;
+        if e.1.len() < super::warnings::MAX_VALUES && !e.1.iter().any(|v| v == value) {
+            e.1.push(value.to_string());
+        }
+    }
 }
 
 /// Everything deciding reads besides the CRM records.
@@ -77,7 +137,77 @@ pub struct DecideInput<'a> {
     pub bases: &'a HashMap<String, HashMap<String, String>>,
     /// Records with an open conflict: written to neither side until a person settles it.
     pub parked: &'a HashSet<String>,
+    /// Entries of unlinked CRM records on their way into the app (claimed or refused), by
+    /// CRM id; only read for a sync that inserts.
+    pub creates: &'a HashMap<String, CrmCreate>,
+    /// The sync's mapping fingerprint now (a refusal under another one is tried again).
+    pub fingerprint: &'a str,
+    /// The id properties of every sync on this object ([`id_properties`]): a record holding a
+    /// key in one of them was made by crmsync.
+    pub id_properties: &'a [&'a str],
     pub now_ms: i64,
+}
+
+/// Whether a refused insert is worth another try: the CRM record changed since, the sync's
+/// config did, or `crmsync retry` asked.
+pub fn refusal_due(entry: &CrmCreate, fingerprint: &str, modified_ms: i64) -> bool {
+    entry.retry_requested || entry.fingerprint != fingerprint || modified_ms > entry.modified_ms
+}
+
+/// What an unlinked CRM record of `sync` becomes: `None` when it is not inserted (the sync
+/// ignores CRM creations, crmsync created it itself, or its refusal is not due), with the
+/// count in `out.report`.
+fn unlinked(input: &DecideInput<'_>, change: &ChangedRecord, out: &mut Decisions) {
+    let sync = input.sync;
+    if sync.on_crm_create != OnCrmCreate::Insert {
+        out.report.unlinked += 1;
+        return;
+    }
+    let entry = input.creates.get(&change.crm_id);
+    // Our key in the id property: crmsync created it (its settle links it), unless an insert
+    // of ours was interrupted after writing the key (then it has an entry, and the insert's
+    // guard finds the row).
+    let ours = input.id_properties.iter().any(|p| {
+        change
+            .properties
+            .get(*p)
+            .is_some_and(|v| !v.trim().is_empty())
+    });
+    if ours && entry.is_none() {
+        out.report.ours += 1;
+        return;
+    }
+    if let Some(e) = entry
+        && e.state == CreateState::Refused
+        && !refusal_due(e, input.fingerprint, change.modified_ms)
+    {
+        out.report.insert_waiting += 1;
+        return;
+    }
+    let mut values: Vec<(String, String)> = Vec::new();
+    let mut crm = BTreeMap::new();
+    for (key, field) in pulled_fields(sync) {
+        let crm_value = change
+            .properties
+            .get(&field.crm)
+            .cloned()
+            .unwrap_or_default();
+        crm.insert(field.crm.clone(), crm_value.clone());
+        let column = column_of(key, field);
+        if crm_value.is_empty() || values.iter().any(|(c, _)| c == column) {
+            continue;
+        }
+        match map_value_back(field, &crm_value) {
+            Ok(app) => values.push((column.to_string(), app)),
+            Err(_) => out.note_unmappable(key, &crm_value),
+        }
+    }
+    out.creates.push(NewRecord {
+        crm_id: change.crm_id.clone(),
+        modified_ms: change.modified_ms,
+        values,
+        crm,
+    });
 }
 
 /// Decides `changes` (one page of CRM records) for `input.sync`.
@@ -88,7 +218,7 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
     out.report.fetched = changes.len() as u64;
     for change in changes {
         let Some(local_id) = input.local_of.get(&change.crm_id) else {
-            out.report.unlinked += 1;
+            unlinked(input, change, &mut out);
             continue;
         };
         let Some(row) = input.rows.get(local_id) else {
@@ -148,14 +278,7 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
                         writes.push((column_of(key, field).to_string(), app));
                         new_bases.push((field.crm.clone(), crm_value));
                     }
-                    Err(_) => {
-                        out.report.unmappable += 1;
-                        let e = out.unmappable.entry(key.to_string()).or_default();
-                        e.0 += 1;
-                        if e.1.len() < super::warnings::MAX_VALUES && !e.1.contains(&crm_value) {
-                            e.1.push(crm_value.clone());
-                        }
-                    }
+                    Err(_) => out.note_unmappable(key, &crm_value),
                 },
                 Decision::Park => {
                     out.report.parked += 1;
@@ -247,12 +370,16 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
             ]),
         )]);
         let parked = HashSet::new();
+        let creates = HashMap::new();
         let input = DecideInput {
             sync: &sync,
             local_of: &local_of,
             rows: &rows,
             bases: &bases,
             parked: &parked,
+            creates: &creates,
+            fingerprint: "f",
+            id_properties: &["crmsync_id"],
             now_ms: 5,
         };
         let d = decide_page(
@@ -293,12 +420,16 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
             ]),
         )]);
         let parked = HashSet::new();
+        let creates = HashMap::new();
         let input = DecideInput {
             sync: &sync,
             local_of: &local_of,
             rows: &rows,
             bases: &agreed,
             parked: &parked,
+            creates: &creates,
+            fingerprint: "f",
+            id_properties: &["crmsync_id"],
             now_ms: 5,
         };
         let d = decide_page(&input, &[record("c1", "Acme", "lead")]);
@@ -319,5 +450,107 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
             d.records[0].writes,
             vec![("company".to_string(), "Acme Robotics".to_string())]
         );
+    }
+
+    #[test]
+    fn unlinked_records_of_an_inserting_sync_become_rows_unless_ours_or_refused_and_unchanged() {
+        let raw: crmsync_core::config::raw::RawConfig = toml::from_str(
+            r#"
+source = { url = "sqlite://a" }
+crm = { kind = "hubspot" }
+[[sync]]
+name = "companies"
+table = "customers"
+object = "companies"
+direction = "both"
+on_crm_create = "insert"
+write_back_column = "hubspot_id"
+[sync.fields]
+company = { crm = "name" }
+stage = { crm = "lifecyclestage", map = { prospect = "lead" } }
+"#,
+        )
+        .expect("parses");
+        let sync = raw.syncs.into_iter().next().expect("one sync");
+        let entry = |id: &str, state, fingerprint: &str, modified_ms| CrmCreate {
+            sync: "companies".into(),
+            crm_id: id.into(),
+            state,
+            rule: "database".into(),
+            message: "no".into(),
+            modified_ms,
+            fingerprint: fingerprint.into(),
+            first_seen_ms: 1,
+            last_seen_ms: 1,
+            attempts: 1,
+            retry_requested: false,
+        };
+        let creates = HashMap::from([
+            ("r1".to_string(), entry("r1", CreateState::Refused, "f", 10)),
+            (
+                "r2".to_string(),
+                entry("r2", CreateState::Refused, "old", 10),
+            ),
+            ("c1".to_string(), entry("c1", CreateState::Claimed, "f", 10)),
+        ]);
+        let (none, rows, bases, parked) = (
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashSet::new(),
+        );
+        let input = DecideInput {
+            sync: &sync,
+            local_of: &none,
+            rows: &rows,
+            bases: &bases,
+            parked: &parked,
+            creates: &creates,
+            fingerprint: "f",
+            id_properties: &["crmsync_id", "other_sync_id"],
+            now_ms: 5,
+        };
+        let mut ours = record("o1", "Ours", "lead");
+        ours.properties.insert("crmsync_id".into(), "17".into());
+        // Made by another sync into the same object: not created in the CRM either.
+        let mut theirs = record("o2", "Theirs", "lead");
+        theirs.properties.insert("other_sync_id".into(), "4".into());
+        let mut interrupted = record("c1", "Half", "lead");
+        interrupted
+            .properties
+            .insert("crmsync_id".into(), "18".into());
+        let d = decide_page(
+            &input,
+            &[
+                record("n1", "New Co", "lead"),
+                ours,
+                theirs,
+                record("r1", "Refused", "lead"),
+                record("r2", "Config changed", "lead"),
+                interrupted,
+                record("n2", "", ""),
+            ],
+        );
+        assert_eq!(
+            (d.report.ours, d.report.insert_waiting),
+            (2, 1),
+            "{:?}",
+            d.report
+        );
+        let ids: Vec<&str> = d.creates.iter().map(|c| c.crm_id.as_str()).collect();
+        assert_eq!(ids, ["n1", "r2", "c1", "n2"]);
+        assert_eq!(
+            d.creates[0].values,
+            vec![
+                ("company".to_string(), "New Co".to_string()),
+                ("stage".to_string(), "prospect".to_string()),
+            ],
+            "values mapped back into the app's form"
+        );
+        assert!(
+            d.creates[3].values.is_empty(),
+            "empty CRM values leave columns to their defaults"
+        );
+        assert_eq!(d.report.unlinked, 0);
     }
 }

@@ -5,7 +5,8 @@
 //! ([`super::Engine::apply_hints`]). Reading the current state instead of replaying event
 //! values makes delivery order, duplicates and missed intermediate events irrelevant.
 //!
-//! Events that need no read are dropped here: creations and association changes, property
+//! Events that need no read are dropped here: creations (except of records a sync with
+//! `on_crm_create = "insert"` has no link to) and association changes, property
 //! changes of fields no sync pulls, and a property change whose value equals the field's base
 //! (our own push coming back as an event). A record is read when *any* of its events differs
 //! from the base, since delivery order is not guaranteed.
@@ -14,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::inbound::decide::pulled_fields;
 use crate::report::PullReport;
-use crmsync_core::config::SyncConfig;
+use crmsync_core::config::{OnCrmCreate, SyncConfig};
 use crmsync_crm::{Crm, CrmEvent, ObjectKind};
 use crmsync_store::{Capture, Hint, Source, State};
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +92,17 @@ where
             .filter(|e| e.kind == "propertyChange")
             .flat_map(|e| e.ids.iter().cloned())
             .collect();
+        // A sync that inserts CRM records reads the new ones it has no link to (the others
+        // are our own creations, already linked by their settle).
+        let created: Vec<String> = if sync.on_crm_create == OnCrmCreate::Insert {
+            mine.iter()
+                .filter(|e| e.kind == "creation")
+                .flat_map(|e| e.ids.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let created_linked = self.state.local_ids_of(&sync.name, &created).await?;
         let local_of = self.state.local_ids_of(&sync.name, &changed).await?;
         let locals: Vec<String> = local_of.values().cloned().collect();
         let bases = self.state.bases(&sync.name, &locals).await?;
@@ -109,6 +121,15 @@ where
                             .and_then(|l| bases.get(l))
                             .and_then(|b| b.get(name));
                         *differs.entry(id.as_str()).or_default() |= base != Some(value);
+                    }
+                }
+                ("creation", _) if !created.is_empty() => {
+                    for id in &e.ids {
+                        if created_linked.contains_key(id) {
+                            report.events_skipped += 1;
+                        } else {
+                            out.insert(id.clone());
+                        }
                     }
                 }
                 ("creation" | "associationChange", _) => report.events_skipped += 1,

@@ -6,6 +6,7 @@
 //!    ──▶ read back (read_back.rs: live / merged / gone)
 //!    ──▶ decide (decide.rs, pure: per field, against the base)
 //!    ──▶ commit (commit.rs: compare-and-set app writes, bases, hashes, conflicts)
+//!    ──▶ create (create.rs: unlinked CRM records become rows, `on_crm_create = "insert"`)
 //! ```
 //!
 //! Everything from "read back" on runs on the sync's leader, so inbound commits and captures of
@@ -13,6 +14,7 @@
 
 pub mod commit;
 pub mod conflict;
+pub mod create;
 pub mod decide;
 pub mod events;
 pub mod poll;
@@ -23,7 +25,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::report::PullReport;
 use crate::telemetry::{Event, InboundSource};
-use crmsync_core::config::SyncConfig;
+use crmsync_core::config::{OnCrmCreate, SyncConfig};
 use crmsync_crm::{ChangedRecord, Crm};
 use crmsync_store::{Capture, Source, SourceRow, State};
 use decide::{DecideInput, decide_page};
@@ -65,6 +67,17 @@ where
             .map(|r| (r.key.clone(), r))
             .collect();
         let bases = self.state.bases(&sync.name, &local_ids).await?;
+        let creates = if sync.on_crm_create == OnCrmCreate::Insert {
+            let unlinked: Vec<String> = crm_ids
+                .iter()
+                .filter(|id| !local_of.contains_key(*id))
+                .cloned()
+                .collect();
+            self.state.creates_among(&sync.name, &unlinked).await?
+        } else {
+            HashMap::new()
+        };
+        let fingerprint = crmsync_core::hash::mapping_fingerprint(sync);
         let parked: HashSet<String> = self
             .state
             .open_conflicts(Some(&sync.name))
@@ -79,16 +92,24 @@ where
                 rows: &rows,
                 bases: &bases,
                 parked: &parked,
+                creates: &creates,
+                fingerprint: &fingerprint,
+                id_properties: &decide::id_properties(&self.config.raw.syncs, sync),
                 now_ms: self.clock.now_ms(),
             },
             changes,
         );
-        self.commit_inbound(sync, decisions, report).await
+        let mut decisions = decisions;
+        let new_rows = std::mem::take(&mut decisions.creates);
+        self.commit_inbound(sync, decisions, report).await?;
+        self.create_rows(sync, new_rows, report).await
     }
 
     /// Reads back and applies every pending hint of `sync` (the caller leads the sync).
     pub async fn apply_hints(&self, sync: &SyncConfig) -> Result<PullReport, EngineError> {
         let mut report = PullReport::default();
+        // Unfinished inserts of CRM records, and refusals due again, are read back too.
+        self.revisit_creates(sync).await?;
         loop {
             if self.halted().await? {
                 break;

@@ -9,7 +9,7 @@
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::inbound::decide::pulled_fields;
+use crate::inbound::decide::{pulled_fields, pulled_properties};
 use crate::lifecycle::merge::merges_among;
 use crate::report::PullReport;
 use crmsync_core::config::SyncConfig;
@@ -69,7 +69,7 @@ where
             return Ok(());
         }
         let object = Self::object_of(sync)?;
-        let properties: Vec<String> = fields.iter().map(|(_, f)| f.crm.clone()).collect();
+        let properties = pulled_properties(&self.config.raw.syncs, sync);
         let started = self.clock.now_ms();
         let (stored, last_started) = self
             .state

@@ -1,4 +1,4 @@
-//! Read back: linked records fetched by CRM id — what hints announce and what reconciliation
+//! Read back: linked records (and, on a sync that inserts CRM records, unlinked ones) fetched by CRM id — what hints announce and what reconciliation
 //! checks. One batch read per `max_batch` answers for each id: **live** (its pulled fields are
 //! decided like a poll's), **merged into X** (the survivor lists it among its merged ids) or
 //! **gone** (absent: archived or deleted). Reconciliation also compares push fields and queues
@@ -6,11 +6,11 @@
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::inbound::decide::pulled_fields;
+use crate::inbound::decide::{pulled_fields, pulled_properties};
 use crate::lifecycle::merge::merges_among;
 use crate::outbound::plan::Payload;
 use crate::report::PullReport;
-use crmsync_core::config::SyncConfig;
+use crmsync_core::config::{OnCrmCreate, SyncConfig};
 use crmsync_core::mapping::{pulls, pushes};
 use crmsync_crm::{ChangedRecord, Crm};
 use crmsync_store::{Capture, CaptureCommit, Source, State};
@@ -26,7 +26,7 @@ pub enum Depth {
 }
 
 /// Two values the CRM may spell differently for the same thing (`5` and `5.0`).
-fn same_value(ours: &str, theirs: &str) -> bool {
+pub(crate) fn same_value(ours: &str, theirs: &str) -> bool {
     let (a, b) = (ours.trim(), theirs.trim());
     a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
 }
@@ -48,9 +48,11 @@ where
     ) -> Result<bool, EngineError> {
         let object = Self::object_of(sync)?;
         let linked_all = self.state.local_ids_of(&sync.name, crm_ids).await?;
+        // A sync that inserts CRM records reads unlinked ones too (they may become rows).
+        let inserts = sync.on_crm_create == OnCrmCreate::Insert;
         let ids: Vec<String> = crm_ids
             .iter()
-            .filter(|id| linked_all.contains_key(*id))
+            .filter(|id| inserts || linked_all.contains_key(*id))
             .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -61,6 +63,7 @@ where
             .values()
             .filter(|f| pulls(sync, f) || (depth == Depth::Drift && pushes(sync, f)))
             .map(|f| f.crm.clone())
+            .chain(pulled_properties(&self.config.raw.syncs, sync))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -91,6 +94,15 @@ where
             self.record_merges(sync, object, &merges, &linked_all, report)
                 .await?;
             self.record_gone(sync, &gone, report).await?;
+            if inserts {
+                // Gone before they became rows: nothing to insert, nothing to revisit.
+                let vanished: Vec<String> = chunk
+                    .iter()
+                    .filter(|id| !alive.contains(id.as_str()) && !linked_all.contains_key(*id))
+                    .cloned()
+                    .collect();
+                self.state.forget_creates(&sync.name, &vanished).await?;
+            }
             self.record_restored(sync, &alive_locals, report).await?;
             // One record per CRM id (a survivor may come back once per id that resolved to it).
             let mut seen = HashSet::new();

@@ -156,6 +156,10 @@ where
                 .await?,
         );
         let references = plan::reference_properties(&self.config.raw.syncs, sync);
+        // Rows inserted for CRM records whose link is not recorded yet (an insert was
+        // interrupted): pushed, they would create a second CRM record. The next read back
+        // finishes them.
+        parked.extend(self.revisit_creates(sync).await?);
         let mut stale = 0u64;
         let mut without_optional = 0u64;
         while let Some(page) = captured.next_page().await? {
@@ -1018,15 +1022,28 @@ where
         if rows.is_empty() {
             return Ok(HashMap::new());
         }
-        let parents = parent_links(&self.state, sync, rows).await?;
         // The links decide whether `create_only` values belong in the payload.
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let links = self.state.links_for(&sync.name, &keys).await?;
+        self.jobs_for_linked_rows(sync, rows, &links).await
+    }
+
+    /// [`Self::jobs_for_rows`] with the records' links given (for links about to be made).
+    pub(crate) async fn jobs_for_linked_rows(
+        &self,
+        sync: &SyncConfig,
+        rows: &[SourceRow],
+        links: &HashMap<String, Link>,
+    ) -> Result<HashMap<String, crmsync_store::NewJob>, EngineError> {
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let parents = parent_links(&self.state, sync, rows).await?;
         let unsendable = unsendable_parents(&self.state, sync, rows).await?;
         let references = plan::reference_properties(&self.config.raw.syncs, sync);
         let input = PlanInput {
             sync,
-            links: &links,
+            links,
             parents: &parents,
             references: &references,
             unsendable_parents: &unsendable,

@@ -10,6 +10,7 @@
 //! every later caller.
 
 mod coordination;
+mod creates;
 mod inspect;
 mod lifecycle;
 mod queue;
@@ -85,6 +86,8 @@ struct Inner {
     call_days: BTreeMap<(String, i64), i64>,
     /// `(sync, crm_id)` -> (reason, added at).
     hints: BTreeMap<(String, String), (String, i64)>,
+    /// `(sync, crm_id)` -> the CRM record on its way into the app.
+    creates: BTreeMap<(String, String), CrmCreate>,
 }
 
 /// One row of `links`.

@@ -648,6 +648,144 @@ impl Source for MysqlSource {
         Ok(written)
     }
 
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let meta = self.columns(table).await?;
+        let (k, c) = (quote_mysql(key), quote_mysql(column));
+        let (read_key, _) = meta.get(key)?.read_expr(&k);
+        let (read_value, _) = meta.get(column)?.read_expr(&c);
+        let param = meta.get(column)?.param();
+        let mut out = std::collections::HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            let q = format!(
+                "SELECT {read_key}, {read_value} FROM {} WHERE {c} IN ({})",
+                quote_table(table, quote_mysql),
+                vec![param.as_str(); chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(sql(q));
+            for v in chunk {
+                query = query.bind(v);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                if let (Ok(Some(key_text)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, key_text);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
+        let meta = self.columns(table).await?;
+        let (tname, k) = (quote_table(table, quote_mysql), quote_mysql(key));
+        let (read_key, _) = meta.get(key)?.read_expr(&k);
+        let mut tx = self.pool.begin().await?;
+        // The guard's row, read with a locking read: InnoDB locks what it scanned (and the
+        // gaps between), so a second inserter of the same value waits here until this one
+        // commits, and then finds the row.
+        let look = match &row.unless {
+            Some((column, _)) => Some(format!(
+                "SELECT {read_key} FROM {tname} WHERE {} = {} LIMIT 1 FOR UPDATE",
+                quote_mysql(column),
+                meta.get(column)?.param()
+            )),
+            None => None,
+        };
+        if let (Some(look), Some((_, value))) = (&look, &row.unless) {
+            let found = match sqlx::query(sql(look.clone()))
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    return match refusal(&e) {
+                        Some(why) => {
+                            tx.rollback().await?;
+                            Ok(Inserted::Refused(why))
+                        }
+                        None => Err(e.into()),
+                    };
+                }
+            };
+            if let Some(r) = found
+                && let Ok(Some(key_text)) = app_text(&r, 0)
+            {
+                tx.rollback().await?;
+                return Ok(Inserted::Exists(key_text));
+            }
+        }
+        let mut columns = Vec::new();
+        let mut exprs = Vec::new();
+        for (c, _) in &row.values {
+            meta.get(c)?;
+            columns.push(quote_mysql(c));
+            exprs.push("?".to_string());
+        }
+        for c in &row.now {
+            columns.push(quote_mysql(c));
+            exprs.push(now_expr(meta.get(c)?).to_string());
+        }
+        let q = format!(
+            "INSERT INTO {tname} ({}) VALUES ({})",
+            columns.join(", "),
+            exprs.join(", ")
+        );
+        let mut query = sqlx::query(sql(q));
+        for (_, v) in &row.values {
+            query = query.bind(v.as_deref());
+        }
+        let done = match query.execute(&mut *tx).await {
+            Ok(done) => done,
+            Err(e) => {
+                return match refusal(&e) {
+                    Some(why) => {
+                        tx.rollback().await?;
+                        Ok(Inserted::Refused(why))
+                    }
+                    None => Err(e.into()),
+                };
+            }
+        };
+        // MySQL has no RETURNING: the AUTO_INCREMENT value, else the key given, else the row
+        // found again by the guard.
+        let given = row
+            .values
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v.clone());
+        let assigned = match (done.last_insert_id(), given, &look) {
+            (id, _, _) if id > 0 => Some(id.to_string()),
+            (_, Some(given), _) => Some(given),
+            (_, None, Some(look)) => {
+                let value = row.unless.as_ref().map(|(_, v)| v.as_str());
+                sqlx::query(sql(look.clone()))
+                    .bind(value)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .and_then(|r| app_text(&r, 0).ok().flatten())
+            }
+            _ => None,
+        };
+        match assigned {
+            Some(key_text) => {
+                tx.commit().await?;
+                Ok(Inserted::Row(key_text))
+            }
+            None => {
+                tx.rollback().await?;
+                Err(StoreError::Schema(format!(
+                    "a row inserted into `{table}` cannot be found again: its key `{key}` is not AUTO_INCREMENT and no guard column was given"
+                )))
+            }
+        }
+    }
+
     async fn identity(&self) -> Result<String, StoreError> {
         let row = sqlx::query(
             "SELECT CAST(@@hostname AS CHAR), CAST(@@port AS SIGNED), CAST(DATABASE() AS CHAR)",
@@ -670,4 +808,41 @@ impl Source for MysqlSource {
         }
         Ok(id)
     }
+}
+
+/// The database's current time in the form a column of `m`'s type holds (see
+/// [`Source::insert`]); our sessions run in UTC, so `NOW()` is UTC wall-clock time.
+fn now_expr(m: &ColumnMeta) -> &'static str {
+    match m.data_type.as_str() {
+        "date" => "CURDATE()",
+        "time" => "CURTIME(6)",
+        "year" => "YEAR(NOW())",
+        "decimal" | "numeric" | "float" | "double" | "real" => "UNIX_TIMESTAMP(NOW(6))",
+        _ if m.is_integer() => "UNIX_TIMESTAMP()",
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+            "DATE_FORMAT(NOW(6), '%Y-%m-%d %H:%i:%s.%f')"
+        }
+        // datetime, timestamp, and whatever else takes a point in time.
+        _ => "NOW(6)",
+    }
+}
+
+/// The database's reason when `e` is MySQL/MariaDB refusing a row for its content: integrity
+/// constraints (SQLSTATE 23000: NULL, duplicate, foreign key; MariaDB's CHECK), data
+/// exceptions (22xxx: too long, out of range, a bad date), an app trigger's `SIGNAL` (45000),
+/// and the strict-mode errors reported as `HY000` (1364 no default, 1366 an incorrect value,
+/// 3819 MySQL's CHECK). `None` for anything else.
+fn refusal(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    let state = db.code().map(|c| c.to_string()).unwrap_or_default();
+    let number = db
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .map(|m| m.number());
+    let refused = state.starts_with("22")
+        || state.starts_with("23")
+        || state == "45000"
+        || matches!(number, Some(1364 | 1366 | 1292 | 3819 | 4025));
+    refused.then(|| db.message().to_string())
 }

@@ -36,6 +36,7 @@
 
 mod capture;
 mod coordination;
+mod creates;
 mod decode;
 mod inspect;
 mod introspect;

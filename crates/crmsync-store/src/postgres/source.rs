@@ -339,6 +339,38 @@ pub(crate) fn app_text(row: &PgRow, i: usize) -> Result<Option<String>, String> 
     }
 }
 
+/// The database's current time in the form a column of type `t` holds (see
+/// [`Source::insert`]). `now()` is the transaction's start, the same for every column of the
+/// row; the session's time zone is UTC, so a `timestamp` gets UTC wall-clock time.
+fn now_expr(t: &ColumnType) -> String {
+    let cast = &t.cast;
+    match t.base_oid {
+        // int2, int4, int8: Unix seconds.
+        20 | 21 | 23 => format!("CAST(floor(extract(epoch FROM now())) AS {cast})"),
+        // float4, float8, numeric: Unix seconds with the fraction.
+        700 | 701 | 1700 => format!("CAST(extract(epoch FROM now()) AS {cast})"),
+        // text, varchar, bpchar, name.
+        25 | 1043 | 1042 | 19 => {
+            format!("CAST(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS {cast})")
+        }
+        // timestamp, timestamptz, date, time, timetz, and whatever else takes a timestamp.
+        _ => format!("CAST(now() AS {cast})"),
+    }
+}
+
+/// The database's reason when `e` is PostgreSQL refusing a row for its content: data
+/// exceptions (class 22: a value the type does not take, too long, out of range), integrity
+/// constraint violations (class 23: NOT NULL, unique, foreign key, check) and an app trigger's
+/// `RAISE EXCEPTION` (P0001). `None` for anything else.
+fn refusal(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    let code = db.code()?;
+    (code.starts_with("22") || code.starts_with("23") || code == "P0001")
+        .then(|| db.message().to_string())
+}
+
 fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -662,6 +694,134 @@ impl Source for PgSource {
         }
         tx.commit().await?;
         Ok(written)
+    }
+
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let cast = self.column_types(table, &[column]).await?.remove(0).cast;
+        let mut out = HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            // Compared in the column's own type (its index is used).
+            let q = format!(
+                "SELECT CAST({} AS text), CAST({c} AS text) FROM {} WHERE {c} = ANY(CAST($1 AS {cast}[]))",
+                quote(key),
+                quote_table(table, quote),
+                c = quote(column),
+            );
+            for r in sqlx::query(sql(q))
+                .bind(chunk)
+                .fetch_all(&self.pool)
+                .await?
+            {
+                if let (Ok(Some(k)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
+        let tname = quote_table(table, quote);
+        let mut named: Vec<&str> = vec![key];
+        named.extend(row.values.iter().map(|(c, _)| c.as_str()));
+        named.extend(row.now.iter().map(String::as_str));
+        if let Some((c, _)) = &row.unless {
+            named.push(c);
+        }
+        let types = self.column_types(table, &named).await?;
+        let read_key = format!("CAST({} AS text)", quote(key));
+        let mut tx = self.pool.begin().await?;
+        if let Some((column, value)) = &row.unless {
+            // Inserters of one value take turns (released at commit or rollback), so the
+            // look below and the insert are one step even across workers.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!(
+                    "crmsync insert\u{1f}{table}\u{1f}{column}\u{1f}{value}"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            let cast = &types[named.len() - 1].cast;
+            let look = format!(
+                "SELECT {read_key} FROM {tname} WHERE {} = CAST($1 AS {cast}) LIMIT 1",
+                quote(column)
+            );
+            match sqlx::query(sql(look))
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await
+            {
+                Ok(Some(r)) => {
+                    if let Ok(Some(k)) = app_text(&r, 0) {
+                        tx.rollback().await?;
+                        return Ok(Inserted::Exists(k));
+                    }
+                }
+                Ok(None) => {}
+                // A value the guard column's type does not take could not be inserted either.
+                Err(e) => {
+                    return match refusal(&e) {
+                        Some(why) => {
+                            tx.rollback().await?;
+                            Ok(Inserted::Refused(why))
+                        }
+                        None => Err(e.into()),
+                    };
+                }
+            }
+        }
+        let mut columns = Vec::new();
+        let mut exprs = Vec::new();
+        for (i, (c, _)) in row.values.iter().enumerate() {
+            columns.push(quote(c));
+            exprs.push(format!("CAST(${} AS {})", i + 1, types[1 + i].cast));
+        }
+        for (j, c) in row.now.iter().enumerate() {
+            columns.push(quote(c));
+            exprs.push(now_expr(&types[1 + row.values.len() + j]));
+        }
+        let q = if columns.is_empty() {
+            format!("INSERT INTO {tname} DEFAULT VALUES RETURNING {read_key}")
+        } else {
+            format!(
+                "INSERT INTO {tname} ({}) VALUES ({}) RETURNING {read_key}",
+                columns.join(", "),
+                exprs.join(", ")
+            )
+        };
+        let mut query = sqlx::query(sql(q));
+        for (_, v) in &row.values {
+            query = query.bind(v.as_deref());
+        }
+        let inserted = match query.fetch_one(&mut *tx).await {
+            Ok(r) => r,
+            Err(e) => {
+                return match refusal(&e) {
+                    Some(why) => {
+                        tx.rollback().await?;
+                        Ok(Inserted::Refused(why))
+                    }
+                    None => Err(e.into()),
+                };
+            }
+        };
+        match app_text(&inserted, 0) {
+            Ok(Some(k)) => {
+                tx.commit().await?;
+                Ok(Inserted::Row(k))
+            }
+            _ => {
+                tx.rollback().await?;
+                Ok(Inserted::Refused(format!(
+                    "the new row's key `{key}` cannot be read as text"
+                )))
+            }
+        }
     }
 
     async fn identity(&self) -> Result<String, StoreError> {

@@ -10,6 +10,7 @@
 
 mod capture;
 mod coordination;
+mod creates;
 mod decode;
 mod inspect;
 mod introspect;

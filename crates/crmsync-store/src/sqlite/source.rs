@@ -324,11 +324,179 @@ impl Source for SqliteSource {
         Ok(written)
     }
 
+    async fn keys_by(
+        &self,
+        table: &str,
+        key: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in values.chunks(KEYS_PER_STATEMENT) {
+            // Parameters take the column's affinity, as in `fetch`.
+            let q = format!(
+                "SELECT CAST({} AS TEXT), CAST({c} AS TEXT) FROM {} WHERE {c} IN ({})",
+                quote(key),
+                quote_table(table, quote),
+                marks(chunk.len()),
+                c = quote(column),
+            );
+            let mut query = sqlx::query(sql(q));
+            for v in chunk {
+                query = query.bind(v);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                if let (Ok(Some(k)), Ok(Some(v))) = (app_text(&r, 0), app_text(&r, 1)) {
+                    out.insert(v, k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert(&self, table: &str, key: &str, row: &NewRow) -> Result<Inserted, StoreError> {
+        let tname = quote_table(table, quote);
+        let read_key = format!("CAST({} AS TEXT)", quote(key));
+        // The write lock from the first statement: the look and the insert are one step.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some((column, value)) = &row.unless {
+            // A parameter takes the column's affinity: '42' finds 42 in an INTEGER column.
+            let look = format!(
+                "SELECT {read_key} FROM {tname} WHERE {} = ? LIMIT 1",
+                quote(column)
+            );
+            let found = sqlx::query(sql(look))
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = found
+                && let Ok(Some(k)) = app_text(&r, 0)
+            {
+                tx.rollback().await?;
+                return Ok(Inserted::Exists(k));
+            }
+        }
+        let declared = if row.now.is_empty() {
+            Vec::new()
+        } else {
+            let (schema, name) = Self::schema_and_name(table);
+            let rows = sqlx::query("SELECT name, type FROM pragma_table_xinfo(?, ?)")
+                .bind(name)
+                .bind(schema)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((
+                    get::<String>(r, 0, "pragma_table_xinfo")?,
+                    get::<String>(r, 1, "pragma_table_xinfo")?,
+                ));
+            }
+            out
+        };
+        let mut columns = Vec::new();
+        let mut exprs = Vec::new();
+        for (c, _) in &row.values {
+            columns.push(quote(c));
+            exprs.push("?".to_string());
+        }
+        for c in &row.now {
+            let t = declared
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(c))
+                .map_or("", |(_, t)| t.as_str());
+            columns.push(quote(c));
+            exprs.push(now_expr(t).to_string());
+        }
+        let q = if columns.is_empty() {
+            format!("INSERT INTO {tname} DEFAULT VALUES RETURNING {read_key}")
+        } else {
+            format!(
+                "INSERT INTO {tname} ({}) VALUES ({}) RETURNING {read_key}",
+                columns.join(", "),
+                exprs.join(", ")
+            )
+        };
+        let mut query = sqlx::query(sql(q));
+        for (_, v) in &row.values {
+            query = query.bind(v.as_deref());
+        }
+        let inserted = match query.fetch_one(&mut *tx).await {
+            Ok(r) => r,
+            Err(e) => {
+                return match refusal(&e) {
+                    Some(why) => {
+                        tx.rollback().await?;
+                        Ok(Inserted::Refused(why))
+                    }
+                    None => Err(e.into()),
+                };
+            }
+        };
+        match app_text(&inserted, 0) {
+            Ok(Some(k)) => {
+                tx.commit().await?;
+                Ok(Inserted::Row(k))
+            }
+            // A key SQLite lets be NULL (a non-INTEGER primary key without a value): the row
+            // could never be addressed, so it is not kept.
+            _ => {
+                tx.rollback().await?;
+                Ok(Inserted::Refused(format!(
+                    "the new row got no key in `{key}`: the key column needs a value the database assigns (INTEGER PRIMARY KEY, or a default)"
+                )))
+            }
+        }
+    }
+
     async fn identity(&self) -> Result<String, StoreError> {
         let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
             .fetch_one(&self.pool)
             .await?;
         let file: String = get(&row, 0, "pragma_database_list")?;
         Ok(format!("sqlite:{file}"))
+    }
+}
+
+/// The database's current time in the form a column of `declared` type holds (SQLite's type
+/// affinity rules: `INT` anywhere makes an integer column; see [`Source::insert`]). `'now'` is
+/// the same instant for every use within one statement.
+fn now_expr(declared: &str) -> &'static str {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        "CAST(strftime('%s', 'now') AS INTEGER)"
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        "((julianday('now') - 2440587.5) * 86400.0)"
+    } else if t.trim() == "DATE" {
+        "date('now')"
+    } else {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    }
+}
+
+/// The database's reason when `e` is SQLite refusing a row for its content: a constraint
+/// (NOT NULL, UNIQUE, CHECK, FOREIGN KEY, a trigger's `RAISE`) or a datatype mismatch (STRICT
+/// tables). `None` for anything else.
+fn refusal(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    let code: i64 = db.code()?.parse().ok()?;
+    // The primary result code is the low byte of an extended one.
+    matches!(code & 0xff, 19 | 20).then(|| db.message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_follows_the_declared_types_affinity() {
+        use super::now_expr;
+        assert!(now_expr("INTEGER").contains("'%s'"));
+        assert!(now_expr("bigint").contains("'%s'"));
+        assert!(now_expr("REAL").contains("julianday"));
+        assert_eq!(now_expr("date"), "date('now')");
+        for text in ["datetime(6)", "TIMESTAMP", "TEXT", ""] {
+            assert!(now_expr(text).contains("%H:%M:%f"), "{text}");
+        }
     }
 }

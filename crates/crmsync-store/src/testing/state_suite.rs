@@ -65,6 +65,7 @@ where
         cursors_per_direction_and_mechanism,
         counts_of_a_sync,
         write_backs_pending_and_marked,
+        crm_creates_claimed_refused_and_linked,
         conflicts_parked_and_resolved,
         deletions_recorded_and_forgotten,
         merges_logged_newest_first,
@@ -1692,6 +1693,155 @@ pub async fn counts_of_a_sync<S: State>(s: S) {
 
 /// Write-backs: linked records whose CRM id is not in the app yet; a pair marked after its
 /// link moved stays pending.
+/// A CRM record on its way into the app: claimed, refused with a reason (attempts counted, a
+/// claim keeps the history), flagged for retry, and linked in one go (the link holds the CRM
+/// id, the hashes and the bases; the entry is gone; nothing is pending to write back).
+pub async fn crm_creates_claimed_refused_and_linked<S: State>(s: S) {
+    let t = T0;
+    s.claim_creates("s", &[("c1".into(), 5), ("c2".into(), 6)], "f1", t)
+        .await
+        .expect("claim");
+    s.claim_creates("other", &[("c1".into(), 5)], "f1", t)
+        .await
+        .expect("claim");
+    let all = s.creates(Some("s")).await.expect("creates");
+    assert_eq!(
+        all.iter()
+            .map(|c| (c.crm_id.as_str(), c.state, c.attempts))
+            .collect::<Vec<_>>(),
+        [
+            ("c1", CreateState::Claimed, 0),
+            ("c2", CreateState::Claimed, 0)
+        ]
+    );
+    assert_eq!(s.creates(None).await.expect("creates").len(), 3);
+    let refusal = |at: i64, message: &str| CrmCreate {
+        sync: "s".into(),
+        crm_id: "c1".into(),
+        state: CreateState::Refused,
+        rule: "database".into(),
+        message: message.into(),
+        modified_ms: 7,
+        fingerprint: "f2".into(),
+        first_seen_ms: at,
+        last_seen_ms: at,
+        attempts: 0,
+        retry_requested: false,
+    };
+    s.refuse_creates(&[refusal(
+        t + 1,
+        "NOT NULL constraint failed: users.created_at",
+    )])
+    .await
+    .expect("refuse");
+    let c1 = s
+        .creates_among("s", &strings(&["c1", "nope"]))
+        .await
+        .expect("among")
+        .remove("c1")
+        .expect("c1 has an entry");
+    assert_eq!(
+        (c1.state, c1.attempts, c1.first_seen_ms, c1.last_seen_ms),
+        (CreateState::Refused, 1, t, t + 1),
+        "first seen at the claim, one refusal: {c1:?}"
+    );
+    assert_eq!((c1.modified_ms, c1.fingerprint.as_str()), (7, "f2"));
+    assert!(c1.message.contains("created_at"));
+
+    assert_eq!(
+        s.request_create_retry(Some("s")).await.expect("retry"),
+        [("s".to_string(), "c1".to_string())],
+        "only refused entries of the sync are flagged"
+    );
+    assert!(
+        s.creates_among("s", &strings(&["c1"]))
+            .await
+            .expect("among")["c1"]
+            .retry_requested
+    );
+    // Tried again: claimed (history kept), refused again (one more attempt, flag cleared).
+    s.claim_creates("s", &[("c1".into(), 8)], "f2", t + 2)
+        .await
+        .expect("claim");
+    let c1 = &s
+        .creates_among("s", &strings(&["c1"]))
+        .await
+        .expect("among")["c1"];
+    assert_eq!((c1.state, c1.attempts), (CreateState::Claimed, 1));
+    s.refuse_creates(&[refusal(t + 3, "again")])
+        .await
+        .expect("refuse");
+    let c1 = &s
+        .creates_among("s", &strings(&["c1"]))
+        .await
+        .expect("among")["c1"];
+    assert_eq!(
+        (c1.state, c1.attempts, c1.retry_requested, c1.first_seen_ms),
+        (CreateState::Refused, 2, false, t)
+    );
+
+    s.record_creates(
+        "s",
+        OBJECT,
+        &[CreatedLink {
+            local_id: "7".into(),
+            crm_id: "c2".into(),
+            pushed_hash: Some("h7".into()),
+            pulled_hash: Some("h7".into()),
+            bases: vec![("email".into(), "ada@example.com".into())],
+            written_back: true,
+        }],
+        t + 4,
+    )
+    .await
+    .expect("record_creates");
+    let link = s.link("s", "7").await.expect("link").expect("linked");
+    assert_eq!(
+        (link.crm_id.as_deref(), link.pushed_hash.as_deref()),
+        (Some("c2"), Some("h7"))
+    );
+    assert!(
+        link.version >= 1,
+        "a new link has a version a stale plan sees"
+    );
+    assert_eq!(
+        s.local_ids_of("s", &strings(&["c2"]))
+            .await
+            .expect("local ids")["c2"],
+        "7"
+    );
+    assert_eq!(
+        s.bases("s", &strings(&["7"])).await.expect("bases")["7"]["email"],
+        "ada@example.com"
+    );
+    assert!(
+        s.pending_write_backs("s", 10)
+            .await
+            .expect("pending")
+            .is_empty(),
+        "the row holds its CRM id already"
+    );
+    assert_eq!(
+        s.creates(Some("s"))
+            .await
+            .expect("creates")
+            .iter()
+            .map(|c| c.crm_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c1"],
+        "the linked record's entry is gone"
+    );
+    s.forget_creates("s", &strings(&["c1"]))
+        .await
+        .expect("forget");
+    assert!(s.creates(Some("s")).await.expect("creates").is_empty());
+    assert_eq!(
+        s.creates(None).await.expect("creates").len(),
+        1,
+        "other syncs keep theirs"
+    );
+}
+
 pub async fn write_backs_pending_and_marked<S: State>(s: S) {
     let t = T0;
     link(&s, "s", "a", "crm-a", "ha", t).await;

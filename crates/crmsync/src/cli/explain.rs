@@ -12,8 +12,12 @@ use std::process::ExitCode;
 pub struct ExplainArgs {
     /// The sync's name, e.g. `contacts`.
     pub sync: String,
-    /// The record's key in the app table.
+    /// The record's key in the app table (with `--crm-id`: its CRM id).
     pub key: String,
+    /// KEY is a CRM record id: explain the app record linked to it, or why a record created
+    /// in the CRM has no row (`on_crm_create = "insert"`: refused by the app database).
+    #[arg(long)]
+    pub crm_id: bool,
     #[command(flatten)]
     pub config: ConfigArg,
     /// Print JSON for machines.
@@ -25,8 +29,19 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
     require_sync(&config, &args.sync)?;
     let (store, source) = open_databases(&config).await?;
-    let e =
-        crmsync_engine::explain::explain(&config, &store, &source, &args.sync, &args.key).await?;
+    let e = if args.crm_id {
+        crmsync_engine::explain::explain_crm(&config, &store, &source, &args.sync, &args.key)
+            .await?
+    } else {
+        crmsync_engine::explain::explain(&config, &store, &source, &args.sync, &args.key).await?
+    };
+    if args.crm_id && e.link.is_none() && e.crm_create.is_none() && !args.json {
+        println!(
+            "{} CRM record {}: no app record is linked to it, and no insert of it is recorded",
+            args.sync, args.key
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {
@@ -42,6 +57,31 @@ fn time(ms: i64) -> String {
 }
 
 fn print(e: &Explanation) {
+    if let Some(c) = &e.crm_create {
+        println!(
+            "{} CRM record {} ({}): no app row",
+            e.sync, c.crm_id, e.object
+        );
+        match c.state.as_str() {
+            "refused" => println!(
+                "insert refused by the {} since {} ({} time(s)): {}{}",
+                c.rule,
+                time(c.first_seen_ms),
+                c.attempts,
+                c.message,
+                if c.retry_requested {
+                    "; retry requested"
+                } else {
+                    "; tried again when the record or the config changes, or on `crmsync retry`"
+                }
+            ),
+            _ => println!(
+                "insert under way since {} (an interrupted one is finished by the next round)",
+                time(c.first_seen_ms)
+            ),
+        }
+        return;
+    }
     println!("{} record {} ({})", e.sync, e.key, e.object);
     match &e.source {
         None => println!("source: no such row (deleted, or another key)"),

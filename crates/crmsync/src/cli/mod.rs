@@ -51,9 +51,11 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Check the config against the CRM and scan the source for problems, changing nothing.
     Check(check::CheckArgs),
-    /// Look at quarantined records again (rejected ones; --all: invalid and held too) and push.
+    /// Look at quarantined records again (rejected ones; --all: invalid and held too), insert
+    /// refused CRM records again, and push.
     Retry(retry::RetryArgs),
-    /// Show one record's story: source values, payload, link, queue, quarantine, calls.
+    /// Show one record's story: source values, payload, link, queue, quarantine, calls (by CRM
+    /// id with --crm-id, also why a CRM record has no row).
     Explain(explain::ExplainArgs),
     /// Sync both ways until stopped: CRM changes (webhooks, polling) into the app, app changes out.
     Run(run::RunArgs),

@@ -1,5 +1,6 @@
 //! `crmsync retry`: asks for quarantined records to be looked at again (by default the ones
-//! the CRM rejected; `--all` also invalid and held ones), then runs one push pass and tells
+//! the CRM rejected; `--all` also invalid and held ones) and for CRM records whose row the app
+//! database refused to be inserted again, then runs one push pass and tells
 //! which of them left the quarantine and which are still there, with the reason.
 
 use super::ConfigArg;
@@ -8,7 +9,7 @@ use super::sync::print_report;
 use crate::exit::FAILURE;
 use crate::progress::Bars;
 use crmsync_core::config::Secrets;
-use crmsync_store::{Inspect, QuarantineKind};
+use crmsync_store::{CreateState, Creates, Inspect, QuarantineKind};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -48,6 +49,18 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         asked.len(),
         if asked.len() == 1 { "" } else { "s" }
     );
+    // Records created in the CRM whose row the app database refused: inserted again.
+    let inserts = engine
+        .state
+        .request_create_retry(args.sync.as_deref())
+        .await?;
+    if !inserts.is_empty() {
+        println!(
+            "{} CRM record{} the app database refused marked for another insert.",
+            inserts.len(),
+            if inserts.len() == 1 { "" } else { "s" }
+        );
+    }
     let bars = Arc::new(Bars::new());
     engine.telemetry = bars.clone();
     let report = engine.push_once().await?;
@@ -64,6 +77,31 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         asked.len() - still.len(),
         asked.len()
     );
+    let mut refused = Vec::new();
+    for (sync, crm_id) in &inserts {
+        if let Some(c) = engine
+            .state
+            .creates_among(sync, std::slice::from_ref(crm_id))
+            .await?
+            .remove(crm_id)
+            .filter(|c| c.state == CreateState::Refused)
+        {
+            refused.push(c);
+        }
+    }
+    if !inserts.is_empty() {
+        println!(
+            "{} of {} CRM records became rows.",
+            inserts.len() - refused.len(),
+            inserts.len()
+        );
+    }
+    for c in &refused {
+        println!(
+            "  still refused {}/{} (CRM id): {} ({})",
+            c.sync, c.crm_id, c.message, c.rule
+        );
+    }
     for e in &still {
         println!(
             "  still {} {}/{}: {} ({})",
@@ -75,7 +113,10 @@ pub async fn run(args: RetryArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(
-        if still.iter().any(|e| e.kind != QuarantineKind::Held) || report.has_record_failures() {
+        if still.iter().any(|e| e.kind != QuarantineKind::Held)
+            || !refused.is_empty()
+            || report.has_record_failures()
+        {
             ExitCode::from(FAILURE)
         } else {
             ExitCode::SUCCESS

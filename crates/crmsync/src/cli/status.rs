@@ -53,8 +53,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         for u in &s.unmapped {
             let values: Vec<String> = u.values.iter().map(|v| format!("{v:?}")).collect();
             println!(
-                "
-{}: WARNING {} CRM value{} of field {:?} had no way back into the app ({}; last {}): add {} to the field's map",
+                "\n{}: WARNING {} CRM value{} of field {:?} had no way back into the app ({}; last {}): add {} to the field's map",
                 s.sync,
                 u.count,
                 if u.count == 1 { "" } else { "s" },
@@ -62,6 +61,17 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 values.join(", "),
                 crmsync_engine::status::rfc3339(u.last_seen_ms),
                 if u.values.len() == 1 { "it" } else { "them" },
+            );
+        }
+        for p in &s.insert_problems {
+            println!(
+                "\n{}: {} CRM record{} not inserted, the app database refused: {} (e.g. `crmsync explain {} {} --crm-id`; tried again when the record or the config changes, or on `crmsync retry`)",
+                s.sync,
+                p.records,
+                if p.records == 1 { "" } else { "s" },
+                p.reason,
+                s.sync,
+                p.example
             );
         }
     }
