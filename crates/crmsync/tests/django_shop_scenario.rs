@@ -35,7 +35,7 @@ fn schema(db: &Db) -> Vec<String> {
         ),
         format!("CREATE VIEW shop_company_public AS SELECT id, name, domain FROM shop_company"),
         format!(
-            "CREATE TABLE shop_customer (id {id}, email varchar(254) NOT NULL, first_name varchar(60), phone varchar(40), country varchar(2), lead_source varchar(40), company_id bigint REFERENCES shop_company (id), {stamps})"
+            "CREATE TABLE shop_customer (id {id}, email varchar(254) NOT NULL, first_name varchar(60), phone varchar(40), country varchar(2), lead_source varchar(40), company_id bigint REFERENCES shop_company (id), hubspot_id varchar(40), {stamps})"
         ),
         format!(
             "CREATE TABLE shop_product (id {id}, sku varchar(40) NOT NULL, name varchar(120) NOT NULL, price_cents integer NOT NULL, {stamps})"
@@ -52,7 +52,7 @@ fn schema(db: &Db) -> Vec<String> {
         ),
         // A UK number written nationally, a US one, a bad phone, a bad e-mail.
         format!(
-            "INSERT INTO shop_customer VALUES (1, 'ada@acme.example', 'Ada', '020 7946 0958', 'GB', 'trade fair', 1, {now}, {now}), (2, 'grace@globex.example', 'Grace', '(415) 555-0100', 'US', 'web', 2, {now}, {now}), (3, 'linus@globex.example', 'Linus', 'n/a', 'FI', NULL, 2, {now}, {now}), (4, 'not an email', 'Bob', NULL, 'US', NULL, 2, {now}, {now})"
+            "INSERT INTO shop_customer VALUES (1, 'ada@acme.example', 'Ada', '020 7946 0958', 'GB', 'trade fair', 1, NULL, {now}, {now}), (2, 'grace@globex.example', 'Grace', '(415) 555-0100', 'US', 'web', 2, NULL, {now}, {now}), (3, 'linus@globex.example', 'Linus', 'n/a', 'FI', NULL, 2, NULL, {now}, {now}), (4, 'not an email', 'Bob', NULL, 'US', NULL, 2, NULL, {now}, {now})"
         ),
         format!(
             "INSERT INTO shop_product VALUES (1, 'ARM-1', 'Robot arm', 129900, {now}, {now}), (2, 'GRP-2', 'Gripper', 1999, {now}, {now})"
@@ -67,7 +67,7 @@ fn schema(db: &Db) -> Vec<String> {
     ];
     if let Db::Sqlite = db {
         // 11. A value that is not UTF-8 (SQLite keeps any bytes): only its record is held back.
-        sql.push(format!("INSERT INTO shop_customer VALUES (5, 'zed@acme.example', X'C328FF', NULL, 'DE', NULL, 1, {now}, {now})"));
+        sql.push(format!("INSERT INTO shop_customer VALUES (5, 'zed@acme.example', X'C328FF', NULL, 'DE', NULL, 1, NULL, {now}, {now})"));
     }
     if let Db::Postgres = db {
         // Explicit ids above: the sequences continue after them.
@@ -114,8 +114,11 @@ name = "contacts"
 table = "shop_customer"
 object = "contacts"
 associate = { company_id = "companies" }
+write_back_column = "hubspot_id"
+on_crm_create = "insert"
+insert_values = { created_at = "now", updated_at = "now" }
 [sync.fields]
-email = { crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"] }
+email = { crm = "email", transform = ["trim", "lowercase"], validate = ["required", "email"], direction = "both" }
 first_name = { crm = "firstname", direction = "both" }
 phone = { crm = "phone", transform = [{ e164 = { region_column = "country", default = "US" } }], on_invalid = "skip_field" }
 lead_source = { crm = "jobtitle", write = "create_only" }
@@ -266,6 +269,35 @@ async fn app_sql(url: &str, db: &Db, sql: &str) {
                 .execute(&mut c)
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
+/// The customer row with `email`: (first name, CRM id, whether `created_at` is set).
+async fn app_row(
+    url: &str,
+    db: &Db,
+    email: &str,
+) -> Option<(Option<String>, Option<String>, bool)> {
+    use sqlx::Connection;
+    let sql =
+        "SELECT first_name, hubspot_id, created_at IS NOT NULL FROM shop_customer WHERE email = ";
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url).await.ok()?;
+            sqlx::query_as(crmsync_store::ident::sql(format!("{sql}?")))
+                .bind(email)
+                .fetch_optional(&mut c)
+                .await
+                .ok()?
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+            sqlx::query_as(crmsync_store::ident::sql(format!("{sql}$1")))
+                .bind(email)
+                .fetch_optional(&mut c)
+                .await
+                .ok()?
         }
     }
 }
@@ -498,6 +530,52 @@ created_at = { crm = "closedate", transform = [{ datetime = "iso" }] }"#,
     assert!(
         deals.iter().all(|d| prop(d, "dealname").ends_with("(v2)")),
         "{deals:#?}"
+    );
+
+    // 7. Sales creates a contact in HubSpot: `run` makes it a row (Django's NOT NULL stamps
+    // from insert_values), linked, so it never comes back as a second contact.
+    let before = shop.records("contacts", "email").await.len();
+    shop.api(
+        reqwest::Method::POST,
+        "/crm/v3/objects/contacts",
+        Some(json!({"properties": {"email": "new.lead@initech.example", "firstname": "Peter"}})),
+    )
+    .await;
+    let log_path = shop.dir.path().join("run.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut worker = std::process::Command::new(assert_cmd::cargo::cargo_bin!("crmsync"))
+        .args(["run", "--config", &shop.config])
+        .current_dir(shop.dir.path())
+        .env("APP_DATABASE_URL", &url)
+        .env("HUBSPOT_ACCESS_TOKEN", "test-token")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("crmsync run starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let row = loop {
+        if let Some(row) = app_row(&url, &db, "new.lead@initech.example").await {
+            break row;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("the CRM's contact never became a row:\n{log}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(row.0.as_deref(), Some("Peter"));
+    assert!(row.1.is_some(), "the CRM id is written back");
+    assert!(row.2, "created_at filled by insert_values");
+    let sync = shop.cli(&["sync", "--once"]).await;
+    assert!(sync.code <= 1, "{}\n{}", sync.stdout, sync.stderr);
+    assert_eq!(
+        shop.records("contacts", "email").await.len(),
+        before + 1,
+        "the new row is linked: no second contact"
     );
 }
 
