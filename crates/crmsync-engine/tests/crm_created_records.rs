@@ -364,7 +364,7 @@ async fn crm_created_records_become_rows(w: World) {
     assert_eq!(r.inserted, 0, "{r:?}");
     let entry = engine
         .state
-        .creates_among("users", &[nomail.clone()])
+        .creates_among("users", std::slice::from_ref(&nomail))
         .await
         .expect("entries")
         .remove(&nomail)
@@ -403,7 +403,7 @@ async fn crm_created_records_become_rows(w: World) {
         .expect("a pass with hints changes nothing");
     let entry = &engine
         .state
-        .creates_among("users", &[nomail.clone()])
+        .creates_among("users", std::slice::from_ref(&nomail))
         .await
         .expect("entries")[&nomail];
     assert_eq!(entry.attempts, 1, "not retried every round");
@@ -416,7 +416,7 @@ async fn crm_created_records_become_rows(w: World) {
     engine.push_once().await.expect("retry pass");
     let entry = &engine
         .state
-        .creates_among("users", &[nomail.clone()])
+        .creates_among("users", std::slice::from_ref(&nomail))
         .await
         .expect("entries")[&nomail];
     assert_eq!(

@@ -584,7 +584,7 @@ pub async fn insert_assigns_the_key_and_writes_now_in_each_columns_form<S: Sourc
     );
     assert!(n2 > n1, "assigned keys grow: {k1}, {k2}");
     let rows = src
-        .fetch("accounts", "id", &ACCOUNT_COLUMNS, &[k1.clone()])
+        .fetch("accounts", "id", &ACCOUNT_COLUMNS, std::slice::from_ref(k1))
         .await
         .expect("fetch");
     let row = rows.first().expect("the inserted row is there");
