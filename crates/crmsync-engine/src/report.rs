@@ -163,6 +163,15 @@ impl PullReport {
 }
 
 impl SyncReport {
+    /// Adds the counts of a later capture round of the same pass. Held records are looked at
+    /// again in every round, so `held` is the later round's count (what still waits), not a
+    /// sum that grows with the rounds.
+    pub fn add_round(&mut self, other: &SyncReport) {
+        let held = other.held;
+        self.add(other);
+        self.held = held;
+    }
+
     /// Adds `other`'s counts to these (same sync).
     pub fn add(&mut self, other: &SyncReport) {
         self.read += other.read;

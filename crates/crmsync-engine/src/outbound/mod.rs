@@ -948,7 +948,7 @@ where
                         sync: sync.name.clone(),
                         ..Default::default()
                     })
-                    .add(&r);
+                    .add_round(&r);
             }
             let d = self.deliver_round(true).await?;
             for (sync, r) in &d.syncs {
