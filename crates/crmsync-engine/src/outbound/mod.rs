@@ -61,6 +61,9 @@ pub struct DeliverReport {
     pub paused_until_ms: Option<i64>,
     /// Batches settled in this round.
     pub batches: u64,
+    /// Records still held after the last capture a released parent started in this round,
+    /// by sync (those captures re-plan the held children, so their count is the current one).
+    pub held_after: HashMap<String, u64>,
 }
 
 /// The push cursor holding the mapping fingerprint the sync's records were last planned with;
@@ -517,6 +520,9 @@ where
                 Step::Captured { sync, result } => {
                     idle.remove(&sync);
                     filling = true;
+                    if let Ok(report) = &result {
+                        out.held_after.insert(sync.clone(), report.held);
+                    }
                     if let Err(e) = result {
                         capturing.remove(&sync);
                         fatal.get_or_insert(e);
@@ -962,6 +968,13 @@ where
                 entry.failed += r.failed;
                 if r.stopped.is_some() {
                     entry.stopped.clone_from(&r.stopped);
+                }
+            }
+            // Captures a released parent started re-planned the held children: what they
+            // left held is what still waits.
+            for (sync, held) in &d.held_after {
+                if let Some(entry) = reports.get_mut(sync) {
+                    entry.held = *held;
                 }
             }
             if d.paused_until_ms.is_some() {
