@@ -11,7 +11,7 @@ mod support;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_store::testing::TestDb;
 use serde_json::{Value, json};
-use support::cli::Output;
+use support::cli::{Output, run_with};
 
 /// The two databases the scenario runs on.
 enum Db {
@@ -166,24 +166,15 @@ impl Shop {
     async fn cli(&self, args: &[&str]) -> Output {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         all.extend(["--config".to_string(), self.config.clone()]);
-        let url = self.url.clone();
-        let dir = self.dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            support::cli::crmsync()
-                .current_dir(dir)
-                .env("APP_DATABASE_URL", url)
-                .env("HUBSPOT_ACCESS_TOKEN", "test-token")
-                .args(&all)
-                .output()
-        })
+        run_with(
+            all,
+            Some(self.dir.path()),
+            &[
+                ("APP_DATABASE_URL", self.url.as_str()),
+                ("HUBSPOT_ACCESS_TOKEN", "test-token"),
+            ],
+        )
         .await
-        .expect("join")
-        .expect("crmsync runs");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

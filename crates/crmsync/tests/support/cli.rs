@@ -30,11 +30,32 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
+    run_with(args, None, &[]).await
+}
+
+/// Runs the binary with `args` off the async runtime, in `dir` (when given) and with `envs`
+/// set on top of the clean environment.
+pub async fn run_with<I, S>(args: I, dir: Option<&std::path::Path>, envs: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
-    let out = tokio::task::spawn_blocking(move || crmsync().args(&args).output())
-        .await
-        .expect("join")
-        .expect("crmsync runs");
+    let dir = dir.map(std::path::Path::to_path_buf);
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = crmsync();
+        if let Some(d) = dir {
+            c.current_dir(d);
+        }
+        c.envs(envs).args(&args).output()
+    })
+    .await
+    .expect("join")
+    .expect("crmsync runs");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
