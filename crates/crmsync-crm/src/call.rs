@@ -8,6 +8,11 @@ use std::time::Duration;
 pub struct CallRecord {
     /// When the request was sent, as milliseconds since the Unix epoch.
     pub started_at_ms: i64,
+    /// The CRM connection it went to (the config's name for it).
+    pub connection: String,
+    /// What it did in words common to every CRM ([`crate::http::Operation::as_str`]):
+    /// `upsert`, `associate`, ... Counts are built on this, never on a CRM's URL.
+    pub operation: &'static str,
     /// HTTP method, e.g. `POST`.
     pub method: String,
     /// Path template without ids or query, e.g. `/crm/v3/objects/contacts/batch/upsert`.
@@ -19,6 +24,8 @@ pub struct CallRecord {
     pub latency: Duration,
     /// Number of records the request carried (0 for schema calls).
     pub records: u32,
+    /// The CRM refused it for its rate limit (HubSpot's 429, Salesforce's `REQUEST_LIMIT_EXCEEDED`).
+    pub rate_limited: bool,
     /// Rate-limit headers seen on the response, lower-case name -> value.
     pub rate_limit_headers: Vec<(String, String)>,
     /// The CRM's own error message for a failed call, or the transport error.

@@ -1,6 +1,6 @@
 //! The boundary between the engine and a CRM: the [`Crm`] trait, the records that cross it, and
-//! the per-call log every implementation reports. One folder per CRM (`hubspot/`, later
-//! `salesforce/`) with the same file names inside.
+//! the per-call log every implementation reports. One folder per CRM (`hubspot/`,
+//! `salesforce/`) with the same file names inside, on the shared transport (`http.rs`).
 //!
 //! Contract shared by every implementation:
 //! - Writes are **upserts by our own key** (a unique property on the CRM side holding the app's
@@ -9,15 +9,25 @@
 //!   does not hide the others' results, when the CRM tells them apart.
 //! - Every HTTP request, including retries, is reported to the [`CallObserver`] exactly once.
 
+pub mod any;
 pub mod call;
+pub mod capabilities;
 pub mod error;
+pub mod http;
 pub mod hubspot;
 pub mod object;
+pub mod pace;
+pub mod retry;
+pub mod salesforce;
 pub mod schema;
 
+pub use any::AnyCrm;
 pub use call::{CallGate, CallObserver, CallRecord, CallWindow};
+pub use capabilities::{Batches, Capabilities, Keying, ParentLink};
 pub use error::{CrmError, ErrorKind};
+pub use http::Operation;
 pub use object::ObjectKind;
+pub use retry::RetryPolicy;
 pub use schema::{Pipeline, PropertyInfo, Stage};
 
 use std::collections::BTreeMap;
@@ -30,6 +40,15 @@ pub struct UpsertInput {
     pub key: String,
     /// CRM property name -> value. HubSpot takes every value as a string.
     pub properties: BTreeMap<String, String>,
+    /// Parents to link in this same write, for the pairs [`Crm::links_on_write`] covers.
+    pub links: Vec<ParentRef>,
+}
+
+/// A parent record a write links to: its object and CRM id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentRef {
+    pub object: ObjectKind,
+    pub crm_id: String,
 }
 
 /// Properties to set on an existing CRM record.
@@ -88,8 +107,21 @@ pub struct CrmEvent {
 ///
 /// Implementations are cheap to clone-share behind an `Arc` and safe to call concurrently.
 pub trait Crm: Send + Sync {
-    /// Largest number of records one batch call may carry (HubSpot 100, Salesforce 200).
-    fn max_batch(&self) -> usize;
+    /// What this CRM's API is like (batch sizes, keying, linking, its own rules).
+    fn capabilities(&self) -> Capabilities;
+
+    /// Largest number of records one write call may carry (HubSpot 100, Salesforce 200).
+    fn max_batch(&self) -> usize {
+        self.capabilities().batches.write
+    }
+
+    /// Whether a `from` record's write can carry its link to a `to` parent
+    /// ([`UpsertInput::links`]), so no association call is needed for that pair. The default
+    /// is false: links go through [`Crm::associate_batch`].
+    fn links_on_write(&self, from: ObjectKind, to: ObjectKind) -> bool {
+        let _ = (from, to);
+        false
+    }
 
     /// Checks that `id_property` exists on `object` as a unique-valued property and creates it
     /// when missing. Fails with [`ErrorKind::Schema`] when it exists but is not unique.
@@ -123,6 +155,8 @@ pub trait Crm: Send + Sync {
                     has_unique_value: false,
                     read_only: false,
                     options: Vec::new(),
+                    required: false,
+                    max_length: None,
                 })
                 .collect())
         }

@@ -9,10 +9,11 @@ use serde::Serialize;
 pub struct PropertyInfo {
     /// Internal name, e.g. `email`.
     pub name: String,
-    /// Data type: `string`, `number`, `date`, `datetime`, `enumeration`, `bool`, ... (HubSpot's
-    /// `type`); empty when the CRM did not say.
+    /// Data type in the neutral vocabulary every connector maps its own to: `string`,
+    /// `number`, `date`, `datetime`, `enumeration`, `bool`; empty when the CRM did not say.
     pub kind: String,
-    /// UI field type: `text`, `phonenumber`, `select`, ... (HubSpot's `fieldType`).
+    /// The CRM's own type word: HubSpot's `fieldType` (`text`, `phonenumber`, `select`, ...),
+    /// Salesforce's field `type` (`email`, `currency`, `picklist`, `reference`, ...).
     pub field_type: String,
     /// Whether the property holds unique values (usable as an upsert id property).
     pub has_unique_value: bool,
@@ -20,6 +21,11 @@ pub struct PropertyInfo {
     pub read_only: bool,
     /// Allowed values of an enumeration (their internal values, not labels).
     pub options: Vec<String>,
+    /// Whether a new record must carry a value (Salesforce: not nillable, createable, not
+    /// defaulted on create). HubSpot requires nothing beyond its own object rules.
+    pub required: bool,
+    /// Longest text value accepted, when the CRM says (Salesforce `length`).
+    pub max_length: Option<u64>,
 }
 
 /// A pipeline of an object (deal pipelines in HubSpot).

@@ -66,6 +66,7 @@ fn contact(i: usize) -> UpsertInput {
     UpsertInput {
         key: format!("cust-{i}"),
         properties,
+        links: Vec::new(),
     }
 }
 
@@ -222,6 +223,7 @@ async fn deal_to_company_associations_are_visible_both_ways() {
     let company = UpsertInput {
         key: "cust-1".into(),
         properties: [("name".to_string(), "Acme".to_string())].into(),
+        links: Vec::new(),
     };
     let deal = UpsertInput {
         key: "order-1".into(),
@@ -232,6 +234,7 @@ async fn deal_to_company_associations_are_visible_both_ways() {
             ("amount".to_string(), "1000".to_string()),
         ]
         .into(),
+        links: Vec::new(),
     };
     let company_id = crm_ids(
         &client

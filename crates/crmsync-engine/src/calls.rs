@@ -67,6 +67,8 @@ fn to_row(connection: &str, c: CallRecord) -> CallRow {
         attempt: c.attempt,
         latency_ms: i64::try_from(c.latency.as_millis()).unwrap_or(i64::MAX),
         records: c.records,
+        operation: c.operation.to_string(),
+        rate_limited: c.rate_limited,
         rate_limits,
         error: c.error,
     }

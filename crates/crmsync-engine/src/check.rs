@@ -7,7 +7,7 @@
 use crate::error::EngineError;
 use crmsync_core::config::{Config, OnCrmCreate, SyncConfig};
 use crmsync_core::mapping::{MapOutcome, map_row, pulls, pushes, referenced_columns};
-use crmsync_crm::{Crm, ObjectKind, Pipeline, PropertyInfo};
+use crmsync_crm::{Capabilities, Crm, ObjectKind, Pipeline, PropertyInfo};
 use crmsync_store::{Source, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -148,6 +148,8 @@ fn config_finding(
 struct CrmSchema {
     properties: HashMap<ObjectKind, HashMap<String, PropertyInfo>>,
     pipelines: Vec<Pipeline>,
+    /// The CRM's own rules a preflight warns about (e-mail keys, currency property).
+    caps: Capabilities,
 }
 
 impl CrmSchema {
@@ -172,8 +174,8 @@ impl CrmSchema {
     }
 }
 
-/// The deal pipeline a sync writes into: a `pipeline` field's constant or default, else
-/// HubSpot's `default` pipeline.
+/// The deal pipeline a sync writes into: a `pipeline` field's constant or default, else the
+/// one named `default` (HubSpot's; CRMs without pipelines list none, so nothing is checked).
 fn pipeline_of(sync: &SyncConfig) -> String {
     sync.fields
         .values()
@@ -186,6 +188,12 @@ fn pipeline_of(sync: &SyncConfig) -> String {
 fn type_problem(prop: &PropertyInfo, value: &str) -> Option<String> {
     if value.is_empty() {
         return None;
+    }
+    let chars = value.chars().count() as u64;
+    if let Some(max) = prop.max_length.filter(|max| chars > *max) {
+        return Some(format!(
+            "{chars} characters, more than the {max} the CRM accepts; add `{{ truncate = {max} }}` or shorten it in the app"
+        ));
     }
     let blanks = value.trim() != value;
     match prop.kind.as_str() {
@@ -235,6 +243,7 @@ async fn fetch_schema<C: Crm>(config: &Config, crm: &C) -> Result<CrmSchema, Eng
     let mut schema = CrmSchema {
         properties: HashMap::new(),
         pipelines: Vec::new(),
+        caps: crm.capabilities(),
     };
     for s in syncs {
         let object = ObjectKind::parse(&s.object).ok_or_else(|| {
@@ -327,10 +336,12 @@ fn scales(f: &crmsync_core::config::FieldConfig) -> bool {
 fn currency_left_out(
     s: &SyncConfig,
     object: ObjectKind,
+    caps: &Capabilities,
     info: &crmsync_store::TableInfo,
 ) -> Option<String> {
+    let currency = caps.deal_currency?;
     let sends = |prop: &str| s.fields.values().any(|f| f.crm == prop && pushes(s, f));
-    if object != ObjectKind::Deals || !sends("amount") || sends("deal_currency_code") {
+    if object != ObjectKind::Deals || !sends("amount") || sends(currency) {
         return None;
     }
     let column = info.columns.iter().map(|c| c.name.as_str()).find(|n| {
@@ -338,8 +349,8 @@ fn currency_left_out(
         n == "currency" || n.starts_with("currency_") || n.ends_with("_currency")
     })?;
     Some(format!(
-        "table `{}` has a currency column `{column}` but no field sends it: HubSpot would read every amount in the portal's company currency; add `{column} = {{ crm = \"deal_currency_code\", transform = [\"uppercase\"] }}`",
-        s.table
+        "table `{}` has a currency column `{column}` but no field sends it: {} would read every amount in the account's company currency; add `{column} = {{ crm = \"{currency}\", transform = [\"uppercase\"] }}`",
+        s.table, caps.name
     ))
 }
 
@@ -402,9 +413,12 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
             ));
         }
         if prop.read_only {
-            // HubSpot computes a line item's net price; say what to map instead.
-            let why = if object == ObjectKind::LineItems && f.crm == "amount" {
-                "; HubSpot computes a line item's amount from its quantity and price: map those (`quantity`, `price`) instead"
+            // A line item's amount is computed from its quantity and price (HubSpot `amount`,
+            // Salesforce `TotalPrice`); say what to map instead.
+            let why = if object == ObjectKind::LineItems
+                && (f.crm == "amount" || f.crm == "TotalPrice")
+            {
+                "; the CRM computes a line item's amount from its quantity and price: map those instead"
             } else {
                 ""
             };
@@ -484,7 +498,39 @@ fn check_config(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<F
             }
         }
     }
+    out.extend(required_left_out(s, object, schema));
     out
+}
+
+/// The properties the CRM requires on a new record that no field sends (Salesforce's
+/// `Contact.LastName`, `Opportunity.StageName`): every create would be refused. Lookups are
+/// left out, links fill them; so is the id property, crmsync fills it.
+fn required_left_out(s: &SyncConfig, object: ObjectKind, schema: &CrmSchema) -> Vec<Finding> {
+    let Some(props) = schema.properties.get(&object) else {
+        return Vec::new();
+    };
+    let mut missing: Vec<&PropertyInfo> = props
+        .values()
+        .filter(|p| p.required && !p.read_only && p.field_type != "reference")
+        .filter(|p| p.name != s.id_property)
+        .filter(|p| !s.fields.values().any(|f| f.crm == p.name && pushes(s, f)))
+        .collect();
+    missing.sort_by(|a, b| a.name.cmp(&b.name));
+    missing
+        .into_iter()
+        .map(|p| {
+            config_finding(
+                Severity::Error,
+                s,
+                None,
+                "required_missing",
+                format!(
+                    "{} requires `{}` on every new {object} and no field sends it; map a column to it or give it a `constant`",
+                    schema.caps.name, p.name
+                ),
+            )
+        })
+        .collect()
 }
 
 /// A note per association target the CRM refers to by a property (a line item's product): the
@@ -539,7 +585,7 @@ async fn scan_sync<A: Source>(
     needed.extend(insert_columns(s));
     match check_columns(source, &s.table, &needed).await {
         Ok(info) => {
-            if let Some(why) = currency_left_out(s, object, &info) {
+            if let Some(why) = currency_left_out(s, object, &schema.caps, &info) {
                 findings.push(config_finding(
                     Severity::Warning,
                     s,
@@ -713,7 +759,7 @@ async fn scan_sync<A: Source>(
                             );
                         }
                     }
-                    if object == ObjectKind::Contacts
+                    if schema.caps.unique_email == Some(object)
                         && let Some(email) = props.get("email")
                     {
                         let norm = email.to_lowercase();
@@ -724,7 +770,7 @@ async fn scan_sync<A: Source>(
                                 field_of_prop.get("email").copied(),
                                 "duplicate_email",
                                 None,
-                                || "HubSpot keys contacts by e-mail too: records sharing an address would be refused (409 CONFLICT) or merged into one contact".to_string(),
+                                || format!("{} keys {object} by e-mail too: records sharing an address would be refused or merged into one record", schema.caps.name),
                                 Example { key: Some(row.key.clone()), value: Some(email.clone()), detail: format!("same e-mail as record {first}") },
                             );
                         } else {
@@ -935,6 +981,22 @@ mod tests {
     }
     use crmsync_core::config::{Secrets, load_str};
 
+    /// What HubSpot's connector states, for schemas built by hand.
+    fn hubspot_caps() -> Capabilities {
+        Capabilities {
+            name: "HubSpot",
+            batches: crmsync_crm::Batches {
+                write: 100,
+                read: 100,
+                associate: 100,
+            },
+            keying: crmsync_crm::Keying::UniqueProperty,
+            parents: crmsync_crm::ParentLink::Associations,
+            unique_email: Some(ObjectKind::Contacts),
+            deal_currency: Some("deal_currency_code"),
+        }
+    }
+
     fn deals_config(fields: &str) -> Config {
         let text = format!(
             "[source]\nurl = \"sqlite://app.db\"\n[crm]\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"T\"\n[[sync]]\nname = \"deals\"\ntable = \"orders\"\nobject = \"deals\"\n[sync.fields]\n{fields}\n"
@@ -956,6 +1018,8 @@ mod tests {
             has_unique_value: false,
             read_only: false,
             options: vec![],
+            required: false,
+            max_length: None,
         };
         CrmSchema {
             properties: HashMap::from([(
@@ -963,6 +1027,7 @@ mod tests {
                 HashMap::from([("amount".to_string(), amount)]),
             )]),
             pipelines: vec![],
+            caps: hubspot_caps(),
         }
     }
 
@@ -979,6 +1044,8 @@ mod tests {
             has_unique_value: false,
             read_only: false,
             options: vec![],
+            required: false,
+            max_length: None,
         };
         let stage = |id: &str| crmsync_crm::Stage {
             id: id.into(),
@@ -994,6 +1061,7 @@ mod tests {
                 label: "Sales Pipeline".into(),
                 stages: vec![stage("closedwon"), stage("closedlost")],
             }],
+            caps: hubspot_caps(),
         };
         let findings = check_config(s, ObjectKind::Deals, &schema);
         let kinds: Vec<&str> = findings

@@ -51,13 +51,9 @@ pub struct Estimate {
     pub eta: Eta,
 }
 
-/// The pace crmsync keeps: the interval limit less the headroom.
+/// The pace crmsync keeps (the CRM kind's, [`crmsync_core::config::CrmConfig::requests_per_second`]).
 pub fn requests_per_second(config: &Config) -> f64 {
-    let crm = &config.raw.crm;
-    let per_interval = f64::from(crm.requests_per_interval)
-        * f64::from(100 - crm.headroom_percent.min(99))
-        / 100.0;
-    per_interval * 1000.0 / crm.interval_ms.max(1) as f64
+    config.raw.crm.requests_per_second()
 }
 
 /// When `calls` calls starting at `now_ms` are done.
@@ -92,15 +88,33 @@ pub fn eta(config: &Config, budget: &Budget, calls: u64, now_ms: i64) -> Eta {
 /// Calls needed to deliver `records` records of `sync` among `syncs` (one upsert and one
 /// association call per target for each full batch; a parent sent as a property of the record,
 /// a line item's product, needs no call of its own).
-pub fn calls_for(syncs: &[SyncConfig], sync: &SyncConfig, records: u64, batch: u64) -> u64 {
+pub fn calls_for(
+    kind: &str,
+    syncs: &[SyncConfig],
+    sync: &SyncConfig,
+    records: u64,
+    batch: u64,
+) -> u64 {
     let references = crate::outbound::plan::reference_properties(syncs, sync);
     let targets = sync
         .associate
         .values()
         .filter(|t| !references.contains_key(*t))
+        .filter(|t| !linked_on_write(kind, syncs, sync, t))
         .collect::<HashSet<_>>()
         .len() as u64;
     records.div_ceil(batch.max(1)) * (1 + targets)
+}
+
+/// Whether the CRM `kind` carries the link from `sync` to `target`'s records in the write
+/// itself (Salesforce lookups), so it costs no association call.
+fn linked_on_write(kind: &str, syncs: &[SyncConfig], sync: &SyncConfig, target: &str) -> bool {
+    let object = |s: &SyncConfig| crmsync_crm::ObjectKind::parse(&s.object);
+    let to = syncs.iter().find(|s| s.name == target).and_then(object);
+    match (object(sync), to) {
+        (Some(from), Some(to)) => crmsync_crm::any::links_on_write(kind, from, to),
+        _ => false,
+    }
 }
 
 /// Reads every sync's table and counts what a full pass would send.
@@ -160,7 +174,14 @@ pub async fn estimate<S: Records, A: Source>(
                     serde_json::from_str::<crate::outbound::plan::Payload>(&j.payload)
                 {
                     for t in payload.associations.keys() {
-                        *with_assoc.entry(t.clone()).or_default() += 1;
+                        if !linked_on_write(
+                            config.raw.crm.kind.as_str(),
+                            &config.raw.syncs,
+                            sync,
+                            t,
+                        ) {
+                            *with_assoc.entry(t.clone()).or_default() += 1;
+                        }
                     }
                 }
             }

@@ -227,7 +227,13 @@ pub async fn status<S: State, A: Source + Capture>(
     let mut queued_calls = 0;
     for s in &config.raw.syncs {
         let queued = store.counts(&s.name).await?.pending.max(0) as u64;
-        queued_calls += calls_for(&config.raw.syncs, s, queued, BATCH);
+        queued_calls += calls_for(
+            config.raw.crm.kind.as_str(),
+            &config.raw.syncs,
+            s,
+            queued,
+            config.raw.crm.write_batch(),
+        );
     }
     let crm = &config.raw.crm;
     let leaders = store
@@ -274,9 +280,6 @@ pub async fn status<S: State, A: Source + Capture>(
         },
     })
 }
-
-/// Batch size used for estimates (HubSpot's).
-const BATCH: u64 = 100;
 
 /// `ms` since the epoch as RFC 3339 in UTC, to the second ("" when out of range).
 pub fn rfc3339(ms: i64) -> String {

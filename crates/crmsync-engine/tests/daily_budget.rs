@@ -19,7 +19,7 @@ async fn a_backfill_over_the_daily_share_pauses_and_resumes_the_next_day() {
     let mut config = w.config.clone();
     // 20 calls a day for crmsync: 3 property checks + 3 creations, companies 1, contacts 2, then
     // deals cost 2 calls per batch of 100 (upsert + association).
-    config.raw.crm.daily_limit = 40;
+    config.raw.crm.daily_limit = Some(40);
     config.raw.crm.daily_budget_share = 0.5;
     let clock = TestClock::at(wall_ms());
     let engine = w

@@ -561,6 +561,10 @@ pub struct CallRow {
     pub attempt: u32,
     pub latency_ms: i64,
     pub records: u32,
+    /// What the call did, in words common to every CRM (`upsert`, `associate`, ...).
+    pub operation: String,
+    /// The CRM refused it for its rate limit.
+    pub rate_limited: bool,
     /// Rate-limit headers as a JSON object.
     pub rate_limits: Option<String>,
     pub error: Option<String>,
@@ -575,9 +579,9 @@ pub struct CallSummary {
     pub rate_limited: i64,
     /// Calls without a 2xx answer, except a lookup's 404 (how "does it exist?" is answered).
     pub errors: i64,
-    /// Records carried by successful batch upserts.
+    /// Records carried by successful write calls (upserts, creates).
     pub upserted: i64,
-    /// Successful batch upsert calls.
+    /// Successful write calls (upserts, creates).
     pub upsert_calls: i64,
     /// Successful association calls.
     pub association_calls: i64,

@@ -122,7 +122,7 @@ async fn workers_opening_a_fresh_state_together_migrate_it_once() {
         .fetch_one(states[0].pool())
         .await
         .expect("count");
-    assert_eq!(applied, 2, "each migration applied once");
+    assert_eq!(applied, 3, "each migration applied once");
     done(db, states).await;
 }
 
@@ -141,7 +141,7 @@ async fn a_state_migrated_by_a_newer_crmsync_is_refused() {
     .expect("fake a newer migration");
     match PgState::open(&db.url).await {
         Err(StoreError::NewerSchema { found, known }) => {
-            assert_eq!((found, known), (9999, 2));
+            assert_eq!((found, known), (9999, 3));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
@@ -841,6 +841,8 @@ async fn large_batches_go_in_one_commit() {
             attempt: 1,
             latency_ms: 5,
             records: 100,
+            operation: "upsert".into(),
+            rate_limited: false,
             rate_limits: None,
             error: None,
         })
@@ -1621,6 +1623,8 @@ async fn transcript<S: State>(s: &S) -> Vec<String> {
             attempt,
             latency_ms: 12,
             records: 3,
+            operation: crmsync_store::testing::state_suite::operation_of(endpoint).into(),
+            rate_limited: status == Some(429),
             rate_limits: Some("{\"remaining\":9}".into()),
             error: status.is_none().then(|| "timeout".to_string()),
         };

@@ -3,7 +3,7 @@
 //! problems so a user fixes the file in one go.
 
 use super::locate::line_of;
-use super::raw::RawConfig;
+use super::raw::{CrmKind, RawConfig};
 use super::validate::validate;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -15,8 +15,10 @@ pub struct Config {
     pub raw: RawConfig,
     /// The file it came from (for messages).
     pub path: PathBuf,
-    /// The CRM access token; `None` when loaded without secrets.
+    /// The HubSpot access token; `None` when loaded without secrets or for another kind.
     pub token: Option<SecretString>,
+    /// The Salesforce OAuth secrets; `None` when loaded without secrets or for another kind.
+    pub salesforce: Option<SalesforceSecrets>,
     /// The app database's URL as configured (`url`, or read from `url_env` / `url_file`): it
     /// may hold a password, so it is kept out of `Debug`.
     pub source: SecretString,
@@ -219,9 +221,15 @@ pub fn load_str(
         env,
         &mut problems,
     );
-    let token = match secrets {
-        Secrets::NotNeeded => None,
-        Secrets::Required => resolve_token(&raw, path, env, &mut problems),
+    let (token, salesforce) = match (secrets, raw.crm.kind) {
+        (Secrets::NotNeeded, _) => (None, None),
+        (Secrets::Required, CrmKind::Hubspot) => {
+            (resolve_token(&raw, path, env, &mut problems), None)
+        }
+        (Secrets::Required, CrmKind::Salesforce) => (
+            None,
+            Some(resolve_salesforce(&raw, path, env, &mut problems)),
+        ),
     };
     if !problems.is_empty() {
         for p in &mut problems {
@@ -236,6 +244,7 @@ pub fn load_str(
         raw,
         path: path.to_path_buf(),
         token,
+        salesforce,
         source,
         state,
     })
@@ -331,6 +340,73 @@ fn resolve_token(
     resolve_secret(&source, path, env)
         .map_err(|p| problems.push(p))
         .ok()
+}
+
+/// The secrets of a Salesforce connected app, each present when configured.
+#[derive(Debug, Clone, Default)]
+pub struct SalesforceSecrets {
+    pub client_secret: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// The PEM text of the JWT signing key.
+    pub private_key: Option<SecretString>,
+}
+
+/// Reads the Salesforce secrets the config names (validation said which the flow needs).
+fn resolve_salesforce(
+    raw: &RawConfig,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> SalesforceSecrets {
+    let crm = &raw.crm;
+    let mut read =
+        |env_key, file_key, env_var: Option<&str>, file: Option<&str>, noun, what, example| {
+            if env_var.is_none() && file.is_none() {
+                return None;
+            }
+            let source = SecretSource {
+                section: "crm",
+                env_key,
+                file_key,
+                env_var,
+                file,
+                noun,
+                what,
+                example,
+            };
+            resolve_secret(&source, path, env)
+                .map_err(|p| problems.push(p))
+                .ok()
+        };
+    SalesforceSecrets {
+        client_secret: read(
+            "client_secret_env",
+            "client_secret_file",
+            crm.client_secret_env.as_deref(),
+            crm.client_secret_file.as_deref(),
+            "secret",
+            "the connected app's consumer secret",
+            "...",
+        ),
+        refresh_token: read(
+            "refresh_token_env",
+            "refresh_token_file",
+            crm.refresh_token_env.as_deref(),
+            crm.refresh_token_file.as_deref(),
+            "token",
+            "the OAuth refresh token",
+            "5Aep861...",
+        ),
+        private_key: read(
+            "private_key_file",
+            "private_key_file",
+            None,
+            crm.private_key_file.as_deref(),
+            "key",
+            "the connected app's private key",
+            "",
+        ),
+    }
 }
 
 /// Where a secret is configured: `<section>.<env_key>` names an environment variable,

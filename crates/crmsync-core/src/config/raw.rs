@@ -265,6 +265,38 @@ pub fn default_conflict() -> ConflictPolicy {
 #[serde(rename_all = "lowercase")]
 pub enum CrmKind {
     Hubspot,
+    Salesforce,
+}
+
+impl CrmKind {
+    /// The name in the config and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmKind::Hubspot => "hubspot",
+            CrmKind::Salesforce => "salesforce",
+        }
+    }
+}
+
+/// How crmsync obtains Salesforce access tokens (OAuth 2.0, FACTS 3.1; docs/salesforce.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesforceAuth {
+    /// A refresh token issued to the connected app once, by a person (web server flow).
+    RefreshToken,
+    /// The connected app's own run-as user (client id + secret).
+    ClientCredentials,
+    /// A JWT signed with the connected app's certificate key, for a pre-authorized user.
+    JwtBearer,
+}
+
+/// How the CRM counts its daily API budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetModel {
+    /// A calendar day ending at the account's midnight (HubSpot).
+    CalendarDay,
+    /// Any 24 hours (Salesforce's rolling limit).
+    Rolling24h,
 }
 
 /// Whether the CRM account holds test or real data; guards against test data in production.
@@ -282,20 +314,44 @@ pub struct CrmConfig {
     pub kind: CrmKind,
     #[serde(default = "default_environment")]
     pub environment: Environment,
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Name of the environment variable holding the access token.
+    /// HubSpot: the API root (default `https://api.hubapi.com`). Salesforce takes its API
+    /// address from the token answer (`instance_url`) instead.
+    pub base_url: Option<String>,
+    /// HubSpot: name of the environment variable holding the access token.
     pub token_env: Option<String>,
-    /// Path of a file holding the access token (alternative to `token_env`).
+    /// HubSpot: path of a file holding the access token (alternative to `token_env`).
     pub token_file: Option<String>,
-    /// Requests per rate-limit interval the account allows (HubSpot Free/Starter: 100 per 10 s).
-    #[serde(default = "default_requests_per_interval")]
-    pub requests_per_interval: u32,
-    #[serde(default = "default_interval_ms")]
-    pub interval_ms: u64,
-    /// Daily request limit of the account (HubSpot Free/Starter: 250,000).
-    #[serde(default = "default_daily_limit")]
-    pub daily_limit: u32,
+    /// HubSpot: requests per rate-limit interval the account allows (Free/Starter: 100 per 10 s).
+    pub requests_per_interval: Option<u32>,
+    /// HubSpot: the length of that interval, in ms (10,000).
+    pub interval_ms: Option<u64>,
+    /// Daily request limit of the account (HubSpot Free/Starter: 250,000 a day; Salesforce
+    /// Enterprise: 100,000 per rolling 24 h plus 1,000 per user licence).
+    pub daily_limit: Option<u32>,
+    /// Salesforce: where OAuth tokens come from (`https://login.salesforce.com`, sandboxes
+    /// `https://test.salesforce.com`, a My Domain URL, or the sandbox emulator).
+    pub login_url: Option<String>,
+    /// Salesforce: the OAuth flow (`refresh_token`, `client_credentials`, `jwt_bearer`).
+    pub auth: Option<SalesforceAuth>,
+    /// Salesforce: the connected app's consumer key (not a secret).
+    pub client_id: Option<String>,
+    /// Salesforce: environment variable / file holding the consumer secret.
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<String>,
+    /// Salesforce (`auth = "refresh_token"`): environment variable / file holding the refresh token.
+    pub refresh_token_env: Option<String>,
+    pub refresh_token_file: Option<String>,
+    /// Salesforce (`auth = "jwt_bearer"`): the user the token is issued for.
+    pub username: Option<String>,
+    /// Salesforce (`auth = "jwt_bearer"`): PEM file of the key the connected app's certificate holds.
+    pub private_key_file: Option<String>,
+    /// Salesforce: REST API version (default `59.0`).
+    pub api_version: Option<String>,
+    /// First wait of the retry backoff, in ms (200); it doubles up to `retry_cap_ms` (10,000).
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_cap_ms")]
+    pub retry_cap_ms: u64,
     /// Share of the daily limit crmsync may use; the rest is left to other apps.
     #[serde(default = "default_daily_budget_share")]
     pub daily_budget_share: f64,
@@ -303,35 +359,93 @@ pub struct CrmConfig {
     pub timeout_ms: u64,
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// Share of the interval limit kept unused, in percent, as a margin for clock skew.
-    #[serde(default = "default_headroom_percent")]
-    pub headroom_percent: u32,
+    /// HubSpot: share of the interval limit kept unused, in percent, as a margin for clock skew.
+    pub headroom_percent: Option<u32>,
     /// Batch calls in flight at once (the rate limiter still paces them).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
     /// Delivery attempts of a record (each with the client's own retries) before its job is dead.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// When the CRM's daily limit resets, as a UTC offset of the account's midnight
+    /// HubSpot: when the daily limit resets, as a UTC offset of the account's midnight
     /// (HubSpot resets at midnight in the account's time zone), e.g. "+01:00".
-    #[serde(default = "default_daily_reset_utc_offset")]
-    pub daily_reset_utc_offset: String,
+    pub daily_reset_utc_offset: Option<String>,
 }
+
+impl CrmConfig {
+    /// The HubSpot API root.
+    pub fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(DEFAULT_HUBSPOT_URL)
+    }
+    pub fn requests_per_interval(&self) -> u32 {
+        self.requests_per_interval.unwrap_or(100)
+    }
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms.unwrap_or(10_000)
+    }
+    pub fn headroom_percent(&self) -> u32 {
+        self.headroom_percent.unwrap_or(2)
+    }
+    pub fn daily_reset_utc_offset(&self) -> &str {
+        self.daily_reset_utc_offset.as_deref().unwrap_or("+00:00")
+    }
+    /// Records per batch write of this kind's API, for estimates made without a client
+    /// (HubSpot 100, Salesforce collections 200); the connector states the same.
+    pub fn write_batch(&self) -> u64 {
+        match self.kind {
+            CrmKind::Hubspot => 100,
+            CrmKind::Salesforce => 200,
+        }
+    }
+    /// The account's daily limit: as configured, else the kind's documented default.
+    pub fn daily_limit(&self) -> u32 {
+        self.daily_limit.unwrap_or(match self.kind {
+            CrmKind::Hubspot => 250_000,
+            CrmKind::Salesforce => 100_000,
+        })
+    }
+    /// The request rate crmsync keeps to, for estimates: HubSpot's interval limit less the
+    /// headroom; Salesforce has no short-term rate limit (only the 24 h one and 25
+    /// concurrent long requests), so its pace is what `max_in_flight` batch calls of about
+    /// a second each give.
+    pub fn requests_per_second(&self) -> f64 {
+        match self.kind {
+            CrmKind::Hubspot => {
+                let per_interval = f64::from(self.requests_per_interval())
+                    * f64::from(100 - self.headroom_percent().min(99))
+                    / 100.0;
+                per_interval * 1000.0 / self.interval_ms().max(1) as f64
+            }
+            CrmKind::Salesforce => f64::from(self.max_in_flight.max(1)),
+        }
+    }
+
+    /// How the daily limit is counted.
+    pub fn budget_model(&self) -> BudgetModel {
+        match self.kind {
+            CrmKind::Hubspot => BudgetModel::CalendarDay,
+            CrmKind::Salesforce => BudgetModel::Rolling24h,
+        }
+    }
+    /// The Salesforce OAuth host.
+    pub fn login_url(&self) -> &str {
+        self.login_url
+            .as_deref()
+            .unwrap_or("https://login.salesforce.com")
+    }
+    pub fn api_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or("59.0")
+    }
+    pub fn salesforce_auth(&self) -> SalesforceAuth {
+        self.auth.unwrap_or(SalesforceAuth::RefreshToken)
+    }
+}
+
+/// HubSpot's production API root.
+pub const DEFAULT_HUBSPOT_URL: &str = "https://api.hubapi.com";
 
 pub fn default_environment() -> Environment {
     Environment::Sandbox
-}
-pub fn default_base_url() -> String {
-    "https://api.hubapi.com".to_string()
-}
-pub fn default_requests_per_interval() -> u32 {
-    100
-}
-pub fn default_interval_ms() -> u64 {
-    10_000
-}
-pub fn default_daily_limit() -> u32 {
-    250_000
 }
 pub fn default_daily_budget_share() -> f64 {
     0.8
@@ -339,17 +453,17 @@ pub fn default_daily_budget_share() -> f64 {
 pub fn default_timeout_ms() -> u64 {
     30_000
 }
-pub fn default_headroom_percent() -> u32 {
-    2
-}
 pub fn default_max_in_flight() -> u32 {
     8
 }
 pub fn default_max_attempts() -> u32 {
     8
 }
-pub fn default_daily_reset_utc_offset() -> String {
-    "+00:00".to_string()
+pub fn default_retry_base_ms() -> u64 {
+    200
+}
+pub fn default_retry_cap_ms() -> u64 {
+    10_000
 }
 pub fn default_max_retries() -> u32 {
     5

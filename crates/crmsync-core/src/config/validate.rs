@@ -3,7 +3,7 @@
 //! *every* problem with its dotted path, so the user fixes the file in one go.
 
 use super::load::Problem;
-use super::raw::{Capture, OneOrMany, RawConfig};
+use super::raw::{Capture, CrmConfig, CrmKind, OneOrMany, RawConfig, SalesforceAuth};
 use crate::mapping::Rule;
 use crate::transform::Transform;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,14 +81,72 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         }
     }
     let crm = &raw.crm;
-    if !(crm.base_url.starts_with("http://") || crm.base_url.starts_with("https://")) {
+    let kind = crm.kind.as_str();
+    // Each kind's own settings: a setting of the other kind is a mistake worth naming (it
+    // would be silently ignored otherwise).
+    let hubspot_only: [(&str, bool); 7] = [
+        ("base_url", crm.base_url.is_some()),
+        ("token_env", crm.token_env.is_some()),
+        ("token_file", crm.token_file.is_some()),
+        ("requests_per_interval", crm.requests_per_interval.is_some()),
+        ("interval_ms", crm.interval_ms.is_some()),
+        ("headroom_percent", crm.headroom_percent.is_some()),
+        (
+            "daily_reset_utc_offset",
+            crm.daily_reset_utc_offset.is_some(),
+        ),
+    ];
+    let salesforce_only: [(&str, bool); 10] = [
+        ("login_url", crm.login_url.is_some()),
+        ("auth", crm.auth.is_some()),
+        ("client_id", crm.client_id.is_some()),
+        ("client_secret_env", crm.client_secret_env.is_some()),
+        ("client_secret_file", crm.client_secret_file.is_some()),
+        ("refresh_token_env", crm.refresh_token_env.is_some()),
+        ("refresh_token_file", crm.refresh_token_file.is_some()),
+        ("username", crm.username.is_some()),
+        ("private_key_file", crm.private_key_file.is_some()),
+        ("api_version", crm.api_version.is_some()),
+    ];
+    let foreign: &[(&str, bool)] = match crm.kind {
+        CrmKind::Hubspot => &salesforce_only,
+        CrmKind::Salesforce => &hubspot_only,
+    };
+    for (key, set) in foreign {
+        if *set {
+            let hint = match (crm.kind, *key) {
+                (CrmKind::Salesforce, "base_url") => {
+                    "; Salesforce's API address comes from the token answer (`instance_url`): set `login_url`"
+                }
+                (CrmKind::Salesforce, "token_env" | "token_file") => {
+                    "; Salesforce tokens are obtained by OAuth: set `auth`, `client_id` and `client_secret_env` (docs/salesforce.md)"
+                }
+                _ => "",
+            };
+            push(
+                format!("crm.{key}"),
+                format!("is not a setting of `kind = \"{kind}\"`{hint}"),
+            );
+        }
+    }
+    if let Some(url) = &crm.base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
         push(
             "crm.base_url".into(),
-            format!(
-                "`{}` is not an http(s) URL; e.g. `https://api.hubapi.com`",
-                crm.base_url
-            ),
+            format!("`{url}` is not an http(s) URL; e.g. `https://api.hubapi.com`"),
         );
+    }
+    if let Some(url) = &crm.login_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        push(
+            "crm.login_url".into(),
+            format!("`{url}` is not an http(s) URL; e.g. `https://login.salesforce.com`"),
+        );
+    }
+    if crm.kind == CrmKind::Salesforce {
+        validate_salesforce(crm, &mut push);
     }
     if !(crm.daily_budget_share > 0.0 && crm.daily_budget_share <= 1.0) {
         push(
@@ -99,19 +157,19 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             ),
         );
     }
-    if crm.requests_per_interval == 0 {
+    if crm.daily_limit == Some(0) {
+        push("crm.daily_limit".into(), "must be at least 1".into());
+    }
+    if crm.requests_per_interval == Some(0) {
         push(
             "crm.requests_per_interval".into(),
             "must be at least 1; HubSpot Free allows 100".into(),
         );
     }
-    if crm.headroom_percent >= 100 {
+    if let Some(headroom) = crm.headroom_percent.filter(|h| *h >= 100) {
         push(
             "crm.headroom_percent".into(),
-            format!(
-                "must be below 100, got {}; 2 keeps 2% of the interval limit unused",
-                crm.headroom_percent
-            ),
+            format!("must be below 100, got {headroom}; 2 keeps 2% of the interval limit unused"),
         );
     }
     if crm.max_in_flight == 0 || crm.max_in_flight > 64 {
@@ -123,21 +181,36 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     if crm.max_attempts == 0 {
         push("crm.max_attempts".into(), "must be at least 1".into());
     }
-    if parse_utc_offset(&crm.daily_reset_utc_offset).is_none() {
+    if parse_utc_offset(crm.daily_reset_utc_offset()).is_none() {
         push(
             "crm.daily_reset_utc_offset".into(),
             format!(
                 "`{}` is not a UTC offset; write it like \"+01:00\" or \"-05:00\"",
-                crm.daily_reset_utc_offset
+                crm.daily_reset_utc_offset()
             ),
         );
     }
-    if crm.interval_ms == 0 || crm.interval_ms > 86_400_000 {
+    if let Some(ms) = crm.interval_ms.filter(|ms| *ms == 0 || *ms > 86_400_000) {
         push(
             "crm.interval_ms".into(),
+            format!("must be 1 to 86400000 (a day), got {ms}; HubSpot's interval is 10000"),
+        );
+    }
+    if crm.retry_base_ms == 0 || crm.retry_base_ms > crm.retry_cap_ms {
+        push(
+            "crm.retry_base_ms".into(),
             format!(
-                "must be 1 to 86400000 (a day), got {}; HubSpot's interval is 10000",
-                crm.interval_ms
+                "must be at least 1 and at most retry_cap_ms ({}), got {}; 200 is usual",
+                crm.retry_cap_ms, crm.retry_base_ms
+            ),
+        );
+    }
+    if crm.retry_cap_ms > 600_000 {
+        push(
+            "crm.retry_cap_ms".into(),
+            format!(
+                "must be at most 600000 (10 minutes), got {}",
+                crm.retry_cap_ms
             ),
         );
     }
@@ -702,6 +775,61 @@ fn pulls_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) ->
 
 fn pushes_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) -> bool {
     f.direction.unwrap_or(s.direction) != crate::config::Direction::Pull
+}
+
+/// What a Salesforce connection needs for its OAuth flow (docs/salesforce.md).
+fn validate_salesforce(crm: &CrmConfig, push: &mut impl FnMut(String, String)) {
+    if crm.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        push(
+            "crm.client_id".into(),
+            "Salesforce needs the connected app's consumer key: `client_id = \"3MVG9...\"`".into(),
+        );
+    }
+    let secret = crm.client_secret_env.is_some() || crm.client_secret_file.is_some();
+    let refresh = crm.refresh_token_env.is_some() || crm.refresh_token_file.is_some();
+    match crm.salesforce_auth() {
+        SalesforceAuth::RefreshToken => {
+            if !refresh {
+                push(
+                    "crm.refresh_token_env".into(),
+                    "`auth = \"refresh_token\"` needs the refresh token: name the environment variable holding it (`refresh_token_env = \"SALESFORCE_REFRESH_TOKEN\"`) or a file (`refresh_token_file`)".into(),
+                );
+            }
+        }
+        SalesforceAuth::ClientCredentials => {
+            if !secret {
+                push(
+                    "crm.client_secret_env".into(),
+                    "`auth = \"client_credentials\"` needs the consumer secret: `client_secret_env = \"SALESFORCE_CLIENT_SECRET\"` (or `client_secret_file`)".into(),
+                );
+            }
+        }
+        SalesforceAuth::JwtBearer => {
+            if crm.username.is_none() {
+                push(
+                    "crm.username".into(),
+                    "`auth = \"jwt_bearer\"` needs the user the token is issued for: `username = \"integration@example.com\"`".into(),
+                );
+            }
+            if crm.private_key_file.is_none() {
+                push(
+                    "crm.private_key_file".into(),
+                    "`auth = \"jwt_bearer\"` needs the PEM file of the key of the connected app's certificate".into(),
+                );
+            }
+        }
+    }
+    if let Some(v) = &crm.api_version {
+        let ok = v
+            .split_once('.')
+            .is_some_and(|(a, b)| a.parse::<u32>().is_ok_and(|n| n >= 40) && b == "0");
+        if !ok {
+            push(
+                "crm.api_version".into(),
+                format!("`{v}` is not a Salesforce API version like \"59.0\" (at least 40.0)"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

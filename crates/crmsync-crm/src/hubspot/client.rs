@@ -1,34 +1,29 @@
-//! [`HubspotClient`]: the [`Crm`] implementation for HubSpot, and the one place where its HTTP
-//! requests are sent.
+//! [`HubspotClient`]: the [`Crm`] implementation for HubSpot over its v3/v4 REST API.
 //!
-//! Every request goes through [`HubspotClient::execute`], which keeps three invariants:
-//! - each attempt first takes a slot from the [`Limiter`] and then, when one is set, is admitted
-//!   by the [`CallGate`] that shares the account's budget with other workers (DESIGN 5);
-//! - each attempt, retried or not, is reported once to the [`CallObserver`] and as a `debug`
-//!   tracing event, with an endpoint template that carries no record ids;
-//! - only retryable failures (429, 5xx, timeout, reset) are retried, with exponential backoff
-//!   and full jitter that never waits less than HubSpot asked (DESIGN principle 6). Every write
-//!   is an upsert by our key, so retrying one whose answer was lost cannot duplicate.
+//! Requests are sent by the shared [`Transport`] (pacing, the shared budget gate, retries with
+//! full jitter, the call log); this file only says what to send and how to read the answer.
+//! Two lanes pace it: HubSpot's burst window (`interval`) and its search limit (`search`, 5 a
+//! second, exempt from the burst window). Every write is an upsert by our key, so retrying one
+//! whose answer was lost cannot duplicate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rand::Rng;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use secrecy::ExposeSecret;
-use tokio::time::Instant;
 
 use super::config::HubspotConfig;
+use super::dialect::HubspotDialect;
 use super::error as hs_error;
-use super::limiter::Limiter;
 use super::wire;
+use crate::http::{Answer, Request, StaticSession, Transport, TransportConfig};
+use crate::pace::Lane;
 use crate::{
-    AssociationInput, CallGate, CallObserver, CallRecord, CallWindow, ChangedRecord, Crm, CrmError,
-    CrmEvent, ErrorKind, ObjectKind, Pipeline, PropertyInfo, RecordOutcome, Stage, UpdateInput,
-    UpsertInput,
+    AssociationInput, Batches, CallGate, CallObserver, Capabilities, ChangedRecord, Crm, CrmError,
+    CrmEvent, ErrorKind, Keying, ObjectKind, Operation, ParentLink, Pipeline, PropertyInfo,
+    RecordOutcome, RetryPolicy, Stage, UpdateInput, UpsertInput,
 };
 
 /// The property listing the ids a record absorbed in merges (FACTS 2.4), `;`-separated.
@@ -44,9 +39,9 @@ const SEARCH_PER_SECOND: u64 = 5;
 const SEARCH_PAGE: usize = 200;
 const SEARCH_CAP: usize = 10_000;
 
-/// First backoff step and the longest wait between two attempts (DESIGN principle 6).
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
+/// The transport's lane of search requests; every other call goes by lane 0, HubSpot's burst
+/// window.
+const SEARCH_LANE: usize = 1;
 
 /// A HubSpot account reached over its REST API. Cheap to clone: clones share the HTTP
 /// connection pool, the limiter and the observer, as one CRM connection must.
@@ -56,18 +51,9 @@ pub struct HubspotClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    transport: Transport,
     base_url: String,
-    limiter: Limiter,
-    /// The windows each attempt counts against, for the gate.
-    interval_window: CallWindow,
-    search_window: CallWindow,
-    gate: std::sync::OnceLock<Arc<dyn CallGate>>,
     max_retries: u32,
-    observer: Option<CallObserver>,
-    /// Earliest start of the next search request: search is exempt from the interval limit
-    /// but has its own per-second one (FACTS 2.5), paced here.
-    search_next: std::sync::Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for HubspotClient {
@@ -77,27 +63,6 @@ impl fmt::Debug for HubspotClient {
             .field("max_retries", &self.inner.max_retries)
             .finish_non_exhaustive()
     }
-}
-
-/// One logical request; [`HubspotClient::execute`] may send it several times.
-struct Request<'a> {
-    method: Method,
-    /// Template for the call log, e.g. `/crm/v3/properties/contacts/{propertyName}`.
-    endpoint: String,
-    /// Real path, e.g. `/crm/v3/properties/contacts/crmsync_id`.
-    path: String,
-    body: Option<Vec<u8>>,
-    records: u32,
-    /// What the call does, for messages: `contacts batch upsert`.
-    what: &'a str,
-    /// Non-2xx statuses the caller handles itself (e.g. 404 on a lookup); never retried.
-    expected: &'a [u16],
-}
-
-/// A response read to the end.
-struct Answer {
-    status: u16,
-    body: String,
 }
 
 impl HubspotClient {
@@ -116,62 +81,42 @@ impl HubspotClient {
                 ));
             }
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let token = config.token.expose_secret().trim();
-        // An empty token sends no header, so HubSpot's (or the sandbox's) own 401 explains it.
-        if !token.is_empty() {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                CrmError::new(
-                    ErrorKind::Config,
-                    "hubspot token contains characters that cannot be sent in a header",
-                )
-            })?;
-            // Sensitive values are redacted from reqwest's and hyper's debug output.
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .default_headers(headers)
-            .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                CrmError::new(
-                    ErrorKind::Config,
-                    format!("hubspot http client cannot be built: {e}"),
-                )
-            })?;
-        let limiter = Limiter::new(
+        let session = StaticSession::bearer(&base_url, config.token.expose_secret(), "hubspot")?;
+        let interval = Lane::rolling(
+            "interval",
             config.requests_per_interval,
             config.interval,
             config.headroom_percent,
         )?;
-        let budget = (u64::from(config.requests_per_interval)
-            * u64::from(100 - config.headroom_percent.min(99))
-            / 100)
-            .max(1);
+        // 5 in any 1.2 s for the gate: HubSpot counts per second, and a request reserved at
+        // the end of one second may arrive in the next; the margin absorbs that skew.
+        let search = Lane::spaced(
+            "search",
+            u32::try_from(SEARCH_PER_SECOND).unwrap_or(5),
+            Duration::from_millis(1200),
+        )?;
+        let transport = Transport::new(
+            TransportConfig {
+                connection: config.connection.clone(),
+                timeout: config.timeout,
+                retry: RetryPolicy {
+                    max_retries: config.max_retries,
+                    ..config.retry
+                },
+                lanes: vec![interval, search],
+            },
+            Box::new(HubspotDialect {
+                headroom_percent: config.headroom_percent,
+                interval: config.interval,
+            }),
+            Box::new(session),
+            observer,
+        )?;
         Ok(HubspotClient {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 base_url,
-                limiter,
-                interval_window: CallWindow {
-                    name: "interval",
-                    max: u32::try_from(budget).unwrap_or(u32::MAX),
-                    length: config.interval,
-                },
-                // 5 in any 1.2 s: HubSpot counts per second, and a request reserved at the end of
-                // one second may arrive in the next; the margin absorbs that skew.
-                search_window: CallWindow {
-                    name: "search",
-                    max: u32::try_from(SEARCH_PER_SECOND).unwrap_or(5),
-                    length: Duration::from_millis(1200),
-                },
-                gate: std::sync::OnceLock::new(),
                 max_retries: config.max_retries,
-                observer,
-                search_next: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -179,164 +124,12 @@ impl HubspotClient {
     /// Admits every attempt through `gate` from now on (the shared budget of several
     /// workers). Set once, before the first call; a second gate is ignored.
     pub fn set_gate(&self, gate: Arc<dyn CallGate>) {
-        let _ = self.inner.gate.set(gate);
+        self.inner.transport.set_gate(gate);
     }
 
     /// The API root this client talks to.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
-    }
-
-    /// Sends `req`, retrying retryable failures. Returns the answer for a 2xx or an `expected`
-    /// status, the classified error otherwise.
-    async fn execute(&self, req: Request<'_>) -> Result<Answer, CrmError> {
-        let inner = &*self.inner;
-        let url = format!("{}{}", inner.base_url, req.path);
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let search = req.endpoint.ends_with("/search");
-            if search {
-                self.search_slot().await;
-            } else {
-                inner.limiter.acquire().await;
-            }
-            if let Some(gate) = inner.gate.get() {
-                let window = if search {
-                    &inner.search_window
-                } else {
-                    &inner.interval_window
-                };
-                gate.admit(window).await?;
-            }
-            let started_at_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .unwrap_or(0);
-            let started = Instant::now();
-            let mut builder = inner.http.request(req.method.clone(), &url);
-            if let Some(body) = &req.body {
-                builder = builder
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let (status, headers, result) = match builder.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let headers = response.headers().clone();
-                    match response.text().await {
-                        Ok(body) => (Some(status), headers, Ok(Answer { status, body })),
-                        Err(e) => (
-                            Some(status),
-                            headers,
-                            Err(hs_error::transport(req.what, &e)),
-                        ),
-                    }
-                }
-                Err(e) => (
-                    None,
-                    HeaderMap::new(),
-                    Err(hs_error::transport(req.what, &e)),
-                ),
-            };
-            let latency = started.elapsed();
-
-            // Classify: 2xx and expected statuses are answers, the rest errors. An expected
-            // non-2xx (a 404 lookup) still logs HubSpot's message.
-            let (result, logged_error) = match result {
-                Ok(answer) if (200..300).contains(&answer.status) => (Ok(answer), None),
-                Ok(answer) => {
-                    let err =
-                        hs_error::from_response(req.what, answer.status, &headers, &answer.body);
-                    if req.expected.contains(&answer.status) {
-                        let message = err.message;
-                        (Ok(answer), Some(message))
-                    } else {
-                        let message = err.message.clone();
-                        (Err(err), Some(message))
-                    }
-                }
-                Err(err) => {
-                    let message = err.message.clone();
-                    (Err(err), Some(message))
-                }
-            };
-
-            tracing::debug!(
-                crm = "hubspot",
-                method = %req.method,
-                endpoint = %req.endpoint,
-                status,
-                attempt,
-                latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-                records = req.records,
-                "hubspot call finished"
-            );
-            if let Some(observer) = &inner.observer {
-                observer(CallRecord {
-                    started_at_ms,
-                    method: req.method.to_string(),
-                    endpoint: req.endpoint.clone(),
-                    status,
-                    attempt,
-                    latency,
-                    records: req.records,
-                    rate_limit_headers: rate_limit_headers(&headers),
-                    error: logged_error,
-                });
-            }
-            if let Some(pause) = inner.limiter.observe(&headers) {
-                tracing::info!(
-                    crm = "hubspot",
-                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    "hubspot rate-limit window nearly spent, slowing down"
-                );
-            }
-
-            let err = match result {
-                Ok(answer) => return Ok(answer),
-                Err(err) => err,
-            };
-            // A daily limit lasts until midnight in the account's time zone: no point waiting here.
-            if !err.is_retryable() || hs_error::is_daily_limit(&err) || attempt > inner.max_retries
-            {
-                return Err(err);
-            }
-            let wait = backoff(attempt, err.retry_after());
-            if err.kind == ErrorKind::RateLimited {
-                // Hold back every caller of this connection, not only this one.
-                inner.limiter.pause_for(wait);
-            }
-            tracing::info!(
-                crm = "hubspot",
-                endpoint = %req.endpoint,
-                attempt,
-                kind = ?err.kind,
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                error = %err.message,
-                "retrying hubspot call"
-            );
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Waits for a search slot: at most [`SEARCH_PER_SECOND`] search requests a second.
-    async fn search_slot(&self) {
-        let spacing = Duration::from_millis(1000 / SEARCH_PER_SECOND);
-        let wait = {
-            let mut next = self
-                .inner
-                .search_next
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let start = next.map_or(now, |n| n.max(now));
-            *next = Some(start + spacing);
-            start.saturating_duration_since(now)
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
     }
 
     async fn property(
@@ -346,15 +139,18 @@ impl HubspotClient {
     ) -> Result<Option<wire::Property>, CrmError> {
         let what = format!("{object} property {name} lookup");
         let answer = self
-            .execute(Request {
-                method: Method::GET,
-                endpoint: format!("/crm/v3/properties/{object}/{{propertyName}}"),
-                path: format!("/crm/v3/properties/{object}/{name}"),
-                body: None,
-                records: 0,
-                what: &what,
-                expected: &[404],
-            })
+            .inner
+            .transport
+            .send(
+                Request::new(
+                    Method::GET,
+                    Operation::Schema,
+                    format!("/crm/v3/properties/{object}/{{propertyName}}"),
+                    format!("/crm/v3/properties/{object}/{name}"),
+                    &what,
+                )
+                .expect(&[404]),
+            )
             .await?;
         if answer.status == 404 {
             return Ok(None);
@@ -378,15 +174,19 @@ impl HubspotClient {
             has_unique_value: true,
         };
         let answer = self
-            .execute(Request {
-                method: Method::POST,
-                endpoint: format!("/crm/v3/properties/{object}"),
-                path: format!("/crm/v3/properties/{object}"),
-                body: Some(to_json(&what, &body)?),
-                records: 0,
-                what: &what,
-                expected: &[409],
-            })
+            .inner
+            .transport
+            .send(
+                Request::new(
+                    Method::POST,
+                    Operation::Schema,
+                    format!("/crm/v3/properties/{object}"),
+                    format!("/crm/v3/properties/{object}"),
+                    &what,
+                )
+                .json(to_json(&what, &body)?)
+                .expect(&[409]),
+            )
             .await?;
         Ok(answer.status != 409)
     }
@@ -397,20 +197,21 @@ impl HubspotClient {
     /// and reads the JSON answer.
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
+        operation: Operation,
         what: &str,
         endpoint: String,
         path: Option<String>,
     ) -> Result<T, CrmError> {
         let answer = self
-            .execute(Request {
-                method: Method::GET,
-                path: path.unwrap_or_else(|| endpoint.clone()),
-                endpoint,
-                body: None,
-                records: 0,
+            .inner
+            .transport
+            .send(Request::new(
+                Method::GET,
+                operation,
+                endpoint.clone(),
+                path.unwrap_or(endpoint),
                 what,
-                expected: &[],
-            })
+            ))
             .await?;
         serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(what, e))
     }
@@ -419,32 +220,32 @@ impl HubspotClient {
     /// records it carries.
     async fn post(
         &self,
+        operation: Operation,
         what: &str,
         path: String,
         body: Vec<u8>,
         records: usize,
     ) -> Result<Answer, CrmError> {
-        self.execute(Request {
-            method: Method::POST,
-            endpoint: path.clone(),
-            path,
-            body: Some(body),
-            records: count(records),
-            what,
-            expected: &[],
-        })
-        .await
+        self.inner
+            .transport
+            .send(
+                Request::new(Method::POST, operation, path.clone(), path, what)
+                    .json(body)
+                    .records(records),
+            )
+            .await
     }
 
     /// POSTs a batch whose answer matters only for its errors (the first one is returned).
     async fn post_batch(
         &self,
+        operation: Operation,
         what: &str,
         path: String,
         body: Vec<u8>,
         records: usize,
     ) -> Result<(), CrmError> {
-        let answer = self.post(what, path, body, records).await?;
+        let answer = self.post(operation, what, path, body, records).await?;
         let response: wire::BatchResponseDefaultAssociation =
             serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(what, e))?;
         match response.errors.first() {
@@ -459,8 +260,20 @@ impl Crm for HubspotClient {
         super::events::parse_event(body)
     }
 
-    fn max_batch(&self) -> usize {
-        MAX_BATCH
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            name: "HubSpot",
+            batches: Batches {
+                write: MAX_BATCH,
+                read: MAX_BATCH,
+                associate: MAX_BATCH,
+            },
+            keying: Keying::UniqueProperty,
+            parents: ParentLink::Associations,
+            // HubSpot dedups contacts by e-mail on top of our unique key (FACTS 2.4).
+            unique_email: Some(ObjectKind::Contacts),
+            deal_currency: Some("deal_currency_code"),
+        }
     }
 
     async fn ensure_id_property(
@@ -504,7 +317,12 @@ impl Crm for HubspotClient {
     async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
         let what = format!("{object} property listing");
         let listing: wire::CollectionResponseProperty = self
-            .get_json(&what, format!("/crm/v3/properties/{object}"), None)
+            .get_json(
+                Operation::Schema,
+                &what,
+                format!("/crm/v3/properties/{object}"),
+                None,
+            )
             .await?;
         Ok(listing
             .results
@@ -520,6 +338,8 @@ impl Crm for HubspotClient {
                 field_type: p.field_type.unwrap_or_default(),
                 has_unique_value: p.has_unique_value,
                 name: p.name,
+                required: false,
+                max_length: None,
             })
             .collect())
     }
@@ -531,7 +351,12 @@ impl Crm for HubspotClient {
         }
         let what = format!("{object} pipeline listing");
         let listing: wire::CollectionResponsePipeline = self
-            .get_json(&what, format!("/crm/v3/pipelines/{object}"), None)
+            .get_json(
+                Operation::Schema,
+                &what,
+                format!("/crm/v3/pipelines/{object}"),
+                None,
+            )
             .await?;
         Ok(listing
             .results
@@ -587,6 +412,7 @@ impl Crm for HubspotClient {
         };
         let answer = self
             .post(
+                Operation::Upsert,
                 &what,
                 format!("/crm/v3/objects/{object}/batch/upsert"),
                 to_json(&what, &body)?,
@@ -639,15 +465,19 @@ impl Crm for HubspotClient {
                 after: (offset > 0).then(|| offset.to_string()),
             };
             let answer = self
-                .execute(Request {
-                    method: Method::POST,
-                    endpoint: format!("/crm/v3/objects/{object}/search"),
-                    path: format!("/crm/v3/objects/{object}/search"),
-                    body: Some(to_json(&what, &body)?),
-                    records: 0,
-                    what: &what,
-                    expected: &[],
-                })
+                .inner
+                .transport
+                .send(
+                    Request::new(
+                        Method::POST,
+                        Operation::Changes,
+                        format!("/crm/v3/objects/{object}/search"),
+                        format!("/crm/v3/objects/{object}/search"),
+                        &what,
+                    )
+                    .json(to_json(&what, &body)?)
+                    .lane(SEARCH_LANE),
+                )
                 .await?;
             let page: wire::SearchResponse =
                 serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
@@ -738,6 +568,7 @@ impl Crm for HubspotClient {
         };
         let answer = self
             .post(
+                Operation::Read,
                 &what,
                 format!("/crm/v3/objects/{object}/batch/read"),
                 to_json(&what, &body)?,
@@ -799,7 +630,12 @@ impl Crm for HubspotClient {
             path.push_str(a);
         }
         let page: wire::SearchResponse = self
-            .get_json(&what, format!("/crm/v3/objects/{object}"), Some(path))
+            .get_json(
+                Operation::Changes,
+                &what,
+                format!("/crm/v3/objects/{object}"),
+                Some(path),
+            )
             .await?;
         let next = page.paging.and_then(|p| p.next).and_then(|n| n.after);
         Ok((page.results.into_iter().map(|r| r.id).collect(), next))
@@ -829,6 +665,7 @@ impl Crm for HubspotClient {
                 .collect(),
         };
         self.post_batch(
+            Operation::Update,
             &what,
             format!("/crm/v3/objects/{object}/batch/update"),
             to_json(&what, &body)?,
@@ -859,6 +696,7 @@ impl Crm for HubspotClient {
         };
         // 200 is the documented answer (FACTS 2.6); a 207 would list the pairs that failed.
         self.post_batch(
+            Operation::Associate,
             &what,
             format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
             to_json(&what, &body)?,
@@ -936,8 +774,6 @@ fn match_outcomes(
     Ok(outcomes)
 }
 
-/// Exponential backoff with full jitter: a uniform wait in `[0, min(cap, base·2^(n-1))]`, but
-/// never less than the wait HubSpot asked for.
 /// The ids a record absorbed, from its `hs_merged_object_ids` (`;`-separated).
 fn merged_ids(properties: &BTreeMap<String, Option<String>>) -> Vec<String> {
     properties
@@ -951,26 +787,6 @@ fn merged_ids(properties: &BTreeMap<String, Option<String>>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn backoff(failed_attempts: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(failed_attempts.saturating_sub(1)))
-        .min(BACKOFF_CAP);
-    let max_ms = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
-    let jitter = Duration::from_millis(rand::rng().random_range(0..=max_ms));
-    retry_after.map_or(jitter, |asked| asked.max(jitter))
-}
-
-/// The `x-hubspot-ratelimit-*` headers of an answer, for the call log (FACTS 2.10).
-fn rate_limit_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(name, _)| name.as_str().starts_with("x-hubspot-ratelimit-"))
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
-        })
-        .collect()
 }
 
 /// The last-modified property search filters and sorts on (FACTS 2.5).

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::RetryPolicy;
+
 /// How to reach one HubSpot account and how hard the client may push it.
 #[derive(Debug, Clone)]
 pub struct HubspotConfig {
@@ -27,6 +29,10 @@ pub struct HubspotConfig {
     pub headroom_percent: u32,
     /// Retries after the first attempt for retryable failures (429, 5xx, timeout, reset).
     pub max_retries: u32,
+    /// The backoff of those retries (its `max_retries` is replaced by the field above).
+    pub retry: RetryPolicy,
+    /// Names this connection in the call log and the shared budget.
+    pub connection: String,
 }
 
 impl HubspotConfig {
@@ -40,6 +46,8 @@ impl HubspotConfig {
             interval: default_interval(),
             headroom_percent: default_headroom_percent(),
             max_retries: default_max_retries(),
+            retry: RetryPolicy::default(),
+            connection: "crm".to_string(),
         }
     }
 }

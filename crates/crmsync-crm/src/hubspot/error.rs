@@ -118,21 +118,6 @@ fn is_schema_code(code: Option<&str>) -> bool {
     matches!(code, Some("PROPERTY_DOESNT_EXIST" | "READ_ONLY_VALUE"))
 }
 
-/// A failure with no HTTP answer: connect error, reset, timeout. Always retryable.
-pub(crate) fn transport(what: &str, err: &reqwest::Error) -> CrmError {
-    let reason = if err.is_timeout() {
-        "the request timed out".to_string()
-    } else if err.is_connect() {
-        format!("could not connect: {}", error_chain(err))
-    } else {
-        error_chain(err)
-    };
-    CrmError::new(
-        ErrorKind::Transport,
-        format!("hubspot {what} failed: {reason}"),
-    )
-}
-
 /// A 2xx answer whose body we cannot read.
 pub(crate) fn protocol(what: &str, detail: impl std::fmt::Display) -> CrmError {
     CrmError::new(
@@ -330,21 +315,6 @@ fn quote_raw(body: &str) -> String {
         quoted.push('…');
     }
     quoted
-}
-
-/// `Display` of an error and its sources, for transport failures whose top message is vague.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

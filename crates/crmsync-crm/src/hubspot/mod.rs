@@ -3,9 +3,9 @@
 
 mod client;
 mod config;
+mod dialect;
 mod error;
 mod events;
-mod limiter;
 pub mod webhook;
 mod wire;
 

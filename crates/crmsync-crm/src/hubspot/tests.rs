@@ -42,6 +42,7 @@ fn input(key: &str, email: &str) -> UpsertInput {
     UpsertInput {
         key: key.to_string(),
         properties: [("email".to_string(), email.to_string())].into(),
+        links: Vec::new(),
     }
 }
 
@@ -577,34 +578,4 @@ fn bad_base_url_is_a_config_error() {
     )
     .expect_err("no scheme");
     assert_eq!(err.kind, ErrorKind::Config);
-}
-
-#[tokio::test]
-async fn low_remaining_header_pauses_the_limiter() {
-    use reqwest::header::{HeaderMap, HeaderValue};
-    let limiter = super::limiter::Limiter::new(100, Duration::from_secs(10), 10).expect("limiter");
-    let mut headers = HeaderMap::new();
-    headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("100"));
-    headers.insert(
-        "x-hubspot-ratelimit-interval-milliseconds",
-        HeaderValue::from_static("1000"),
-    );
-    headers.insert(
-        "x-hubspot-ratelimit-remaining",
-        HeaderValue::from_static("50"),
-    );
-    assert_eq!(limiter.observe(&headers), None);
-    headers.insert(
-        "x-hubspot-ratelimit-remaining",
-        HeaderValue::from_static("5"),
-    );
-    // 5 slots short of the 10 % low-water mark, 10 ms per slot of a 1 s window.
-    assert_eq!(limiter.observe(&headers), Some(Duration::from_millis(50)));
-    let started = std::time::Instant::now();
-    limiter.acquire().await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(40),
-        "{:?}",
-        started.elapsed()
-    );
 }

@@ -10,7 +10,7 @@ use super::plan::Payload;
 use crate::error::EngineError;
 use crmsync_core::config::SyncConfig;
 use crmsync_crm::{
-    AssociationInput, Crm, CrmError, ErrorKind, ObjectKind, RecordOutcome, UpsertInput,
+    AssociationInput, Crm, CrmError, ErrorKind, ObjectKind, ParentRef, RecordOutcome, UpsertInput,
 };
 use crmsync_store::{Delivered, Job, QuarantineEntry, QuarantineKind};
 use std::collections::{BTreeMap, HashMap};
@@ -76,12 +76,16 @@ pub async fn deliver<C: Crm>(
     )
     .await?;
 
-    // Associations: one batch call per target object. A failure sends the records back to the
-    // queue; their upsert is repeated next time, harmlessly.
+    // Associations: one batch call per target object, for the pairs the write did not carry
+    // already. A failure sends the records back to the queue; their upsert is repeated next
+    // time, harmlessly.
     let mut by_target: BTreeMap<&str, Vec<(i64, AssociationInput)>> = BTreeMap::new();
     for (job, crm_id, _) in &upserted {
         if let Some(p) = payloads.get(&job.id) {
             for (target_sync, parent_id) in &p.associations {
+                if linked_on_write(crm, target, target_sync) {
+                    continue;
+                }
                 by_target.entry(target_sync.as_str()).or_default().push((
                     job.id,
                     AssociationInput {
@@ -125,6 +129,28 @@ pub async fn deliver<C: Crm>(
         });
     }
     Ok(out)
+}
+
+/// Whether the CRM links a record of this sync to `target_sync`'s parent inside the write.
+fn linked_on_write<C: Crm>(crm: &C, target: &Target<'_>, target_sync: &str) -> bool {
+    target
+        .parent_objects
+        .get(target_sync)
+        .is_some_and(|to| crm.links_on_write(target.object, *to))
+}
+
+/// The parents a payload's write carries itself (see [`Crm::links_on_write`]).
+fn inline_links<C: Crm>(crm: &C, target: &Target<'_>, p: &Payload) -> Vec<ParentRef> {
+    p.associations
+        .iter()
+        .filter_map(|(target_sync, parent_id)| {
+            let to = *target.parent_objects.get(target_sync.as_str())?;
+            crm.links_on_write(target.object, to).then(|| ParentRef {
+                object: to,
+                crm_id: parent_id.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Associates `pairs` (job id, pair), splitting a refused call in halves until each refused
@@ -239,6 +265,10 @@ async fn upsert_split<C: Crm>(
                 properties: payloads
                     .get(&j.id)
                     .map(|p| p.properties.clone())
+                    .unwrap_or_default(),
+                links: payloads
+                    .get(&j.id)
+                    .map(|p| inline_links(crm, target, p))
                     .unwrap_or_default(),
             })
             .collect();

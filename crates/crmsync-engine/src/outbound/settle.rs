@@ -11,7 +11,7 @@ use crate::error::EngineError;
 use crate::inbound::decide::pulled_fields;
 use crate::report::SyncReport;
 use crmsync_core::config::SyncConfig;
-use crmsync_crm::ObjectKind;
+use crmsync_crm::{ErrorKind, ObjectKind};
 use crmsync_store::{Job, Queue, Retry, SettleReport, Settlement, StoreError};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -39,7 +39,8 @@ pub fn settlement(
                 job_id: *id,
                 error: e.message.clone(),
                 run_at_ms: now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0)),
-                dead: attempts >= i64::from(max_attempts),
+                // A rate limit says nothing about the record: it waits, it never dies of it.
+                dead: attempts >= i64::from(max_attempts) && e.kind != ErrorKind::RateLimited,
             }
         })
         .collect();
@@ -132,4 +133,56 @@ pub async fn settle<S: Queue>(
         .filter(|(id, _)| !lost.contains(id))
         .count() as u64;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_core::config::{Secrets, load_str};
+    use crmsync_crm::CrmError;
+
+    #[test]
+    fn a_rate_limit_never_kills_a_job_out_of_attempts_but_a_server_error_does() {
+        let config = load_str(
+            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nkind = \"salesforce\"\nclient_id = \"c\"\nrefresh_token_env = \"R\"\n[[sync]]\nname = \"companies\"\ntable = \"customers\"\nobject = \"companies\"\nid_property = \"crmsync_id__c\"\n[sync.fields]\ncompany = { crm = \"Name\" }\n",
+            std::path::Path::new("crmsync.toml"),
+            Secrets::NotNeeded,
+            &|_| None,
+        )
+        .expect("config valid");
+        let job = |id: i64| Job {
+            id,
+            sync: "companies".into(),
+            local_id: id.to_string(),
+            payload: "{}".into(),
+            hash: "h".into(),
+            attempts: 8,
+        };
+        let jobs = [job(1), job(2)];
+        let outcome = Outcome {
+            failed: vec![
+                (
+                    1,
+                    CrmError::new(ErrorKind::RateLimited, "TotalRequests Limit exceeded.")
+                        .with_retry_after(Duration::from_secs(3600)),
+                ),
+                (2, CrmError::new(ErrorKind::Server, "502")),
+            ],
+            ..Outcome::default()
+        };
+        let s = settlement(
+            &config.raw.syncs[0],
+            ObjectKind::Companies,
+            &jobs,
+            &outcome,
+            0,
+            8,
+        );
+        let dead: Vec<(i64, bool)> = s.retry.iter().map(|r| (r.job_id, r.dead)).collect();
+        assert_eq!(dead, vec![(1, false), (2, true)]);
+        assert!(
+            s.retry[0].run_at_ms >= 3_600_000,
+            "the quota's wait is kept"
+        );
+    }
 }

@@ -15,21 +15,6 @@ const PAUSED: &str = "paused";
 /// A budget day.
 const DAY_MS: i64 = 86_400_000;
 
-/// Whether `text` ends with `suffix`, ignoring ASCII case (SQLite's `LIKE '%suffix'`).
-fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
-    text.len() >= suffix.len()
-        && text
-            .as_bytes()
-            .get(text.len() - suffix.len()..)
-            .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix.as_bytes()))
-}
-
-/// Whether `text` contains `part`, ignoring ASCII case (SQLite's `LIKE '%part%'`).
-fn contains_ignore_case(text: &str, part: &str) -> bool {
-    text.to_ascii_lowercase()
-        .contains(&part.to_ascii_lowercase())
-}
-
 impl Coordination for MemoryState {
     async fn try_lead(
         &self,
@@ -180,10 +165,10 @@ impl Coordination for MemoryState {
         for c in inner.calls.iter().filter(|c| c.at_ms >= since_ms) {
             let ok = c.status.is_some_and(|st| (200..=299).contains(&st));
             let lookup_404 = c.method == "GET" && c.status == Some(404);
-            let upsert = ok && ends_with_ignore_case(&c.endpoint, "/batch/upsert");
+            let upsert = ok && matches!(c.operation.as_str(), "upsert" | "create");
             s.calls += 1;
             s.retries += i64::from(c.attempt > 1);
-            s.rate_limited += i64::from(c.status == Some(429));
+            s.rate_limited += i64::from(c.rate_limited);
             s.errors += i64::from(
                 c.status
                     .is_none_or(|st| st < 200 || (st >= 300 && !lookup_404)),
@@ -192,8 +177,7 @@ impl Coordination for MemoryState {
                 s.upserted += i64::from(c.records);
                 s.upsert_calls += 1;
             }
-            s.association_calls +=
-                i64::from(ok && contains_ignore_case(&c.endpoint, "/associations/"));
+            s.association_calls += i64::from(ok && c.operation == "associate");
         }
         Ok(s)
     }

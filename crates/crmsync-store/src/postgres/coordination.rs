@@ -246,11 +246,14 @@ impl Coordination for PgState {
         let rate_limits: Vec<Option<&str>> =
             calls.iter().map(|c| c.rate_limits.as_deref()).collect();
         let errors: Vec<Option<&str>> = calls.iter().map(|c| c.error.as_deref()).collect();
+        let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+        let rate_limited: Vec<bool> = calls.iter().map(|c| c.rate_limited).collect();
         // One statement for the whole batch: atomic, and one round trip.
         sqlx::query(
-            "INSERT INTO calls (connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error)
+            "INSERT INTO calls (connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error, operation, rate_limited)
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int4[],
-                                  $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])",
+                                  $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+                                  $11::text[], $12::bool[])",
         )
         .bind(&connections)
         .bind(&at)
@@ -262,6 +265,8 @@ impl Coordination for PgState {
         .bind(&records)
         .bind(&rate_limits)
         .bind(&errors)
+        .bind(&operations)
+        .bind(&rate_limited)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -271,12 +276,12 @@ impl Coordination for PgState {
         let r = sqlx::query(
             "SELECT COUNT(*),
                     COUNT(*) FILTER (WHERE attempt > 1),
-                    COUNT(*) FILTER (WHERE status = 429),
+                    COUNT(*) FILTER (WHERE rate_limited),
                     COUNT(*) FILTER (WHERE status IS NULL OR status < 200
                                      OR (status >= 300 AND NOT (method = 'GET' AND status = 404))),
-                    COALESCE(SUM(records) FILTER (WHERE status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert'), 0)::bigint,
-                    COUNT(*) FILTER (WHERE status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert'),
-                    COUNT(*) FILTER (WHERE status BETWEEN 200 AND 299 AND endpoint LIKE '%/associations/%')
+                    COALESCE(SUM(records) FILTER (WHERE status BETWEEN 200 AND 299 AND operation IN ('upsert', 'create')), 0)::bigint,
+                    COUNT(*) FILTER (WHERE status BETWEEN 200 AND 299 AND operation IN ('upsert', 'create')),
+                    COUNT(*) FILTER (WHERE status BETWEEN 200 AND 299 AND operation = 'associate')
              FROM calls WHERE at_ms >= $1",
         )
         .bind(since_ms)

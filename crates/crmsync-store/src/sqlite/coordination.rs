@@ -216,9 +216,9 @@ impl Coordination for SqliteState {
         }
         let mut tx = self.write_tx().await?;
         for chunk in calls.chunks(ROWS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut q = sqlx::query(sql(format!(
-                "INSERT INTO calls (connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error) VALUES {values}"
+                "INSERT INTO calls (connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error, operation, rate_limited) VALUES {values}"
             )));
             for c in chunk {
                 q = q
@@ -231,7 +231,9 @@ impl Coordination for SqliteState {
                     .bind(c.latency_ms)
                     .bind(i64::from(c.records))
                     .bind(&c.rate_limits)
-                    .bind(&c.error);
+                    .bind(&c.error)
+                    .bind(&c.operation)
+                    .bind(c.rate_limited);
             }
             q.execute(&mut *tx).await?;
         }
@@ -243,11 +245,11 @@ impl Coordination for SqliteState {
         let r = sqlx::query(
             "SELECT COUNT(*),
                     COALESCE(SUM(attempt > 1), 0),
-                    COALESCE(SUM(status = 429), 0),
+                    COALESCE(SUM(rate_limited), 0),
                     COALESCE(SUM(status IS NULL OR status < 200 OR (status >= 300 AND NOT (method = 'GET' AND status = 404))), 0),
-                    COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert' THEN records ELSE 0 END), 0),
-                    COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/batch/upsert'), 0),
-                    COALESCE(SUM(status BETWEEN 200 AND 299 AND endpoint LIKE '%/associations/%'), 0)
+                    COALESCE(SUM(CASE WHEN status BETWEEN 200 AND 299 AND operation IN ('upsert', 'create') THEN records ELSE 0 END), 0),
+                    COALESCE(SUM(status BETWEEN 200 AND 299 AND operation IN ('upsert', 'create')), 0),
+                    COALESCE(SUM(status BETWEEN 200 AND 299 AND operation = 'associate'), 0)
              FROM calls WHERE at_ms >= ?",
         )
         .bind(since_ms)

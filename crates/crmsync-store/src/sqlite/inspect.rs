@@ -133,7 +133,7 @@ impl Inspect for SqliteState {
         limit: i64,
     ) -> Result<Vec<CallRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error
+            "SELECT connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error, operation, rate_limited
              FROM calls WHERE at_ms BETWEEN ? AND ? AND instr(endpoint, ?) > 0
              ORDER BY at_ms, id LIMIT ?",
         )
@@ -157,6 +157,8 @@ impl Inspect for SqliteState {
                     records: u32::try_from(get::<i64>(r, 7, t)?).unwrap_or(0),
                     rate_limits: get(r, 8, t)?,
                     error: get(r, 9, t)?,
+                    operation: get(r, 10, t)?,
+                    rate_limited: get(r, 11, t)?,
                 })
             })
             .collect()

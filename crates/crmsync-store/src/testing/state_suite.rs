@@ -2464,8 +2464,21 @@ fn call(
         attempt,
         latency_ms: 12,
         records,
+        operation: operation_of(endpoint).to_string(),
+        rate_limited: status == Some(429),
         rate_limits: Some("{\"remaining\":\"99\"}".to_string()),
         error: None,
+    }
+}
+
+/// The operation a HubSpot-shaped test endpoint stands for, as a client would report it.
+pub fn operation_of(endpoint: &str) -> &'static str {
+    if endpoint.ends_with("/batch/upsert") {
+        "upsert"
+    } else if endpoint.contains("/associations/") {
+        "associate"
+    } else {
+        "read"
     }
 }
 
