@@ -1,4 +1,5 @@
-//! crmsync-sandbox: a local emulator of the HubSpot CRM REST API.
+//! crmsync-sandbox: a local emulator of the HubSpot CRM REST API and of the Salesforce REST
+//! API ([`SalesforceSandbox`], FACTS section 3).
 //!
 //! Users and tests develop against it instead of a real portal, and HubSpot's official SDKs
 //! work against it unchanged. It is an independent implementation derived from
@@ -10,10 +11,12 @@
 //! ([`SandboxConfig::state_file`]); see `docs/sandbox.md`.
 
 mod hubspot;
+mod salesforce;
 mod server;
 
 pub use hubspot::{
     FaultConfig, PersistError, RateLimitStorm, SignatureVersion, StormPolicy, WebhookConfig,
     WebhookRetry,
 };
+pub use salesforce::{SalesforceConfig, SalesforceSandbox, salesforce_router};
 pub use server::{Sandbox, SandboxConfig, router};

@@ -225,7 +225,7 @@ impl Faults {
         })
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut body = serde_json::to_value(&self.config).unwrap_or(Value::Null);
         body["remaining"] = json!({
             "storm_requests": self.storm_left,

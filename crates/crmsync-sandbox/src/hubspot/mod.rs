@@ -10,7 +10,7 @@ mod batch;
 mod error;
 mod events;
 mod extract;
-mod faults;
+pub(crate) mod faults;
 mod gate;
 mod limits;
 mod links;
