@@ -12,7 +12,11 @@
 //!   (its rate is limit-bound, so a sample measures it), and the speed-up of `free` over it;
 //! - `unthrottled`: 100,000 records with the sandbox's limits off;
 //! - `million`: `plan` and then the backfill of 1,000,000 records, unthrottled, with the peak
-//!   resident memory (VmHWM) of each crmsync process.
+//!   resident memory (VmHWM) of each crmsync process;
+//! - `linked`: 20,000 customers as companies plus contacts linked to them, on HubSpot (association
+//!   calls) and on Salesforce (`--flavour salesforce`: the Account id rides in the Contact's
+//!   write), with the records per write call and the association calls of each, from
+//!   crmsync's own pass report.
 
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
 use crmsync_crm::{Crm, ObjectKind, UpsertInput};
@@ -48,7 +52,12 @@ impl SandboxProcess {
             .expect("sandbox prints its address");
         // Keep draining its output: a closed pipe would end the sandbox at its next line.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let url = line.split_whitespace().last().expect("address").to_string();
+        // "... listening on http://127.0.0.1:PORT" (HubSpot), "... on http://... (instance_url ...)" (Salesforce)
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("address")
+            .to_string();
         SandboxProcess { child, url }
     }
 
@@ -211,6 +220,7 @@ fn naive() -> f64 {
             let input = UpsertInput {
                 key: i.to_string(),
                 properties: BTreeMap::from([("name".to_string(), format!("Robotics Company {i}"))]),
+                links: Vec::new(),
             };
             client
                 .upsert_batch(ObjectKind::Companies, "crmsync_id", &[input])
@@ -253,6 +263,135 @@ fn unthrottled(records: u64, label: &str, with_plan: bool) {
     );
 }
 
+/// The customers table of `linked`: a company and a contact per row.
+fn make_people_db(dir: &Path, rows: u64) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let path = dir.join("app.db");
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("db");
+        sqlx::query("CREATE TABLE customers (id INTEGER PRIMARY KEY, company TEXT, last_name TEXT, email TEXT)")
+            .execute(&mut conn)
+            .await
+            .expect("ddl");
+        let mut tx = conn.begin().await.expect("tx");
+        for i in 1..=rows {
+            sqlx::query("INSERT INTO customers VALUES (?, ?, ?, ?)")
+                .bind(i as i64)
+                .bind(format!("Robotics Company {i}"))
+                .bind(format!("Builder {i}"))
+                .bind(format!("buyer{i}@example.com"))
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    });
+}
+
+/// `[crm]` and the two syncs of `linked` for one CRM.
+fn linked_config(dir: &Path, crm: &str, url: &str) -> PathBuf {
+    let (crm_block, id, name, last, email) = if crm == "salesforce" {
+        (
+            format!(
+                "kind = \"salesforce\"\nlogin_url = \"{url}\"\nclient_id = \"crmsync-sandbox\"\nclient_secret_env = \"SF_CLIENT_SECRET\"\nrefresh_token_env = \"SF_REFRESH_TOKEN\"\ndaily_limit = 10000000"
+            ),
+            "crmsync_id__c",
+            "Name",
+            "LastName",
+            "Email",
+        )
+    } else {
+        (
+            format!(
+                "kind = \"hubspot\"\nbase_url = \"{url}\"\ntoken_env = \"HUBSPOT_ACCESS_TOKEN\"\nrequests_per_interval = 1000000\ninterval_ms = 1000\ndaily_limit = 10000000"
+            ),
+            "crmsync_id",
+            "name",
+            "lastname",
+            "email",
+        )
+    };
+    let path = dir.join("crmsync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[source]
+url = "sqlite://app.db"
+[crm]
+{crm_block}
+daily_budget_share = 1.0
+[[sync]]
+name = "companies"
+table = "customers"
+object = "companies"
+id_property = "{id}"
+capture = "scan"
+[sync.fields]
+company = {{ crm = "{name}" }}
+[[sync]]
+name = "contacts"
+table = "customers"
+object = "contacts"
+id_property = "{id}"
+capture = "scan"
+associate = {{ id = "companies" }}
+[sync.fields]
+last_name = {{ crm = "{last}" }}
+email = {{ crm = "{email}" }}
+"#
+        ),
+    )
+    .expect("config");
+    path
+}
+
+/// `sync --once` of `config`, returning its wall time and the pass report's call line.
+fn sync_report(config: &Path) -> (Duration, String) {
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["sync", "--once", "--config"])
+        .arg(config)
+        .env("HUBSPOT_ACCESS_TOKEN", "bench-token")
+        .env("SF_CLIENT_SECRET", "sandbox-secret")
+        .env("SF_REFRESH_TOKEN", "sandbox-refresh-token")
+        .output()
+        .expect("crmsync runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "crmsync sync failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("API calls"))
+        .unwrap_or("no call line")
+        .to_string();
+    (started.elapsed(), line)
+}
+
+fn linked() {
+    let rows = 20_000;
+    for (crm, flags) in [
+        ("hubspot", vec!["--no-limits"]),
+        ("salesforce", vec!["--flavour", "salesforce", "--no-limits"]),
+    ] {
+        let sandbox = SandboxProcess::start(&flags);
+        let dir = tempfile::tempdir().expect("dir");
+        make_people_db(dir.path(), rows);
+        let cfg = linked_config(dir.path(), crm, &sandbox.url);
+        let (took, line) = sync_report(&cfg);
+        println!(
+            "linked:      {crm:<10} {} records ({rows} companies + {rows} linked contacts) in {:.1} s: {line}",
+            2 * rows,
+            took.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -275,5 +414,8 @@ fn main() {
     }
     if want("million") {
         unthrottled(1_000_000, "million:", true);
+    }
+    if want("linked") {
+        linked();
     }
 }

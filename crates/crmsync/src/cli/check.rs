@@ -5,7 +5,7 @@
 //! error.
 
 use super::ConfigArg;
-use super::common::{hubspot_client, load_config};
+use super::common::{crm_client, load_config};
 use crate::exit::FAILURE;
 use crmsync_core::config::Secrets;
 use crmsync_engine::CallBuffer;
@@ -34,7 +34,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let source = open_source(&config.source_url()).await?;
     // The call log lives in the state database, which a preflight does not touch: the
     // client's call records are collected and dropped.
-    let crm = hubspot_client(&config, &CallBuffer::default())?;
+    let crm = crm_client(&config, &CallBuffer::default())?;
     let report = crmsync_engine::check::check(&config, &crm, &source, args.examples).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -3,8 +3,10 @@
 //! API budget.
 
 use anyhow::Context;
-use crmsync_core::config::{self, Config, Secrets};
+use crmsync_core::config::{self, Config, CrmKind, SalesforceAuth, Secrets};
+use crmsync_crm::AnyCrm;
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
+use crmsync_crm::salesforce::{OAuthFlow, SalesforceClient, SalesforceConfig};
 use crmsync_engine::{CallBuffer, Engine};
 use crmsync_store::{AnySource, AnyState, Role, open_source, open_state};
 use secrecy::SecretString;
@@ -12,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The engine every command runs: any app database, any state database, HubSpot.
-pub type Worker = Engine<AnySource, AnyState, HubspotClient>;
+/// The engine every command runs: any app database, any state database, the CRM the config names.
+pub type Worker = Engine<AnySource, AnyState, AnyCrm>;
 
 /// Loads and validates the config file.
 pub fn load_config(path: &Path, secrets: Secrets) -> anyhow::Result<Config> {
@@ -27,20 +29,81 @@ pub async fn open_databases(config: &Config) -> anyhow::Result<(AnyState, AnySou
     Ok((state, source))
 }
 
+/// Builds the CRM client `[crm] kind` names, reporting every call into `calls`.
+pub fn crm_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<AnyCrm> {
+    Ok(match config.raw.crm.kind {
+        CrmKind::Hubspot => hubspot_client(config, calls)?.into(),
+        CrmKind::Salesforce => salesforce_client(config, calls)?.into(),
+    })
+}
+
+/// Builds the Salesforce client of `config`: the OAuth flow `auth` names, with the secrets the
+/// loader read (validation already said which the flow needs).
+fn salesforce_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<SalesforceClient> {
+    let crm = &config.raw.crm;
+    let secrets = config
+        .salesforce
+        .clone()
+        .context("the Salesforce secrets were not loaded")?;
+    let flow = match crm.salesforce_auth() {
+        SalesforceAuth::RefreshToken => OAuthFlow::RefreshToken {
+            client_secret: secrets.client_secret,
+            refresh_token: secrets.refresh_token.context(
+                "auth = \"refresh_token\" needs refresh_token_env or refresh_token_file",
+            )?,
+        },
+        SalesforceAuth::ClientCredentials => OAuthFlow::ClientCredentials {
+            client_secret: secrets.client_secret.context(
+                "auth = \"client_credentials\" needs client_secret_env or client_secret_file",
+            )?,
+        },
+        SalesforceAuth::JwtBearer => OAuthFlow::JwtBearer {
+            username: crm
+                .username
+                .clone()
+                .context("auth = \"jwt_bearer\" needs username")?,
+            private_key_pem: secrets
+                .private_key
+                .context("auth = \"jwt_bearer\" needs private_key_file")?,
+        },
+    };
+    let client_id = crm
+        .client_id
+        .clone()
+        .context("[crm] client_id is missing")?;
+    let mut sc = SalesforceConfig::new(crm.login_url(), client_id, flow);
+    sc.api_version = crm.api_version().to_string();
+    sc.connection = crmsync_engine::engine::connection_of(config);
+    sc.timeout = Duration::from_millis(crm.timeout_ms);
+    sc.retry = retry_policy(crm);
+    Ok(SalesforceClient::new(sc, Some(calls.observer()))?)
+}
+
 /// Builds the HubSpot client of `config`, reporting every call into `calls`.
-pub fn hubspot_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<HubspotClient> {
+fn hubspot_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<HubspotClient> {
     let crm = &config.raw.crm;
     let token: SecretString = config
         .token
         .clone()
         .context("the CRM token was not loaded")?;
-    let mut hc = HubspotConfig::new(crm.base_url.clone(), token);
+    let mut hc = HubspotConfig::new(crm.base_url().to_string(), token);
+    hc.connection = crmsync_engine::engine::connection_of(config);
     hc.timeout = Duration::from_millis(crm.timeout_ms);
-    hc.requests_per_interval = crm.requests_per_interval;
-    hc.interval = Duration::from_millis(crm.interval_ms);
+    hc.requests_per_interval = crm.requests_per_interval();
+    hc.interval = Duration::from_millis(crm.interval_ms());
     hc.max_retries = crm.max_retries;
-    hc.headroom_percent = crm.headroom_percent;
+    hc.retry = retry_policy(crm);
+    hc.headroom_percent = crm.headroom_percent();
     Ok(HubspotClient::new(hc, Some(calls.observer()))?)
+}
+
+/// The retry policy `[crm]` sets.
+pub fn retry_policy(crm: &crmsync_core::config::CrmConfig) -> crmsync_crm::RetryPolicy {
+    crmsync_crm::RetryPolicy {
+        max_retries: crm.max_retries,
+        base: Duration::from_millis(crm.retry_base_ms),
+        cap: Duration::from_millis(crm.retry_cap_ms),
+    }
 }
 
 /// The engine for `config` (token required) opened as `role`, its CRM calls admitted by the
@@ -49,7 +112,7 @@ pub async fn engine_as(config: Config, role: Role) -> anyhow::Result<Worker> {
     let state = open_state(&config.state_url(), role).await?;
     let source = open_source(&config.source_url()).await?;
     let calls = CallBuffer::default();
-    let crm = hubspot_client(&config, &calls)?;
+    let crm = crm_client(&config, &calls)?;
     let mut engine = Engine::new(config, source, state, crm, calls);
     let run = &engine.config.raw.run;
     engine.leases = crmsync_engine::Leases {

@@ -1,5 +1,6 @@
-//! `crmsync demo`: generate the sample order system, start the sandbox CRM in-process (or use
-//! `--crm-url`), sync everything with progress bars, and print what happened.
+//! `crmsync demo`: generate the sample order system, start the sandbox CRM in-process (HubSpot,
+//! or Salesforce with `--crm salesforce`; or use `--crm-url`), sync everything with progress
+//! bars, and print what happened.
 
 use super::sync::print_report;
 use crate::demo::config::DbLine;
@@ -8,7 +9,7 @@ use crate::exit::{FAILURE, UsageError};
 use crate::progress::Bars;
 use anyhow::Context;
 use crmsync_core::config::{Secrets, load_str};
-use crmsync_sandbox::{Sandbox, SandboxConfig};
+use crmsync_sandbox::{SalesforceConfig, SalesforceSandbox, Sandbox, SandboxConfig};
 use crmsync_store::{QuarantineKind, Records};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,38 @@ use std::sync::Arc;
 
 /// The token the demo gives its in-process sandbox (which accepts any token).
 const DEMO_TOKEN: &str = "sandbox-demo-token";
+/// The Salesforce flavour's default connected-app secret and refresh token (docs/sandbox.md).
+const SF_SECRET: &str = "sandbox-secret";
+const SF_REFRESH: &str = "sandbox-refresh-token";
+
+/// Which CRM the demo syncs into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoCrm {
+    Hubspot,
+    Salesforce,
+}
+
+/// The in-process CRM of a demo run.
+enum DemoSandbox {
+    Hubspot(Sandbox),
+    Salesforce(SalesforceSandbox),
+}
+
+impl DemoSandbox {
+    fn base_url(&self) -> String {
+        match self {
+            DemoSandbox::Hubspot(s) => s.base_url(),
+            DemoSandbox::Salesforce(s) => s.base_url(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            DemoSandbox::Hubspot(s) => s.shutdown().await,
+            DemoSandbox::Salesforce(s) => s.shutdown().await,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -28,7 +61,10 @@ pub struct DemoArgs {
     /// Number of orders to generate.
     #[arg(long, default_value_t = 6000)]
     pub orders: u64,
-    /// Use a sandbox (or HubSpot-compatible server) already running at this URL.
+    /// The CRM to sync into: the built-in HubSpot sandbox, or the Salesforce one.
+    #[arg(long, value_enum, default_value = "hubspot")]
+    pub crm: DemoCrm,
+    /// Use a sandbox (or a server of the `--crm` kind) already running at this URL.
     #[arg(long)]
     pub crm_url: Option<String>,
     /// Seed of the data generator.
@@ -108,11 +144,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sandbox = match &args.crm_url {
         _ if args.no_sync => None,
         Some(_) => None,
-        None => Some(
-            Sandbox::start("127.0.0.1:0", SandboxConfig::default())
-                .await
-                .context("cannot start the sandbox")?,
-        ),
+        None => Some(match args.crm {
+            DemoCrm::Hubspot => DemoSandbox::Hubspot(
+                Sandbox::start("127.0.0.1:0", SandboxConfig::default())
+                    .await
+                    .context("cannot start the sandbox")?,
+            ),
+            DemoCrm::Salesforce => DemoSandbox::Salesforce(
+                SalesforceSandbox::start("127.0.0.1:0", SalesforceConfig::default())
+                    .await
+                    .context("cannot start the Salesforce sandbox")?,
+            ),
+        }),
     };
     let base_url = match (&args.crm_url, &sandbox) {
         (Some(u), _) => u.trim_end_matches('/').to_string(),
@@ -135,18 +178,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None => DbLine::Url("sqlite://crmsync-state.db".into()),
         Some(u) => db_line(u, STATE_URL_ENV),
     };
-    let text = config::render(&written_url, &source_line, &state_line);
+    let text = match args.crm {
+        DemoCrm::Hubspot => config::render(&written_url, &source_line, &state_line),
+        DemoCrm::Salesforce => config::render_salesforce(&written_url, &source_line, &state_line),
+    };
     std::fs::write(&config_path, &text)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let env = |name: &str| match name {
         SOURCE_URL_ENV => Some(source_url.clone()),
         STATE_URL_ENV => state_url.clone(),
-        _ => std::env::var(name)
-            .ok()
-            .or_else(|| (name == "HUBSPOT_ACCESS_TOKEN").then(|| DEMO_TOKEN.to_string())),
+        _ => std::env::var(name).ok().or_else(|| match name {
+            "HUBSPOT_ACCESS_TOKEN" => Some(DEMO_TOKEN.to_string()),
+            "SALESFORCE_CLIENT_SECRET" => Some(SF_SECRET.to_string()),
+            "SALESFORCE_REFRESH_TOKEN" => Some(SF_REFRESH.to_string()),
+            _ => None,
+        }),
     };
     let mut cfg = load_str(&text, &config_path, Secrets::Required, &env)?;
-    cfg.raw.crm.base_url = base_url.clone();
+    match args.crm {
+        DemoCrm::Hubspot => cfg.raw.crm.base_url = Some(base_url.clone()),
+        DemoCrm::Salesforce => cfg.raw.crm.login_url = Some(base_url.clone()),
+    }
     println!(
         "Generated {} customers ({} with a broken e-mail address, {} unconfirmed) and {} orders in {}",
         generated.customers,
@@ -179,20 +231,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .strip_prefix("http://127.0.0.1:")
             .and_then(|p| p.parse::<u16>().ok())
         {
+            Some(port) if args.crm == DemoCrm::Salesforce => {
+                println!("  crmsync sandbox --flavour salesforce --port {port} &")
+            }
             Some(port) => println!("  crmsync sandbox --port {port} &"),
             None => println!("  # the CRM at {written_url} must be reachable"),
         }
         for e in exports {
             println!("  {e}");
         }
-        println!("  export HUBSPOT_ACCESS_TOKEN=any-token");
+        match args.crm {
+            DemoCrm::Hubspot => println!("  export HUBSPOT_ACCESS_TOKEN=any-token"),
+            DemoCrm::Salesforce => println!(
+                "  export SALESFORCE_CLIENT_SECRET={SF_SECRET} SALESFORCE_REFRESH_TOKEN={SF_REFRESH}"
+            ),
+        }
         println!(
             "  crmsync run --config {} &   # as many as you like with a PostgreSQL state",
             config_path.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("CRM: HubSpot sandbox at {base_url} (Free tier limits: 100 requests per 10 s)");
+    match args.crm {
+        DemoCrm::Hubspot => {
+            println!("CRM: HubSpot sandbox at {base_url} (Free tier limits: 100 requests per 10 s)")
+        }
+        DemoCrm::Salesforce => println!(
+            "CRM: Salesforce sandbox at {base_url} (100,000 requests per rolling 24 hours)"
+        ),
+    }
     let mut engine = super::common::engine(cfg).await?;
     crmsync_engine::install(&engine.config, &engine.app).await?;
     let bars = Arc::new(Bars::new());
@@ -215,7 +282,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for q in bad.iter().take(4) {
         println!("  customers/{}: {}", q.local_id, q.message);
     }
-    if let Some(counts) = crm_counts(&base_url).await {
+    if let Some(counts) = crm_counts(&base_url, args.crm).await {
         println!("The sandbox CRM now holds {counts}.");
     }
     match &args.dir {
@@ -238,13 +305,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// "N companies, N contacts, N deals" from the sandbox's admin endpoint, when it has one.
-async fn crm_counts(base_url: &str) -> Option<String> {
+async fn crm_counts(base_url: &str, crm: DemoCrm) -> Option<String> {
     let v: serde_json::Value = reqwest::get(format!("{base_url}/_sandbox/stats"))
         .await
         .ok()?
         .json()
         .await
         .ok()?;
+    if crm == DemoCrm::Salesforce {
+        let r = v.get("records")?;
+        let live = |t: &str| r.get(t)?.get("live")?.as_u64();
+        return Some(format!(
+            "{} Accounts, {} Contacts, {} Opportunities",
+            live("Account")?,
+            live("Contact")?,
+            live("Opportunity")?
+        ));
+    }
     let o = v.get("objects")?;
     Some(format!(
         "{} companies, {} contacts, {} deals",

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Keeps your application database (PostgreSQL, MySQL, SQLite) in sync with your CRM (HubSpot).
+/// Keeps your application database (PostgreSQL, MySQL, SQLite) in sync with your CRM (HubSpot or Salesforce).
 #[derive(Debug, Parser)]
 #[command(name = "crmsync", version, about, long_about = None)]
 pub struct Cli {
@@ -37,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Generate a sample robot order system and sync it into a local sandbox CRM.
     Demo(demo::DemoArgs),
-    /// Run the local HubSpot sandbox (an emulator of HubSpot's REST API).
+    /// Run the local sandbox CRM: an emulator of HubSpot's (default) or Salesforce's REST API.
     Sandbox(Box<sandbox::SandboxArgs>),
     /// Read the app database's schema and propose a commented config (stdout, or --out FILE).
     Init(init::InitArgs),

@@ -29,7 +29,15 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             budget.day_start_ms,
         )
         .await?;
-    let est = estimate(&config, &store, &source, &budget, 100, now).await?;
+    let est = estimate(
+        &config,
+        &store,
+        &source,
+        &budget,
+        config.raw.crm.write_batch(),
+        now,
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&est)?);
         return Ok(ExitCode::SUCCESS);

@@ -1,36 +1,66 @@
-//! `crmsync sandbox`: the HubSpot emulator as a standalone server.
+//! `crmsync sandbox`: the HubSpot (default) or Salesforce emulator as a standalone server.
+//! Flags that only make sense for one flavour say so in their help; the ones that cannot be
+//! silently ignored (tokens, webhooks, storms, credentials) are refused for the other flavour.
 
 use crmsync_sandbox::{
-    FaultConfig, RateLimitStorm, Sandbox, SandboxConfig, SignatureVersion, StormPolicy,
-    WebhookConfig,
+    FaultConfig, RateLimitStorm, SalesforceConfig, SalesforceSandbox, Sandbox, SandboxConfig,
+    SignatureVersion, StormPolicy, WebhookConfig,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Which CRM the sandbox emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavour {
+    /// HubSpot CRM v3/v4 (`/crm/v3/...`).
+    Hubspot,
+    /// Salesforce REST (`/services/oauth2/token`, `/services/data/vNN.N/...`).
+    Salesforce,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
+    /// Which CRM to emulate.
+    #[arg(long, value_enum, default_value = "hubspot")]
+    pub flavour: Flavour,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 4010)]
     pub port: u16,
-    /// Accept only this bearer token (default: any non-empty token).
+    /// HubSpot only: accept only this bearer token (default: any non-empty token).
     #[arg(long, env = "CRMSYNC_SANDBOX_TOKEN")]
     pub token: Option<String>,
-    /// Requests allowed per interval (HubSpot Free: 100 per 10 s).
+    /// HubSpot only: requests allowed per interval (HubSpot Free: 100 per 10 s).
     #[arg(long, default_value_t = 100)]
     pub interval_limit: u32,
-    /// Length of the rate-limit interval in milliseconds.
+    /// HubSpot only: length of the rate-limit interval in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub interval_ms: u64,
-    /// Requests allowed per day (HubSpot Free: 250,000).
-    #[arg(long, default_value_t = 250_000)]
-    pub daily_limit: u32,
-    /// Search requests allowed per second (HubSpot: 5).
+    /// Requests allowed per day. Default: HubSpot 250,000 per UTC day (Free tier);
+    /// Salesforce 100,000 per rolling 24 hours.
+    #[arg(long)]
+    pub daily_limit: Option<u32>,
+    /// HubSpot only: search requests allowed per second (HubSpot: 5).
     #[arg(long, default_value_t = 5)]
     pub search_per_second: u32,
-    /// Turn every rate limit off.
+    /// Salesforce only: OAuth consumer key [default: crmsync-sandbox].
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Salesforce only: OAuth consumer secret [default: sandbox-secret].
+    #[arg(long, env = "CRMSYNC_SANDBOX_CLIENT_SECRET")]
+    pub client_secret: Option<String>,
+    /// Salesforce only: the integration user's username [default: sandbox@crmsync.local].
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Salesforce only: the integration user's password [default: sandbox].
+    #[arg(long, env = "CRMSYNC_SANDBOX_PASSWORD")]
+    pub password: Option<String>,
+    /// Salesforce only: a refresh token that is always accepted [default: sandbox-refresh-token].
+    #[arg(long)]
+    pub refresh_token: Option<String>,
+    /// Turn every rate limit off (Salesforce: the daily limit).
     #[arg(long)]
     pub no_limits: bool,
     /// Keep the portal in this JSON file: loaded at start, saved after changes and on exit.
@@ -135,6 +165,79 @@ fn parse_signature(raw: &str) -> Result<SignatureVersion, String> {
 }
 
 impl SandboxArgs {
+    /// Flags given that the chosen flavour cannot honour.
+    fn misplaced(&self) -> Vec<&'static str> {
+        let mut wrong = Vec::new();
+        match self.flavour {
+            Flavour::Hubspot => {
+                for (name, given) in [
+                    ("--client-id", self.client_id.is_some()),
+                    ("--client-secret", self.client_secret.is_some()),
+                    ("--username", self.username.is_some()),
+                    ("--password", self.password.is_some()),
+                    ("--refresh-token", self.refresh_token.is_some()),
+                ] {
+                    if given {
+                        wrong.push(name);
+                    }
+                }
+            }
+            Flavour::Salesforce => {
+                for (name, given) in [
+                    ("--token", self.token.is_some()),
+                    ("--other-token", !self.other_tokens.is_empty()),
+                    ("--storm", self.storm.is_some()),
+                    ("--fail-after-apply", self.fail_after_apply > 0),
+                    ("--webhook-url", self.webhook_url.is_some()),
+                    ("--search-lag-ms", self.search_lag_ms > 0),
+                ] {
+                    if given {
+                        wrong.push(name);
+                    }
+                }
+            }
+        }
+        wrong
+    }
+
+    fn faults(&self) -> FaultConfig {
+        FaultConfig {
+            seed: self.seed,
+            error_rate: self.fault_5xx_rate,
+            latency_ms: self.latency_ms,
+            latency_jitter_ms: self.latency_jitter_ms,
+            hang_rate: self.hang_rate,
+            hang_ms: self.hang_ms,
+            reset_rate: self.reset_rate,
+            storm: self.storm.map(|policy| RateLimitStorm {
+                policy,
+                requests: self.storm_requests,
+                duration_ms: self.storm_duration_ms,
+            }),
+            token_expires_after_ms: self.token_expires_after_ms,
+            fail_after_apply: self.fail_after_apply,
+        }
+    }
+
+    fn salesforce_config(&self) -> SalesforceConfig {
+        let defaults = SalesforceConfig::default();
+        SalesforceConfig {
+            client_id: self.client_id.clone().unwrap_or(defaults.client_id),
+            client_secret: self.client_secret.clone().unwrap_or(defaults.client_secret),
+            username: self.username.clone().unwrap_or(defaults.username),
+            password: self.password.clone().unwrap_or(defaults.password),
+            refresh_token: self.refresh_token.clone().unwrap_or(defaults.refresh_token),
+            daily_limit: if self.no_limits {
+                None
+            } else {
+                self.daily_limit.or(defaults.daily_limit)
+            },
+            faults: self.faults(),
+            state_file: self.state.clone(),
+            org_id: defaults.org_id,
+        }
+    }
+
     fn config(&self) -> SandboxConfig {
         let base = if self.no_limits {
             SandboxConfig::unlimited()
@@ -142,7 +245,7 @@ impl SandboxArgs {
             SandboxConfig {
                 interval_limit: Some(self.interval_limit),
                 interval_ms: self.interval_ms,
-                daily_limit: Some(self.daily_limit),
+                daily_limit: Some(self.daily_limit.unwrap_or(250_000)),
                 search_per_second: Some(self.search_per_second),
                 ..SandboxConfig::default()
             }
@@ -162,22 +265,7 @@ impl SandboxArgs {
             search_max_filters_per_group: self.search_max_filters_per_group,
             search_max_filters: self.search_max_filters,
             search_lag_ms: self.search_lag_ms,
-            faults: FaultConfig {
-                seed: self.seed,
-                error_rate: self.fault_5xx_rate,
-                latency_ms: self.latency_ms,
-                latency_jitter_ms: self.latency_jitter_ms,
-                hang_rate: self.hang_rate,
-                hang_ms: self.hang_ms,
-                reset_rate: self.reset_rate,
-                storm: self.storm.map(|policy| RateLimitStorm {
-                    policy,
-                    requests: self.storm_requests,
-                    duration_ms: self.storm_duration_ms,
-                }),
-                token_expires_after_ms: self.token_expires_after_ms,
-                fail_after_apply: self.fail_after_apply,
-            },
+            faults: self.faults(),
             webhooks,
             state_file: self.state.clone(),
             ..base
@@ -187,7 +275,6 @@ impl SandboxArgs {
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let addr = format!("{}:{}", args.host, args.port);
-    let config = args.config();
     for (name, rate) in [
         ("--fault-5xx-rate", args.fault_5xx_rate),
         ("--hang-rate", args.hang_rate),
@@ -197,6 +284,21 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{name} must be between 0.0 and 1.0, e.g. {name} 0.05; got {rate}");
         }
     }
+    let misplaced = args.misplaced();
+    if !misplaced.is_empty() {
+        let other = match args.flavour {
+            Flavour::Hubspot => "salesforce",
+            Flavour::Salesforce => "hubspot",
+        };
+        anyhow::bail!(
+            "{} only apply to --flavour {other}; drop them or add --flavour {other}",
+            misplaced.join(", ")
+        );
+    }
+    if args.flavour == Flavour::Salesforce {
+        return run_salesforce(&args, &addr).await;
+    }
+    let config = args.config();
     let sandbox = Sandbox::start(&addr, config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -205,6 +307,36 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         "admin: {}/_sandbox/stats · reset: POST {}/_sandbox/reset · stop with Ctrl-C",
         sandbox.base_url(),
         sandbox.base_url()
+    );
+    if let Some(path) = &args.state {
+        println!("state file: {}", path.display());
+    }
+    wait_for_stop().await?;
+    sandbox.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_salesforce(args: &SandboxArgs, addr: &str) -> anyhow::Result<ExitCode> {
+    let config = args.salesforce_config();
+    let sandbox = SalesforceSandbox::start(addr, config.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let url = sandbox.base_url();
+    println!("Salesforce sandbox listening on {url} (instance_url and login URL)");
+    println!(
+        "OAuth: POST {url}/services/oauth2/token · client_id={} client_secret={} username={} password={} refresh_token={}",
+        config.client_id,
+        config.client_secret,
+        config.username,
+        config.password,
+        config.refresh_token
+    );
+    match config.daily_limit {
+        Some(limit) => println!("daily API limit: {limit} requests per rolling 24 h"),
+        None => println!("daily API limit: off"),
+    }
+    println!(
+        "admin: {url}/_sandbox/stats · UI user token: POST {url}/_sandbox/ui-token · stop with Ctrl-C"
     );
     if let Some(path) = &args.state {
         println!("state file: {}", path.display());

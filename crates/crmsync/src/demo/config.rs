@@ -126,3 +126,97 @@ status = {{ crm = "dealstage", map = {{ new = "appointmentscheduled", paid = "co
 "#
     )
 }
+
+/// The demo's `crmsync.toml` for Salesforce (`crmsync demo --crm salesforce`): the same order
+/// system into Accounts, Contacts and Opportunities of the org at `login_url`.
+pub fn render_salesforce(login_url: &str, source: &DbLine, state: &DbLine) -> String {
+    let source = source.toml();
+    let state = state.toml();
+    format!(
+        r#"# crmsync config written by `crmsync demo --crm salesforce` for its sample robot order system.
+# Every key is explained in docs/config-reference.toml and docs/salesforce.md. Paths are
+# relative to this file. Run it again with:  crmsync sync --once --config <this file>
+# Or keep both sides in sync:  crmsync run --config <this file>  (see docs/two-way.md)
+
+# The app database: customers (a company and its contact person each) and their orders.
+[source]
+{source}
+
+# crmsync's own state: which record is which in the CRM, the queue, the call log.
+[state]
+{state}
+
+[crm]
+kind = "salesforce"
+environment = "sandbox"
+# The OAuth host; start the local org with `crmsync sandbox --flavour salesforce --port 4010`.
+# A real org: https://login.salesforce.com (or https://test.salesforce.com for a sandbox org).
+login_url = "{login_url}"
+auth = "refresh_token"
+# The connected app's consumer key; the secret and the refresh token come from the environment,
+# never from this file (`crmsync sandbox --flavour salesforce` prints the local org's).
+client_id = "crmsync-sandbox"
+client_secret_env = "SALESFORCE_CLIENT_SECRET"
+refresh_token_env = "SALESFORCE_REFRESH_TOKEN"
+# Salesforce counts requests over a rolling 24 hours (Enterprise: 100,000 and more per licence).
+daily_limit = 100000
+daily_budget_share = 0.8
+
+# `crmsync run`: poll the org for changes (SOQL on SystemModstamp) every 3 seconds; look for
+# deleted records (queryAll) every minute; read every linked record back every six hours.
+[run]
+poll_interval_ms = 3000
+archive_check_interval_ms = 60000
+reconcile_interval_ms = 21600000
+max_delete_share = 0.1
+
+# Each customer's company -> an Account. Synced first: contacts and opportunities point at it.
+[[sync]]
+name = "companies"
+table = "customers"
+object = "companies"
+# An External ID field (unique) holding our customer id: every write is an upsert by it. The
+# first sync creates it through the Tooling API when the org does not have it.
+id_property = "crmsync_id__c"
+capture = "trigger"
+write_back_column = "hubspot_company_id"
+on_crm_delete = "flag"
+crm_deleted_column = "crm_deleted_at"
+[sync.fields]
+company_name = {{ crm = "Name", transform = ["trim", "collapse_whitespace"], validate = "required", direction = "both", conflict = "crm_wins" }}
+phone = {{ crm = "Phone", transform = [{{ e164 = "DE" }}] }}
+city = {{ crm = "BillingCity" }}
+country = {{ crm = "BillingCountry" }}
+
+# Each customer's contact person -> a Contact; its AccountId rides in the same write.
+[[sync]]
+name = "contacts"
+table = "customers"
+object = "contacts"
+id_property = "crmsync_id__c"
+capture = "trigger"
+associate = {{ id = "companies" }}
+[sync.fields]
+email = {{ crm = "Email", transform = ["trim", "lowercase"], validate = ["required", "email"], confirmed_by = "email_confirmed_at", direction = "both" }}
+contact_first_name = {{ crm = "FirstName", direction = "both" }}
+# Salesforce requires a last name on every Contact.
+contact_last_name = {{ crm = "LastName", validate = "required", direction = "both" }}
+phone = {{ crm = "Phone", transform = [{{ e164 = "DE" }}], direction = "both" }}
+
+# Each order -> an Opportunity of the customer's Account.
+[[sync]]
+name = "deals"
+table = "orders"
+object = "deals"
+id_property = "crmsync_id__c"
+capture = "trigger"
+associate = {{ customer_id = "companies" }}
+[sync.fields]
+title = {{ crm = "Name", validate = "required" }}
+amount = {{ crm = "Amount" }}
+ordered_at = {{ crm = "CloseDate", transform = [{{ date = "iso" }}] }}
+# Order status -> the StageName picklist (push-only: the order system owns it).
+status = {{ crm = "StageName", map = {{ new = "Prospecting", paid = "Negotiation/Review", shipped = "Closed Won", cancelled = "Closed Lost" }} }}
+"#
+    )
+}
