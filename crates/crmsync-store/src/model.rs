@@ -359,6 +359,9 @@ pub struct CommitReport {
     pub superseded: u64,
     /// Local ids skipped because an inbound commit moved their link meanwhile.
     pub stale: Vec<String>,
+    /// Records held for a parent that was linked while they were planned (its settle found no
+    /// entry to release): marked for a retry, so the caller's next capture sends them.
+    pub released: u64,
 }
 
 /// A claimed job.

@@ -48,6 +48,9 @@ const RECHECK_BACKOFF_MS: i64 = 2_000;
 /// Rows per write-back transaction.
 const WRITE_BACK_PAGE: usize = 500;
 
+/// Capture rounds of one [`Engine::capture_sync`] at most (see there).
+const MAX_CAPTURE_ROUNDS: u32 = 4;
+
 /// What a delivery round did.
 #[derive(Debug, Default)]
 pub struct DeliverReport {
@@ -93,8 +96,11 @@ enum Step {
 
 /// What looking for the next batch found.
 enum Fill {
-    /// A batch of the sync at this index.
-    Claimed(usize, Vec<crmsync_store::Job>),
+    /// A batch of the sync at this index, and the calls it may make at most.
+    Claimed(usize, Vec<crmsync_store::Job>, u64),
+    /// What is left of today's budget is promised to the batches in flight: look again when
+    /// one of them is done (their calls are counted then).
+    Busy,
     /// Nothing due in these syncs (all that were looked at).
     Empty(Vec<String>),
     /// Paused, stopping, or the budget is spent (until then).
@@ -119,6 +125,24 @@ where
     /// the sync). Records parked for a person (conflicts, CRM deletions, shared merges) are
     /// neither planned nor sent.
     pub async fn capture_sync(&self, sync: &SyncConfig) -> Result<SyncReport, EngineError> {
+        let (mut report, mut released) = self.capture_round(sync).await?;
+        // A parent that settled while this round planned its children found no entry to
+        // release; the store released them as they were written. One more round sends them
+        // now instead of at the next change of the table (which may never come). Bounded: a
+        // round is raced only by the settles in flight while it runs.
+        let mut rounds = 1;
+        while released > 0 && rounds < MAX_CAPTURE_ROUNDS {
+            let (again, r) = self.capture_round(sync).await?;
+            report.add_round(&again);
+            released = r;
+            rounds += 1;
+        }
+        Ok(report)
+    }
+
+    /// One round of [`Self::capture_sync`]; also returns how many held records the store
+    /// released as they were written (their parent was linked meanwhile).
+    async fn capture_round(&self, sync: &SyncConfig) -> Result<(SyncReport, u64), EngineError> {
         let started = Instant::now();
         let mut report = SyncReport {
             sync: sync.name.clone(),
@@ -164,6 +188,7 @@ where
         // finishes them.
         parked.extend(self.revisit_creates(sync).await?);
         let mut stale = 0u64;
+        let mut released = 0u64;
         let mut without_optional = 0u64;
         while let Some(page) = captured.next_page().await? {
             let mut rows = page.rows;
@@ -215,6 +240,7 @@ where
                 .await?;
             report.queued += done.queued;
             stale += done.stale.len() as u64;
+            released += done.released;
         }
         if stale > 0 {
             self.emit(Event::StalePlans {
@@ -251,7 +277,7 @@ where
             report: report.clone(),
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
-        Ok(report)
+        Ok((report, released))
     }
 
     /// Removes change-log entries of `sync`'s table that every trigger-captured sync of the
@@ -381,6 +407,11 @@ where
         let mut filling = true;
         // Steps that finished while a claim was being answered, to handle next.
         let mut finished: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
+        // Calls the batches in flight may still make (each at its worst case), by which the
+        // budget a claim sees is short: the claims of a round come faster than the calls they
+        // lead to are reserved, and a batch claimed beyond the budget would fail its records.
+        let mut promised = 0u64;
+        let mut costs: HashMap<String, u64> = HashMap::new();
         loop {
             let fill = filling && fatal.is_none() && inflight.len() < max_in_flight;
             let step = if let Some(s) = finished.pop_front() {
@@ -394,7 +425,7 @@ where
                     .chain(&probing)
                     .cloned()
                     .collect();
-                let claim = self.claim_next(skip);
+                let claim = self.claim_next(skip, promised);
                 tokio::pin!(claim);
                 // Poll the claim and the batches in flight together until the claim answers.
                 let claimed = loop {
@@ -414,8 +445,10 @@ where
                     }
                 };
                 match claimed {
-                    Fill::Claimed(i, jobs) => {
+                    Fill::Claimed(i, jobs, cost) => {
                         let sync = &syncs[i];
+                        promised += cost;
+                        costs.insert(sync.name.clone(), cost);
                         if !proven.contains(&sync.name) {
                             probing.insert(sync.name.clone());
                         }
@@ -426,6 +459,7 @@ where
                             }
                         }));
                     }
+                    Fill::Busy => filling = false,
                     Fill::Empty(found_idle) => {
                         idle.extend(found_idle);
                         filling = false;
@@ -444,6 +478,9 @@ where
                     None => break,
                 }
             };
+            if let Step::Batch { sync, .. } = &step {
+                promised = promised.saturating_sub(costs.get(sync).copied().unwrap_or(0));
+            }
             match step {
                 Step::Batch { sync, result } => match result {
                     Ok(done) => {
@@ -451,7 +488,12 @@ where
                             proven.insert(sync.clone());
                         }
                         if done.report.created > 0
-                            && let Err(e) = self.replan_optional_children(&sync).await
+                            && let Err(e) = beside(
+                                self.replan_optional_children(&sync),
+                                &mut inflight,
+                                &mut finished,
+                            )
+                            .await
                         {
                             fatal.get_or_insert(e);
                         }
@@ -496,7 +538,13 @@ where
                     Err(EngineError::Crm(e)) if e.kind == crmsync_crm::ErrorKind::Schema => {
                         // Every record of this sync would fail the same way: stop it (and
                         // say so until a start finds the mapping fits), keep the others going.
-                        if let Err(store) = self.stop_sync(&sync, &e.message).await {
+                        if let Err(store) = beside(
+                            self.stop_sync(&sync, &e.message),
+                            &mut inflight,
+                            &mut finished,
+                        )
+                        .await
+                        {
                             fatal.get_or_insert(store);
                         }
                         stopped.insert(sync.clone());
@@ -682,8 +730,9 @@ where
     }
 
     /// Claims the next batch: from the first sync in dependency order (parents first) that has
-    /// jobs due, skipping `skip`. Stops on a pause, a stop, or a spent budget.
-    async fn claim_next(&self, skip: HashSet<String>) -> Result<Fill, EngineError> {
+    /// jobs due, skipping `skip`. Stops on a pause, a stop, or a spent budget; is busy while
+    /// the budget left is promised to the `promised` calls of the batches in flight.
+    async fn claim_next(&self, skip: HashSet<String>, promised: u64) -> Result<Fill, EngineError> {
         if self.halted().await? {
             return Ok(Fill::Stop(None));
         }
@@ -709,6 +758,9 @@ where
                 });
                 return Ok(Fill::Stop(Some(budget.resets_at_ms())));
             }
+            if budget.remaining() < i64::try_from(per_batch + promised).unwrap_or(i64::MAX) {
+                return Ok(Fill::Busy);
+            }
             let jobs = self
                 .state
                 .claim(
@@ -723,7 +775,7 @@ where
                 empty.push(sync.name.clone());
                 continue;
             }
-            return Ok(Fill::Claimed(i, jobs));
+            return Ok(Fill::Claimed(i, jobs, per_batch));
         }
         Ok(Fill::Empty(empty))
     }
@@ -1089,6 +1141,24 @@ where
             .fetch(&sync.table, &sync.key, &columns, local_ids)
             .await?;
         self.jobs_for_rows(sync, &rows).await
+    }
+}
+
+/// Awaits `fut` while the batches and captures in flight go on, keeping those that finish in
+/// `finished`. A step in flight may be inside a state transaction that holds the database's
+/// write lock; left unpolled while `fut` writes, it would never commit, and `fut` would wait
+/// for the lock until the busy timeout ("database is locked" after 30 s on SQLite).
+async fn beside<'a, T>(
+    fut: impl Future<Output = T>,
+    inflight: &mut FuturesUnordered<StepFuture<'a>>,
+    finished: &mut std::collections::VecDeque<Step>,
+) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            Some(s) = inflight.next(), if !inflight.is_empty() => finished.push_back(s),
+        }
     }
 }
 

@@ -147,7 +147,7 @@ impl Queue for MemoryState {
             .filter(|e| !stale.contains(&e.local_id))
             .cloned()
             .collect();
-        inner.put_quarantine(&entries);
+        let released = inner.put_quarantine(&entries);
         let clear: Vec<String> = c
             .clear
             .iter()
@@ -165,6 +165,7 @@ impl Queue for MemoryState {
             already,
             superseded,
             stale,
+            released,
         })
     }
 

@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 impl Inner {
     /// Writes quarantine entries and drops the records' jobs (SQLite's `put_quarantine`).
-    pub(super) fn put_quarantine(&mut self, entries: &[QuarantineEntry]) {
+    /// Returns how many held records it released at once (their parent is linked already).
+    pub(super) fn put_quarantine(&mut self, entries: &[QuarantineEntry]) -> u64 {
+        let mut released = 0;
         for e in entries {
             let k = key(&e.sync, &e.local_id);
             let entry = self
@@ -42,10 +44,12 @@ impl Inner {
                     .is_some_and(|l| l.crm_id.is_some());
                 if parent_linked {
                     entry.retry_requested = true;
+                    released += 1;
                 }
             }
             self.drop_jobs_of(&k);
         }
+        released
     }
 
     /// Removes every job (all directions) of one record.

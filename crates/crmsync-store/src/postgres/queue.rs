@@ -222,7 +222,7 @@ impl Queue for PgState {
         // 3. Quarantine rows and the cursor, after the advisory locks of the parents the
         //    entries wait for: from here on nothing waits on a job or a link.
         lock_names(&mut tx, LockSpace::Parents, &parent_syncs(&entries)).await?;
-        put_quarantine(&mut tx, &entries).await?;
+        let released = put_quarantine(&mut tx, &entries).await?;
 
         let clear: Vec<&str> = c
             .clear
@@ -248,6 +248,7 @@ impl Queue for PgState {
             already,
             superseded,
             stale,
+            released,
         })
     }
 

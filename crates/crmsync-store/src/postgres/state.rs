@@ -78,16 +78,16 @@ pub(crate) async fn drop_jobs_of(
 }
 
 /// Writes quarantine entries in `tx` (replacing previous ones) and releases at once those
-/// waiting for a parent that is linked already.
+/// waiting for a parent that is linked already (returns how many).
 ///
 /// The caller dropped the records' jobs ([`drop_jobs_of`]) and then took the advisory locks of
 /// [`parent_syncs`]; from here on the transaction only touches quarantine rows.
 pub(crate) async fn put_quarantine(
     tx: &mut Transaction<'static, Postgres>,
     entries: &[QuarantineEntry],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let entries = last_by_key(entries.iter(), |e| {
         let e: &QuarantineEntry = e;
@@ -141,32 +141,34 @@ pub(crate) async fn put_quarantine(
         .filter(|e| e.waits_for.is_some())
         .copied()
         .collect();
-    if !waiting.is_empty() {
-        let w_syncs: Vec<&str> = waiting.iter().map(|e| e.sync.as_str()).collect();
-        let w_locals: Vec<&str> = waiting.iter().map(|e| e.local_id.as_str()).collect();
-        let p_syncs: Vec<&str> = waiting
-            .iter()
-            .filter_map(|e| e.waits_for.as_ref().map(|(s, _)| s.as_str()))
-            .collect();
-        let p_keys: Vec<&str> = waiting
-            .iter()
-            .filter_map(|e| e.waits_for.as_ref().map(|(_, k)| k.as_str()))
-            .collect();
-        sqlx::query(
-            "UPDATE quarantine q SET retry_requested = true
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w (sync, local_id, parent_sync, parent_key)
-             WHERE q.sync = w.sync AND q.local_id = w.local_id
-               AND EXISTS (SELECT 1 FROM links l WHERE l.sync = w.parent_sync
-                           AND l.local_id = w.parent_key AND l.crm_id IS NOT NULL)",
-        )
-        .bind(&w_syncs)
-        .bind(&w_locals)
-        .bind(&p_syncs)
-        .bind(&p_keys)
-        .execute(&mut **tx)
-        .await?;
+    if waiting.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    let w_syncs: Vec<&str> = waiting.iter().map(|e| e.sync.as_str()).collect();
+    let w_locals: Vec<&str> = waiting.iter().map(|e| e.local_id.as_str()).collect();
+    let p_syncs: Vec<&str> = waiting
+        .iter()
+        .filter_map(|e| e.waits_for.as_ref().map(|(s, _)| s.as_str()))
+        .collect();
+    let p_keys: Vec<&str> = waiting
+        .iter()
+        .filter_map(|e| e.waits_for.as_ref().map(|(_, k)| k.as_str()))
+        .collect();
+    let released = sqlx::query(
+        "UPDATE quarantine q SET retry_requested = true
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS w (sync, local_id, parent_sync, parent_key)
+         WHERE q.sync = w.sync AND q.local_id = w.local_id
+           AND EXISTS (SELECT 1 FROM links l WHERE l.sync = w.parent_sync
+                       AND l.local_id = w.parent_key AND l.crm_id IS NOT NULL)",
+    )
+    .bind(&w_syncs)
+    .bind(&w_locals)
+    .bind(&p_syncs)
+    .bind(&p_keys)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(released)
 }
 
 /// Stores base values `(local id, CRM property, value)` of `sync` in `tx` (the last of a

@@ -165,7 +165,7 @@ impl Queue for SqliteState {
             .filter(|e| !stale.contains(&e.local_id))
             .cloned()
             .collect();
-        put_quarantine(&mut tx, &entries).await?;
+        let released = put_quarantine(&mut tx, &entries).await?;
         let clear: Vec<String> = c
             .clear
             .iter()
@@ -190,6 +190,7 @@ impl Queue for SqliteState {
             already,
             superseded,
             stale,
+            released,
         })
     }
 

@@ -31,11 +31,13 @@ pub(crate) fn quarantine_of(r: &SqliteRow) -> Result<QuarantineEntry, StoreError
     })
 }
 
-/// Writes quarantine entries in `tx` and drops the records' jobs.
+/// Writes quarantine entries in `tx` and drops the records' jobs; returns how many held records
+/// it released at once (their parent is linked already).
 pub(crate) async fn put_quarantine(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     entries: &[QuarantineEntry],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut released = 0;
     for e in entries {
         let (waits_sync, waits_key) = match &e.waits_for {
             Some((s, k)) => (Some(s.as_str()), Some(k.as_str())),
@@ -64,7 +66,7 @@ pub(crate) async fn put_quarantine(
         .await?;
         // A parent linked meanwhile releases the record at once (its settle found no entry).
         if let Some((s, k)) = &e.waits_for {
-            sqlx::query(
+            released += sqlx::query(
                 "UPDATE quarantine SET retry_requested = 1 WHERE sync = ? AND local_id = ?
                  AND EXISTS (SELECT 1 FROM links WHERE sync = ? AND local_id = ? AND crm_id IS NOT NULL)",
             )
@@ -73,7 +75,8 @@ pub(crate) async fn put_quarantine(
             .bind(s)
             .bind(k)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
         }
         sqlx::query("DELETE FROM jobs WHERE sync = ? AND local_id = ?")
             .bind(&e.sync)
@@ -81,7 +84,7 @@ pub(crate) async fn put_quarantine(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    Ok(released)
 }
 
 impl Records for SqliteState {

@@ -1115,6 +1115,22 @@ pub async fn settle_releases_waiting_children<S: State>(s: S) {
         entry_of(&s, "contacts", "k3").await.waits_for,
         Some(("companies".to_string(), "c1".to_string()))
     );
+
+    // A capture that held records for a parent linked meanwhile says how many it released, so
+    // the caller captures again instead of leaving them for a later pass.
+    let report = s
+        .commit_capture(&CaptureCommit {
+            quarantine: vec![
+                waiting("contacts", "k5", ("companies", "c1"), t + 3),
+                waiting("contacts", "k6", ("companies", "c2"), t + 3),
+            ],
+            ..CaptureCommit::jobs("contacts", vec![], t + 3)
+        })
+        .await
+        .expect("commit_capture");
+    assert_eq!(report.released, 1, "only k5's parent is linked");
+    assert!(entry_of(&s, "contacts", "k5").await.retry_requested);
+    assert!(!entry_of(&s, "contacts", "k6").await.retry_requested);
 }
 
 /// A rejected job puts its record into quarantine and leaves the queue.
