@@ -666,3 +666,46 @@ fn inserting_crm_records_needs_pulled_fields_a_write_back_column_and_free_insert
     .expect_err("must fail");
     assert_eq!(err.problems()[0].path, "sync[0].insert_values", "{err}");
 }
+
+/// A token pasted into a malformed config (the closing quote missing, or under a key crmsync
+/// does not know) is never echoed: the error names the file and line, not the value.
+#[test]
+fn a_secret_in_a_malformed_config_is_not_echoed() {
+    let token = "pat-na1-11111111-2222-3333-4444-555555555555";
+    for text in [
+        GOOD.replace(
+            "token_env = \"HUBSPOT_ACCESS_TOKEN\"",
+            &format!("token = \"{token}"),
+        ),
+        GOOD.replace(
+            "token_env = \"HUBSPOT_ACCESS_TOKEN\"",
+            &format!("token = \"{token}\""),
+        ),
+        GOOD.replace(
+            "token_env = \"HUBSPOT_ACCESS_TOKEN\"",
+            &format!("access = \"{token}\"\ntoken_env = \"HUBSPOT_ACCESS_TOKEN\""),
+        ),
+    ] {
+        let err = load_str(&text, Path::new("c.toml"), Secrets::NotNeeded, &no_env)
+            .expect_err("must fail");
+        let msg = err.to_string();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
+        assert!(msg.contains("c.toml") && msg.contains("line 7"), "{msg}");
+        assert!(!msg.contains("pat-na1") && !msg.contains("5555"), "{msg}");
+    }
+}
+
+/// A file far larger than any config is refused before it is parsed, naming the path.
+#[test]
+fn a_config_larger_than_a_mebibyte_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("huge.toml");
+    let mut text = GOOD.to_string();
+    while text.len() <= 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, text).expect("write");
+    let err = load(&path, Secrets::NotNeeded).expect_err("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("huge.toml") && msg.contains("at most"), "{msg}");
+}

@@ -183,10 +183,21 @@ pub enum Secrets {
 
 /// Reads, parses and validates the config file at `path`.
 pub fn load(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > super::redact::MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!(
+                "the file is {size} bytes; a config may be at most {} bytes (is this the right file?)",
+                super::redact::MAX_CONFIG_BYTES
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
     load_str(&text, path, secrets, &|name| std::env::var(name).ok())
 }
 
@@ -200,7 +211,9 @@ pub fn load_str(
 ) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+        // Rebuilt from position and message: the parser's own text quotes the line, and a
+        // malformed line is where a pasted token is most likely to be.
+        message: super::redact::parse_error(text, &e),
     })?;
     let mut problems = validate(&raw);
     let source = resolve_db_url(

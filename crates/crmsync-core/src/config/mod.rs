@@ -7,6 +7,7 @@ pub mod crm_create;
 pub mod load;
 pub mod locate;
 pub mod raw;
+pub mod redact;
 pub mod validate;
 
 pub use crm_create::{InsertValue, OnCrmCreate};
