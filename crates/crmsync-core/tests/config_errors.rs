@@ -707,5 +707,34 @@ fn a_config_larger_than_a_mebibyte_is_refused() {
     std::fs::write(&path, text).expect("write");
     let err = load(&path, Secrets::NotNeeded).expect_err("must fail");
     let msg = err.to_string();
-    assert!(msg.contains("huge.toml") && msg.contains("at most"), "{msg}");
+    assert!(
+        msg.contains("huge.toml") && msg.contains("at most"),
+        "{msg}"
+    );
+}
+
+/// Every `[server]` and retention problem is named with its dotted key and line.
+#[test]
+fn server_and_retention_problems_name_their_keys() {
+    let text = format!(
+        "{GOOD}\n[server]\nlisten = \"localhost\"\ntoken_env = \"T\"\ntoken_file = \"t\"\nread_timeout_ms = 5\nmax_connections = 0\n"
+    )
+    .replace(
+        "[crm]",
+        "[state]\nwebhook_event_retention_days = 1\ncall_log_retention_days = 0\n\n[crm]",
+    );
+    let err =
+        load_str(&text, Path::new("c.toml"), Secrets::NotNeeded, &no_env).expect_err("must fail");
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    for key in [
+        "server.listen",
+        "server.token_file",
+        "server.read_timeout_ms",
+        "server.max_connections",
+        "state.webhook_event_retention_days",
+        "state.call_log_retention_days",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert!(err.problems().iter().all(|p| p.line.is_some()), "{err}");
 }

@@ -71,6 +71,7 @@ where
     tasks.spawn(heartbeat(engine.clone()));
     tasks.spawn(listen(engine.clone()));
     tasks.spawn(webhooks(engine.clone()));
+    tasks.spawn(retention(engine.clone()));
     tasks.spawn(deliver(engine.clone(), rounds.clone(), options));
     for i in 0..engine.config.raw.syncs.len() {
         tasks.spawn(sync_loop(engine.clone(), i, rounds.clone()));
@@ -229,6 +230,38 @@ where
     }
     Ok(())
 }
+
+/// How often retention runs: rows expire by the day, so an hour is precise enough.
+const RETENTION_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Prunes the state database past its retention, at start and then hourly, on the leader of
+/// the retention task (any worker would do; one avoids racing deletes).
+async fn retention<A, S, C>(engine: Arc<Engine<A, S, C>>) -> Result<(), EngineError>
+where
+    A: Source + Capture,
+    S: State,
+    C: Crm,
+{
+    while !engine.cancel.is_cancelled() {
+        let step = async {
+            if engine.lead(RETENTION_TASK).await? {
+                engine.prune_retained(engine.clock.now_ms()).await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = step.await {
+            engine.emit(Event::TaskFailed {
+                task: RETENTION_TASK.into(),
+                error: e.to_string(),
+            });
+        }
+        nap(&engine, None, RETENTION_EVERY).await;
+    }
+    Ok(())
+}
+
+/// The leader task of retention.
+const RETENTION_TASK: &str = "retention";
 
 /// Delivers due jobs of every sync, whenever there are some.
 async fn deliver<A, S, C>(

@@ -109,7 +109,8 @@ pub enum Event {
     },
     /// CRM ids written into the app's `write_back_column`.
     WrittenBack { sync: String, records: u64 },
-    /// Change-log entries every sync has read, removed.
+    /// Rows removed from `table`: change-log entries every sync has read, or state rows past
+    /// their retention (`webhook_events`, `calls`).
     Pruned { table: String, changes: u64 },
     /// A reconciliation pass finished.
     Reconciled { checked: u64, drift: u64 },
@@ -256,7 +257,7 @@ impl Telemetry for LogTelemetry {
                 tracing::debug!(sync, records, "CRM ids written back")
             }
             Event::Pruned { table, changes } => {
-                tracing::debug!(table, changes, "change log pruned")
+                tracing::debug!(table, rows = changes, "old rows pruned")
             }
             Event::Reconciled { checked, drift } => {
                 tracing::info!(checked, drift, "reconciled")

@@ -189,6 +189,7 @@ impl Lifecycle for AnyState {
         fn record_webhook_events(&self, events: &[(String, String)], now_ms: i64) -> Result<u64, StoreError>;
         fn pending_webhook_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
         fn pending_webhook_count(&self) -> Result<u64, StoreError>;
+        fn prune_webhook_events(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError>;
         fn webhook_events_to_hints(&self, event_keys: &[String], hints: &[Hint], now_ms: i64) -> Result<(), StoreError>;
         fn add_hints(&self, hints: &[Hint], now_ms: i64) -> Result<(), StoreError>;
         fn pending_hints(&self, sync: &str, limit: usize) -> Result<Vec<Hint>, StoreError>;
@@ -208,6 +209,7 @@ impl Coordination for AnyState {
         fn binding(&self, key: &str) -> Result<Option<String>, StoreError>;
         fn bind(&self, key: &str, value: &str) -> Result<Option<String>, StoreError>;
         fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError>;
+        fn prune_calls(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError>;
         fn call_summary(&self, since_ms: i64) -> Result<CallSummary, StoreError>;
     }
 }

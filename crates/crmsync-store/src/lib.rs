@@ -615,6 +615,14 @@ pub trait Lifecycle: Send + Sync {
     /// Stored webhook events not applied yet.
     fn pending_webhook_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Removes up to `limit` applied webhook events received before `before_ms` (retention);
+    /// returns how many. An event not applied yet is never removed, whatever its age.
+    fn prune_webhook_events(
+        &self,
+        before_ms: i64,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Turns applied webhook events into inbound hints, in one transaction: the hints are
     /// added and the events marked applied together, so a crash loses neither.
     fn webhook_events_to_hints(
@@ -712,6 +720,14 @@ pub trait Coordination: Send + Sync {
         &self,
         calls: &[CallRow],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes up to `limit` call-log rows made before `before_ms` (retention); returns how
+    /// many. The budget's reservations are separate and not touched.
+    fn prune_calls(
+        &self,
+        before_ms: i64,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Call-log totals since `since_ms`.
     fn call_summary(

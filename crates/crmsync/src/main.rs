@@ -6,6 +6,7 @@ mod demo;
 mod exit;
 mod init;
 mod progress;
+mod serve;
 mod webhook;
 
 use clap::Parser;

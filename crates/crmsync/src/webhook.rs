@@ -1,14 +1,17 @@
 //! The webhook receiver of `crmsync run` (`[webhooks] listen`, or `--webhook-listen ADDR`):
 //! `POST /hubspot/webhooks` checks HubSpot's signature (v3 by default: five-minute window; v1
 //! when `[webhooks] signature = "v1"`; constant-time compares), stores the events in the state
-//! database (deduplicated by `eventId`) *before* answering 2xx, and wakes the run loop, which
-//! applies them at once (the webhook leader turns them into hints; each sync's leader reads the
+//! database (deduplicated by their content, see [`dedup_key`]) *before* answering 2xx, and
+//! wakes the run loop, which applies them at once (the webhook leader turns them into hints; each sync's leader reads the
 //! records they name back).
 //!
 //! Answers: 204 stored (or already known); 401 a missing, wrong or stale signature, or one of the
 //! other version; 400 a body that is not a JSON array of events with `eventId`,
 //! `subscriptionType` and `objectId` (nothing of it is stored); 413 a body over
-//! `max_body_bytes`; 405 another method; 500 a storage failure. HubSpot retries only 5xx and
+//! `max_body_bytes` (at once when declared); 405 another method; 408 a request not read within
+//! `[server] read_timeout_ms`; 500 a storage failure, or a state database that did not take
+//! the events within [`STORE_TIMEOUT`] (shorter than HubSpot's 5 s delivery timeout, so
+//! HubSpot sees the failure and retries instead of timing out). HubSpot retries only 5xx and
 //! 429, so every refusal is final and only a failure to store makes it deliver again. Neither
 //! the secret nor a request's signature is ever logged.
 
@@ -26,10 +29,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// The path events are received on.
 pub const PATH: &str = "/hubspot/webhooks";
+
+/// How long storing a delivery may wait for the state database (a SQLite lock held by a long
+/// transaction, a slow PostgreSQL): HubSpot gives up on a delivery after 5 s.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the route needs.
 pub struct Receiver {
@@ -63,6 +72,7 @@ pub async fn start(
     flags: Overrides,
     store: AnyState,
     wake: Arc<Notify>,
+    stop: CancellationToken,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let hooks = &config.raw.webhooks;
     // Validated when the config was loaded.
@@ -101,16 +111,17 @@ pub async fn start(
         "receiving HubSpot webhooks on http://{bound}{PATH} ({} signatures)",
         receiver.signature.as_str()
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(receiver)).await {
-            tracing::error!(error = %e, "webhook receiver stopped");
-        }
-    });
+    let limits = crate::serve::Limits {
+        max_connections: config.raw.server.max_connections,
+        read_timeout: Duration::from_millis(config.raw.server.read_timeout_ms),
+        max_body_bytes: receiver.max_body_bytes,
+    };
+    crate::serve::spawn(listener, router(receiver), limits, "webhooks", stop);
     Ok(Some(bound))
 }
 
-/// The receiver's routes. Another method than POST gets 405 (axum's method router), a body over
-/// `max_body_bytes` 413 (`DefaultBodyLimit`, before the body is read).
+/// The receiver's routes. Another method than POST gets 405 (axum's method router); the body
+/// limit and the timeouts are the server's ([`crate::serve`]).
 pub fn router(receiver: Arc<Receiver>) -> Router {
     let limit = receiver.max_body_bytes;
     Router::new()
@@ -185,7 +196,7 @@ fn verify(r: &Receiver, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(
     }
 }
 
-/// The `(eventId, event JSON)` pairs of a delivery, or why it is not one: a JSON array whose
+/// The `(dedup key, event JSON)` pairs of a delivery, or why it is not one: a JSON array whose
 /// every element is an object with an `eventId` (number or string), a `subscriptionType`
 /// (string) and an `objectId` (number or string). One bad event refuses the whole delivery.
 fn events(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
@@ -200,11 +211,11 @@ fn events(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let id = match &e["eventId"] {
-                Value::String(s) if !s.is_empty() => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return Err(Refusal::Body(format!("event {i} has no eventId"))),
-            };
+            if !matches!(&e["eventId"], Value::Number(_))
+                && !matches!(&e["eventId"], Value::String(s) if !s.is_empty())
+            {
+                return Err(Refusal::Body(format!("event {i} has no eventId")));
+            }
             if !matches!(&e["subscriptionType"], Value::String(s) if !s.is_empty()) {
                 return Err(Refusal::Body(format!("event {i} has no subscriptionType")));
             }
@@ -213,9 +224,40 @@ fn events(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
             {
                 return Err(Refusal::Body(format!("event {i} has no objectId")));
             }
-            Ok((id, e.to_string()))
+            Ok((dedup_key(e), e.to_string()))
         })
         .collect()
+}
+
+/// What a redelivery changes of an event: HubSpot counts its attempts.
+const VARIES_ON_REDELIVERY: &[&str] = &["attemptNumber"];
+
+/// The key an event is deduplicated by: a SHA-256 over everything it says (the id, the
+/// subscription, the object, when it happened, the property and its value, merge and
+/// association details) except what a redelivery changes, with the fields in sorted order.
+/// HubSpot does not promise `eventId`s unique, so two events sharing one are both kept,
+/// while a redelivery of one event is recognised.
+fn dedup_key(event: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut fields: Vec<(&String, &Value)> = event
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !VARIES_ON_REDELIVERY.contains(&k.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hash = Sha256::new();
+    for (key, value) in fields {
+        // Length-prefixed, so no two different events hash the same bytes.
+        let value = value.to_string();
+        hash.update((key.len() as u64).to_le_bytes());
+        hash.update(key.as_bytes());
+        hash.update((value.len() as u64).to_le_bytes());
+        hash.update(value.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 async fn receive(
@@ -231,19 +273,28 @@ async fn receive(
     let events = events(&body).inspect_err(|e| {
         tracing::warn!(error = %e, "webhook request refused: not a delivery of events");
     })?;
-    match r
-        .store
-        .record_webhook_events(&events, crmsync_store::now_ms())
-        .await
-    {
-        Ok(new) => {
+    let stored = tokio::time::timeout(
+        STORE_TIMEOUT,
+        r.store
+            .record_webhook_events(&events, crmsync_store::now_ms()),
+    )
+    .await;
+    match stored {
+        Err(_) => {
+            tracing::error!(
+                waited_ms = STORE_TIMEOUT.as_millis() as u64,
+                "the state database did not take the webhook events in time; hubspot will retry"
+            );
+            Err(Refusal::Store)
+        }
+        Ok(Ok(new)) => {
             tracing::info!(received = events.len(), new, "webhook events stored");
             if new > 0 {
                 r.wake.notify_one();
             }
             Ok(StatusCode::NO_CONTENT)
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "webhook events could not be stored; hubspot will retry");
             Err(Refusal::Store)
         }
@@ -255,14 +306,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn events_are_keyed_by_content_not_by_event_id_alone() {
+        let key = |json: &str| dedup_key(&serde_json::from_str(json).expect("json"));
+        let a = r#"{"eventId":7,"subscriptionId":1,"objectId":10,"occurredAt":1000,"subscriptionType":"contact.propertyChange","propertyName":"email","propertyValue":"a@x.io","attemptNumber":0}"#;
+        // A redelivery (another attempt, fields in another order) is the same event.
+        let again = r#"{"attemptNumber":3,"objectId":10,"eventId":7,"subscriptionId":1,"occurredAt":1000,"subscriptionType":"contact.propertyChange","propertyName":"email","propertyValue":"a@x.io"}"#;
+        assert_eq!(key(a), key(again));
+        // The same id with another object, time, property, value or subscription is not.
+        for other in [
+            a.replace(r#""objectId":10"#, r#""objectId":11"#),
+            a.replace(r#""occurredAt":1000"#, r#""occurredAt":1001"#),
+            a.replace(r#""propertyName":"email""#, r#""propertyName":"phone""#),
+            a.replace("a@x.io", "b@x.io"),
+            a.replace(r#""subscriptionId":1"#, r#""subscriptionId":2"#),
+        ] {
+            assert_ne!(key(a), key(&other), "{other}");
+        }
+    }
+
+    #[test]
     fn a_delivery_is_an_array_of_events_with_id_type_and_object() {
         let ok = br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":123},
                       {"eventId":"2","subscriptionType":"object.creation","objectId":"0-1"}]"#;
         let got = events(ok).expect("valid");
-        assert_eq!(
-            got.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
-            ["1", "2"]
-        );
+        assert_eq!(got.len(), 2);
+        assert_ne!(got[0].0, got[1].0);
         assert!(events(b"[]").expect("empty is fine").is_empty());
         for (body, says) in [
             (&br#"{"eventId":1}"#[..], "not a JSON array"),

@@ -2,8 +2,10 @@
 //! deliveries are stored in the state database's `webhook_events` (a redelivery once), forged,
 //! stale, malformed, oversized and wrong-method requests get 401 / 400 / 413 / 405 and store
 //! nothing, a v1-configured receiver takes v1 and refuses v3, and the `crmsync run` flags override
-//! the `[webhooks]` table. Every receiver listens on port 0; the test reads the bound address
-//! from the line `crmsync run` prints, so nothing waits on a timer.
+//! the `[webhooks]` table. Events are deduplicated by their content, not by `eventId` alone;
+//! a stalled request is disconnected within `[server] read_timeout_ms`, a declared body over
+//! the limit answered 413 before any of it is sent. Every receiver listens on port 0; the test
+//! reads the bound address from the line `crmsync run` prints, so nothing waits on a timer.
 
 use base64::Engine;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
@@ -132,16 +134,27 @@ async fn start(extra: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
 }
 
 impl Running {
-    /// The stored events' ids, in order.
+    /// The `eventId`s of the stored events, in order (one per stored event: two events
+    /// sharing an id are listed twice).
     async fn stored(&self) -> Vec<String> {
         let mut conn =
             SqliteConnection::connect(&format!("sqlite://{}?mode=ro", self.state_db.display()))
                 .await
                 .expect("state db");
-        sqlx::query_scalar("SELECT event_id FROM webhook_events ORDER BY event_id")
+        let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM webhook_events")
             .fetch_all(&mut conn)
             .await
-            .expect("webhook_events")
+            .expect("webhook_events");
+        let mut ids: Vec<(u64, String)> = bodies
+            .iter()
+            .map(|b| {
+                let event: serde_json::Value = serde_json::from_str(b).expect("stored JSON");
+                let id = event["eventId"].as_u64().expect("numeric eventId");
+                (id, id.to_string())
+            })
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 }
 
@@ -443,4 +456,195 @@ async fn a_receiver_without_its_client_secret_is_a_config_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("webhooks.secret_env"), "{stderr}");
     assert!(stderr.contains("HUBSPOT_CLIENT_SECRET"), "{stderr}");
+}
+
+/// Two distinct events that share one `eventId` (HubSpot does not promise unique ids) are
+/// both stored; a redelivery of one of them (another `attemptNumber`) is not stored again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_distinct_events_sharing_an_event_id_are_both_stored() {
+    let r = start(
+        "",
+        &["--webhook-listen", "127.0.0.1:0"],
+        &[("HUBSPOT_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    let event = |object: u64, value: &str, attempt: u64| {
+        serde_json::json!({
+            "eventId": 500, "subscriptionId": 1234, "portalId": 62515, "appId": 54321,
+            "occurredAt": 1_564_113_600_000_i64, "subscriptionType": "company.propertyChange",
+            "attemptNumber": attempt, "objectId": object, "changeSource": "CRM_UI",
+            "propertyName": "name", "propertyValue": value
+        })
+    };
+    let body = serde_json::to_vec(&[event(123, "Acme", 0), event(124, "Globex", 0)]).expect("json");
+    let status = post(
+        &r.url,
+        body.clone(),
+        &v3_headers(SECRET, &r.url, &body, now_ms()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(r.stored().await, ["500", "500"]);
+
+    let body = serde_json::to_vec(&[event(124, "Globex", 1)]).expect("json");
+    let status = post(
+        &r.url,
+        body.clone(),
+        &v3_headers(SECRET, &r.url, &body, now_ms()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(r.stored().await, ["500", "500"]);
+}
+
+/// The `host:port` of a receiver URL.
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("authority")
+        .to_string()
+}
+
+/// Reads from `stream` until the server closes it, at most `within`; what it sent, or a
+/// panic when it did not close in time.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut got)).await;
+    match read {
+        Ok(_) => String::from_utf8_lossy(&got).into_owned(),
+        Err(_) => panic!(
+            "the receiver kept the connection open for {within:?}; it had sent {:?}",
+            String::from_utf8_lossy(&got)
+        ),
+    }
+}
+
+/// A client that sends half its headers, or its headers and half the body, and stalls, is
+/// disconnected once the read timeout passes (a body gets 408 first); one that stays within
+/// it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_half_request_is_closed_within_the_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let r = start(
+        "[webhooks]\nlisten = \"127.0.0.1:0\"\n[server]\nread_timeout_ms = 300\n",
+        &[],
+        &[("HUBSPOT_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    let addr = authority(&r.url);
+    // Far longer than the timeout, far shorter than "forever".
+    let within = Duration::from_secs(10);
+
+    let mut half_headers = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    half_headers
+        .write_all(b"POST /hubspot/webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    read_until_closed(&mut half_headers, within).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed before the timeout"
+    );
+
+    let mut half_body = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    half_body
+        .write_all(
+            b"POST /hubspot/webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"eventId\"",
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut half_body, within).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    read_until_closed(&mut idle, within).await;
+
+    // A prompt client is still served.
+    let body = delivery(&[601]);
+    let status = post(
+        &r.url,
+        body.clone(),
+        &v3_headers(SECRET, &r.url, &body, now_ms()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(r.stored().await, ["601"]);
+}
+
+/// `Content-Length: 10^12` with no body: 413 at once, not a wait for a terabyte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_declared_body_gets_413_before_any_body_is_sent() {
+    use tokio::io::AsyncWriteExt;
+    let r = start(
+        "[webhooks]\nlisten = \"127.0.0.1:0\"\n",
+        &[],
+        &[("HUBSPOT_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(authority(&r.url))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /hubspot/webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    // The default read timeout is 10 s: an answer well within it was not a timeout's.
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(r.stored().await.is_empty());
+}
+
+/// At `max_connections`, a further client is not served (it waits in the backlog) until a
+/// connection closes; then it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = start(
+        "[webhooks]\nlisten = \"127.0.0.1:0\"\n[server]\nmax_connections = 2\n",
+        &[],
+        &[("HUBSPOT_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    let addr = authority(&r.url);
+    // Two clients hold both slots (each is served: a GET gets 405 on a kept-alive connection).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /hubspot/webhooks HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.expect("answer");
+        assert_eq!(&buf, b"HTTP/1.1 405");
+        held.push(s);
+    }
+    let mut third = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    third
+        .write_all(b"GET /hubspot/webhooks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 12];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read_exact(&mut buf)).await;
+    assert!(early.is_err(), "a third connection was served at the cap");
+    drop(held.pop());
+    tokio::time::timeout(Duration::from_secs(10), third.read_exact(&mut buf))
+        .await
+        .expect("served once a slot is free")
+        .expect("answer");
+    assert_eq!(&buf, b"HTTP/1.1 405");
 }

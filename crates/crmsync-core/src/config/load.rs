@@ -95,6 +95,48 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The operator server's bearer token: the content of `[server] token_file`, or the
+    /// variable `token_env` names (default `CRMSYNC_SERVER_TOKEN`). `Ok(None)` when neither is
+    /// configured and the default variable is unset: the server then serves the loopback only
+    /// and offers no actions.
+    pub fn server_token(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        let server = &self.raw.server;
+        let default = super::raw::default_server_token_env();
+        if server.token_env.is_none()
+            && server.token_file.is_none()
+            && env(&default).is_none_or(|v| v.trim().is_empty())
+        {
+            return Ok(None);
+        }
+        let var = server.token_env.clone().unwrap_or(default);
+        let source = SecretSource {
+            section: "server",
+            env_key: "token_env",
+            file_key: "token_file",
+            env_var: server.token_file.is_none().then_some(var.as_str()),
+            file: server.token_file.as_deref(),
+            noun: "token",
+            what: "the operator token (any long random string, e.g. `openssl rand -hex 32`)",
+            example: "3f9c…",
+        };
+        resolve_secret(&source, &self.path, env)
+            .map(Some)
+            .map_err(|mut problem| {
+                problem.line = std::fs::read_to_string(&self.path)
+                    .ok()
+                    .and_then(|text| line_of(&text, &problem.path));
+                ConfigError::Invalid {
+                    path: self.path.clone(),
+                    problems: vec![problem],
+                }
+            })
+    }
+}
+
 /// One thing wrong with a config, located as precisely as the file allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

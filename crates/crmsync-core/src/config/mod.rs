@@ -14,6 +14,6 @@ pub use crm_create::{InsertValue, OnCrmCreate};
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
     Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,
-    OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth, SourceConfig, StateConfig,
-    SyncConfig, WebhookSignature, WebhooksConfig, WriteMode,
+    OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth, ServerConfig, SourceConfig,
+    StateConfig, SyncConfig, WebhookSignature, WebhooksConfig, WriteMode,
 };

@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub run: RunConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncConfig>,
 }
@@ -39,12 +41,83 @@ pub struct SourceConfig {
 /// `[state]`: crmsync's own database (links, queue, cursors, call log, quarantine): SQLite for
 /// one worker, PostgreSQL for several. As `[source]`: one of `url`, `url_env`, `url_file`;
 /// none means `sqlite://crmsync-state.db` beside the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Retention: applied webhook events and call-log rows older than their `*_retention_days`
+/// are pruned in the background by `crmsync run` (pending events never are).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub url_file: Option<String>,
+    /// Days an applied webhook event is kept (its dedup key with it: a redelivery older than
+    /// this is stored again, and reading it back is harmless).
+    #[serde(default = "default_webhook_event_retention_days")]
+    pub webhook_event_retention_days: u32,
+    /// Days a call-log row is kept (`status` shows the last 24 h; the budget counts the day).
+    #[serde(default = "default_call_log_retention_days")]
+    pub call_log_retention_days: u32,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: None,
+            url_env: None,
+            url_file: None,
+            webhook_event_retention_days: default_webhook_event_retention_days(),
+            call_log_retention_days: default_call_log_retention_days(),
+        }
+    }
+}
+
+pub fn default_webhook_event_retention_days() -> u32 {
+    7
+}
+pub fn default_call_log_retention_days() -> u32 {
+    30
+}
+
+/// `[server]`: the operator server of `crmsync run` (dashboard, JSON API, `/metrics`,
+/// `/healthz`, `/readyz`; none unless `listen` or `crmsync run --listen` gives an address),
+/// and the limits every HTTP surface of crmsync keeps (the webhook receiver's too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address of the operator server, e.g. "127.0.0.1:9187".
+    pub listen: Option<String>,
+    /// Environment variable / file holding the bearer token the server asks for from any
+    /// client but the loopback, and for the dashboard's actions always.
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    /// Time a client has to send a request's headers, and its body, in ms; a stalled client
+    /// is disconnected after it.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Connections served at once per server; more clients wait.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: None,
+            token_env: None,
+            token_file: None,
+            read_timeout_ms: default_read_timeout_ms(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+pub fn default_read_timeout_ms() -> u64 {
+    10_000
+}
+pub fn default_max_connections() -> usize {
+    256
+}
+pub fn default_server_token_env() -> String {
+    "CRMSYNC_SERVER_TOKEN".to_string()
 }
 
 pub fn default_state_url() -> String {

@@ -38,8 +38,8 @@ pub fn looks_secret(value: &str) -> bool {
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.+/=:".contains(c));
-    let mixed = value.chars().any(|c| c.is_ascii_digit())
-        && value.chars().any(|c| c.is_ascii_alphabetic());
+    let mixed =
+        value.chars().any(|c| c.is_ascii_digit()) && value.chars().any(|c| c.is_ascii_alphabetic());
     opaque && mixed
 }
 
@@ -132,16 +132,15 @@ mod tests {
     fn a_line_with_a_secret_key_or_value_is_withheld() {
         assert!(line_looks_secret(r#"token = "pat-na1-x"#));
         assert!(line_looks_secret(r#"secret = "s3cret""#));
-        assert!(line_looks_secret(
-            r#"url = "mysql://root:pw123456@db/app""#
-        ));
+        assert!(line_looks_secret(r#"url = "mysql://root:pw123456@db/app""#));
         assert!(!line_looks_secret(r#"token_env = "HUBSPOT_ACCESS_TOKEN""#));
         assert!(!line_looks_secret(r#"max_retries = "five""#));
     }
 
     #[test]
     fn a_parse_error_names_line_and_column_and_hides_the_token() {
-        let text = "[crm]\nkind = \"hubspot\"\ntoken = \"pat-na1-11111111-2222-3333-4444-555555555555\n";
+        let text =
+            "[crm]\nkind = \"hubspot\"\ntoken = \"pat-na1-11111111-2222-3333-4444-555555555555\n";
         let e = toml::from_str::<toml::Value>(text).expect_err("unterminated");
         let msg = parse_error(text, &e);
         assert!(msg.contains("line 3"), "{msg}");
@@ -151,6 +150,9 @@ mod tests {
         let text = "[crm]\nmax_retries = = 3\n";
         let e = toml::from_str::<toml::Value>(text).expect_err("bad");
         let msg = parse_error(text, &e);
-        assert!(msg.contains("line 2") && msg.contains("max_retries = = 3"), "{msg}");
+        assert!(
+            msg.contains("line 2") && msg.contains("max_retries = = 3"),
+            "{msg}"
+        );
     }
 }

@@ -577,6 +577,65 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             ),
         );
     }
+    let server = &raw.server;
+    if let Some(listen) = &server.listen
+        && listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        push(
+            "server.listen".into(),
+            format!(
+                "`{listen}` is not a socket address; write an IP and a port, e.g. \"127.0.0.1:9187\""
+            ),
+        );
+    }
+    match (&server.token_env, &server.token_file) {
+        (Some(_), Some(_)) => push(
+            "server.token_file".into(),
+            "set either `token_env` or `token_file`, not both".into(),
+        ),
+        (Some(var), None) if var.trim().is_empty() => push(
+            "server.token_env".into(),
+            "must name an environment variable, e.g. \"CRMSYNC_SERVER_TOKEN\"".into(),
+        ),
+        (None, Some(file)) if file.trim().is_empty() => push(
+            "server.token_file".into(),
+            "must name a file holding the operator token".into(),
+        ),
+        _ => {}
+    }
+    if !(100..=600_000).contains(&server.read_timeout_ms) {
+        push(
+            "server.read_timeout_ms".into(),
+            format!(
+                "must be between 100 and 600000, got {}; the default 10000 (10 s) suits HubSpot and browsers",
+                server.read_timeout_ms
+            ),
+        );
+    }
+    if !(1..=100_000).contains(&server.max_connections) {
+        push(
+            "server.max_connections".into(),
+            format!(
+                "must be between 1 and 100000, got {}; the default is 256",
+                server.max_connections
+            ),
+        );
+    }
+    for (key, days) in [
+        (
+            "state.webhook_event_retention_days",
+            raw.state.webhook_event_retention_days,
+        ),
+        (
+            "state.call_log_retention_days",
+            raw.state.call_log_retention_days,
+        ),
+    ] {
+        // The budget and `status` read the last day of calls; a redelivery comes within days.
+        if days < 2 {
+            push(key.into(), format!("must be at least 2 days, got {days}"));
+        }
+    }
     if let Some(cycle) = association_cycle(raw) {
         push(
             "sync".into(),

@@ -5,3 +5,4 @@
 pub mod deletion;
 pub mod merge;
 pub mod reconcile;
+pub mod retention;

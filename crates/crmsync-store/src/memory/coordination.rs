@@ -154,6 +154,18 @@ impl Coordination for MemoryState {
         Ok(before)
     }
 
+    async fn prune_calls(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
+        let before = inner.calls.len();
+        inner.calls.retain(|c| {
+            let prune = left > 0 && c.at_ms < before_ms;
+            left -= usize::from(prune);
+            !prune
+        });
+        Ok((before - inner.calls.len()) as u64)
+    }
+
     async fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError> {
         self.lock().calls.extend_from_slice(calls);
         Ok(())

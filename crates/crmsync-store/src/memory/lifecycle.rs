@@ -179,6 +179,21 @@ impl Lifecycle for MemoryState {
             .collect())
     }
 
+    async fn prune_webhook_events(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let old: Vec<String> = inner
+            .webhook_events
+            .iter()
+            .filter(|(_, e)| e.applied_at.is_some() && e.received_at < before_ms)
+            .map(|(k, _)| k.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        for key in &old {
+            inner.webhook_events.remove(key);
+        }
+        Ok(old.len() as u64)
+    }
+
     async fn pending_webhook_count(&self) -> Result<u64, StoreError> {
         let inner = self.lock();
         Ok(inner

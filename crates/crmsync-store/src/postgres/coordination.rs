@@ -231,6 +231,17 @@ impl Coordination for PgState {
         ))
     }
 
+    async fn prune_calls(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE at_ms < $1 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     async fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError> {
         if calls.is_empty() {
             return Ok(());

@@ -318,6 +318,18 @@ impl Lifecycle for PgState {
         Ok(count(n))
     }
 
+    async fn prune_webhook_events(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events \
+             WHERE applied_at IS NOT NULL AND received_at < $1 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     async fn webhook_events_to_hints(
         &self,
         event_keys: &[String],

@@ -210,6 +210,20 @@ impl Coordination for SqliteState {
         Ok(before)
     }
 
+    async fn prune_calls(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls WHERE at_ms < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn record_calls(&self, calls: &[CallRow]) -> Result<(), StoreError> {
         if calls.is_empty() {
             return Ok(());

@@ -289,6 +289,21 @@ impl Lifecycle for SqliteState {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn prune_webhook_events(&self, before_ms: i64, limit: u64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events \
+             WHERE applied_at IS NOT NULL AND received_at < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     async fn webhook_events_to_hints(
         &self,
         event_keys: &[String],

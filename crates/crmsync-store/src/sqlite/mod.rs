@@ -7,6 +7,10 @@
 //! One worker: [`SqliteState::open`] with [`crate::Role::Worker`] takes an exclusive lock on
 //! `<file>.lock` (released by the OS even on SIGKILL) and then hands jobs a killed predecessor
 //! left running back to the queue at once. Several workers need PostgreSQL.
+//!
+//! A state file crmsync creates is readable by its owner only (0600; SQLite gives its WAL and
+//! shared-memory files the same mode): it holds CRM ids, record hashes, webhook bodies and
+//! the call log.
 
 mod capture;
 mod coordination;
@@ -56,6 +60,13 @@ impl SqliteState {
             url: url.to_string(),
             source,
         };
+        if let Some(path) = sqlite_file(url) {
+            create_private(std::path::Path::new(&path)).map_err(|e| StoreError::Open {
+                what: "state",
+                url: url.to_string(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
             .create_if_missing(true)
@@ -76,14 +87,12 @@ impl SqliteState {
         if role == Role::Worker {
             if let Some(path) = sqlite_file(url) {
                 let lock_path = format!("{path}.lock");
-                let file = OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .map_err(|e| {
-                        StoreError::Busy(format!("cannot open lock file {lock_path}: {e}"))
-                    })?;
+                let mut options = OpenOptions::new();
+                options.create(true).truncate(false).write(true);
+                private_mode(&mut options);
+                let file = options.open(&lock_path).map_err(|e| {
+                    StoreError::Busy(format!("cannot open lock file {lock_path}: {e}"))
+                })?;
                 file.try_lock().map_err(|_| {
                     StoreError::Busy(format!(
                         "another crmsync process is delivering from {path}; a SQLite state database serves one worker at a time (for several workers, put the state in PostgreSQL: [state] url = \"postgres://...\")"
@@ -123,6 +132,46 @@ impl crate::State for SqliteState {
 }
 
 /// The file path of a `sqlite://` URL, unless it is in memory.
+/// Creates `path` empty with mode 0600 when it does not exist (SQLite then opens it as a new
+/// database). An existing file keeps its mode: it is the operator's; a warning says when
+/// others can read it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    private_mode(&mut options);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the state database is readable by other users; `chmod 600` it (and its -wal and -shm files)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Owner-only permissions for files crmsync creates, where the platform has them.
+fn private_mode(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
 pub(crate) fn sqlite_file(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("sqlite://")

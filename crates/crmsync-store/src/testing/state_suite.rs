@@ -70,6 +70,7 @@ where
         deletions_recorded_and_forgotten,
         merges_logged_newest_first,
         webhook_inbox,
+        retention_prunes_applied_events_and_old_calls,
         hints_dedup_and_clear_rule,
         leader_leases,
         reserve_call_window,
@@ -2135,6 +2136,80 @@ pub async fn webhook_inbox<S: State>(s: S) {
             .expect("record"),
         0,
         "an applied event is still recognised"
+    );
+}
+
+/// Retention: applied events received before the cut and calls made before it go, at most
+/// `limit` a call; pending events stay whatever their age.
+pub async fn retention_prunes_applied_events_and_old_calls<S: State>(s: S) {
+    let t = T0;
+    let ev = |k: &str| (k.to_string(), format!("body {k}"));
+    s.record_webhook_events(
+        &[ev("old-applied-1"), ev("old-applied-2"), ev("old-pending")],
+        t,
+    )
+    .await
+    .expect("record");
+    s.record_webhook_events(&[ev("new-applied")], t + 100)
+        .await
+        .expect("record");
+    s.webhook_events_to_hints(
+        &strings(&["old-applied-1", "old-applied-2", "new-applied"]),
+        &[],
+        t + 200,
+    )
+    .await
+    .expect("applied");
+    assert_eq!(
+        s.prune_webhook_events(t + 50, 1).await.expect("prune"),
+        1,
+        "the limit holds"
+    );
+    assert_eq!(s.prune_webhook_events(t + 50, 100).await.expect("prune"), 1);
+    assert_eq!(s.prune_webhook_events(t + 50, 100).await.expect("prune"), 0);
+    assert_eq!(
+        s.pending_webhook_events(10).await.expect("pending"),
+        [ev("old-pending")],
+        "a pending event is never pruned"
+    );
+    // The applied, newer one is kept: its redelivery is still recognised.
+    assert_eq!(
+        s.record_webhook_events(&[ev("new-applied")], t + 300)
+            .await
+            .expect("record"),
+        0
+    );
+    // A pruned one would be stored again (then read back: harmless).
+    assert_eq!(
+        s.record_webhook_events(&[ev("old-applied-1")], t + 300)
+            .await
+            .expect("record"),
+        1
+    );
+
+    let calls: Vec<CallRow> = (0..5)
+        .map(|i| {
+            call(
+                t + i * 10,
+                "POST",
+                "/crm/v3/objects/contacts/batch/upsert",
+                Some(200),
+                1,
+                1,
+            )
+        })
+        .collect();
+    s.record_calls(&calls).await.expect("calls");
+    assert_eq!(
+        s.prune_calls(t + 25, 2).await.expect("prune"),
+        2,
+        "the limit holds"
+    );
+    assert_eq!(s.prune_calls(t + 25, 100).await.expect("prune"), 1);
+    assert_eq!(
+        s.call_summary(0).await.expect("summary").calls,
+        2,
+        "the newer calls stay"
     );
 }
 

@@ -80,6 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         engine.state.clone(),
         engine.wakes.webhooks.clone(),
+        engine.cancel.clone(),
     )
     .await?;
     let stopper = engine.clone();
