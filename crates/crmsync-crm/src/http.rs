@@ -478,7 +478,8 @@ impl Transport {
             }
             if let Some(pause) = inner.dialect.pause_hint(&headers) {
                 lane.pause_for(pause);
-                tracing::info!(
+                // Routine during a backfill: debug, or an info log would be mostly this.
+                tracing::debug!(
                     crm,
                     pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
                     "{crm} rate-limit window nearly spent, slowing down"

@@ -260,7 +260,11 @@ impl Telemetry for LogTelemetry {
                 tracing::debug!(table, rows = changes, "old rows pruned")
             }
             Event::Reconciled { checked, drift } => {
-                tracing::info!(checked, drift, "reconciled")
+                if *checked > 0 {
+                    tracing::info!(checked, drift, "reconciled")
+                } else {
+                    tracing::debug!(checked, drift, "reconciled")
+                }
             }
             Event::TaskFailed { task, error } => {
                 tracing::warn!(task, error, "task failed; retried next round")

@@ -1,11 +1,54 @@
 //! What a person sees of the engine's telemetry on a terminal: progress bars for a one-shot
 //! pass ([`Bars`]), and the status lines of `crmsync run` ([`RunLines`]). Both subscribe to the
 //! engine's typed events; nothing here changes what the engine does.
+//!
+//! With `--log-format json` stderr is one JSON object per line and nothing else: bars are not
+//! drawn, and the lines meant for a person become info-level log events ([`announce`]).
 
 use crmsync_engine::telemetry::{Event, InboundSource, LogTelemetry, Telemetry};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+/// Whether logs are JSON lines (set once, with the process's log subscriber, which is global
+/// too).
+static JSON_LOGS: OnceLock<bool> = OnceLock::new();
+
+/// Records the log format chosen on the command line.
+pub fn set_json_logs(on: bool) {
+    let _ = JSON_LOGS.set(on);
+}
+
+fn json_logs() -> bool {
+    JSON_LOGS.get().copied().unwrap_or(false)
+}
+
+/// A line for the person watching stderr; an info-level log event when logs are JSON.
+pub fn announce(message: &str) {
+    if json_logs() {
+        tracing::info!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
+/// `warning: …` on stderr; a warn-level log event when logs are JSON.
+pub fn warn_line(message: &str) {
+    if json_logs() {
+        tracing::warn!("{message}");
+    } else {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// `error: …` on stderr; an error-level log event when logs are JSON.
+pub fn error_line(message: &str) {
+    if json_logs() {
+        tracing::error!("{message}");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
 
 /// indicatif bars fed by the engine's events: one per sync, drawn on stderr when it is a
 /// terminal.
@@ -16,8 +59,13 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Self {
+        let multi = if json_logs() {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        } else {
+            MultiProgress::new()
+        };
         Bars {
-            multi: MultiProgress::new(),
+            multi,
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -82,12 +130,17 @@ impl Bars {
 }
 
 /// The lines `crmsync run` prints on stderr: what changed, what failed, pauses. Idle rounds
-/// print nothing.
+/// print nothing. With JSON logs, only the log events.
 #[derive(Debug, Default)]
 pub struct RunLines;
 
 impl Telemetry for RunLines {
     fn emit(&self, event: &Event) {
+        // JSON logs carry the same events, structured, through `LogTelemetry`.
+        if json_logs() {
+            LogTelemetry.emit(event);
+            return;
+        }
         match event {
             Event::Delivered { sync, report } if report.created + report.updated > 0 => {
                 eprintln!(

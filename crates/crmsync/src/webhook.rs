@@ -79,8 +79,8 @@ pub async fn start(
     let from_file = hooks.listen.as_deref().and_then(|a| a.parse().ok());
     let Some(addr) = flags.listen.or(from_file) else {
         if hooks.url.is_some() {
-            eprintln!(
-                "warning: [webhooks] url is set but no `listen` address: not receiving webhooks"
+            crate::progress::warn_line(
+                "[webhooks] url is set but no `listen` address: not receiving webhooks",
             );
         }
         return Ok(None);
@@ -107,10 +107,10 @@ pub async fn start(
     });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    eprintln!(
+    crate::progress::announce(&format!(
         "receiving HubSpot webhooks on http://{bound}{PATH} ({} signatures)",
         receiver.signature.as_str()
-    );
+    ));
     let limits = crate::serve::Limits {
         max_connections: config.raw.server.max_connections,
         read_timeout: Duration::from_millis(config.raw.server.read_timeout_ms),

@@ -221,3 +221,56 @@ async fn sync_once_right_after_the_demo_sends_no_write_calls() {
     assert_eq!(upserts().await, before, "still no write call");
     sandbox.shutdown().await;
 }
+
+/// `--log-format json`: stderr is one JSON object per line (timestamp, level, message and
+/// fields flattened), nothing in between; text logs into a pipe carry no colour codes.
+#[test]
+fn json_logs_are_one_object_per_line_and_text_logs_into_a_pipe_have_no_colours() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = crmsync()
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--customers",
+            "30",
+            "--orders",
+            "30",
+            "--dir",
+        ])
+        .arg(dir.path().join("json"))
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "info-level events are logged by default");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["timestamp", "level", "message"] {
+            assert!(v.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"sync\":\"companies\"")),
+        "fields are flattened into the object: {stderr}"
+    );
+
+    let out = crmsync()
+        .args(["-v", "demo", "--customers", "30", "--orders", "30", "--dir"])
+        .arg(dir.path().join("text"))
+        .output()
+        .expect("demo runs");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe: {stderr:?}"
+    );
+}

@@ -153,7 +153,7 @@ pub async fn preflight_or_refuse(engine: &Worker, force: bool) -> anyhow::Result
         .into());
     }
     for f in &problems {
-        eprintln!("warning (--force): sync `{}`: {}", f.sync, f.message);
+        crate::progress::warn_line(&format!("(--force): sync `{}`: {}", f.sync, f.message));
     }
     engine.clear_stops().await?;
     Ok(())

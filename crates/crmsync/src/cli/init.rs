@@ -88,7 +88,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         Some(out) => {
             std::fs::write(out, &text)
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!(
+            crate::progress::announce(&format!(
                 "wrote {}: {} sync{} ({}){}; read its notes, then: crmsync check --config {}",
                 out.display(),
                 syncs.len(),
@@ -100,7 +100,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
                     n => format!(", {n} status maps to fill in"),
                 },
                 out.display()
-            );
+            ));
         }
         None => {
             let mut stdout = std::io::stdout().lock();

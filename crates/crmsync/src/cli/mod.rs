@@ -29,6 +29,11 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per
+    /// line with timestamp, level, message and fields; info level unless -v or RUST_LOG say
+    /// otherwise; no progress bars or status lines in between).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CRMSYNC_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,6 +78,13 @@ pub enum Command {
     Resync(resync::ResyncArgs),
     /// List records deleted in the CRM; settle deletions held by the mass-deletion guard.
     Deletions(deletions::DeletionsArgs),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `--config FILE`, shared by the commands that work on a configured project.

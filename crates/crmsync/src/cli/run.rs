@@ -8,7 +8,7 @@
 
 use super::ConfigArg;
 use super::common::{engine, load_config, preflight_or_refuse};
-use crate::progress::RunLines;
+use crate::progress::{RunLines, announce};
 use crate::webhook;
 use crmsync_core::config::Secrets;
 use crmsync_engine::runtime::{RunOptions, run as run_worker};
@@ -95,12 +95,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         "polling is off; applying webhook events as they come".to_string()
     };
-    eprintln!(
+    announce(&format!(
         "crmsync run: worker {} on a {} state; {poll}; app changes captured every {} ms (Ctrl-C stops)",
         engine.worker,
         crmsync_store::State::backend(&engine.state),
         run.capture_interval_ms
-    );
+    ));
     run_worker(
         engine.clone(),
         RunOptions {
@@ -108,6 +108,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    eprintln!("crmsync run stopped");
+    announce("crmsync run stopped");
     Ok(ExitCode::SUCCESS)
 }

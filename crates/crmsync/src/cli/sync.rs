@@ -37,7 +37,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
     let mut engine = engine(config).await?;
     if engine.state.paused().await? {
-        eprintln!("PAUSED: nothing was sent; `crmsync resume` turns the kill switch off");
+        crate::progress::announce(
+            "PAUSED: nothing was sent; `crmsync resume` turns the kill switch off",
+        );
         return Ok(ExitCode::SUCCESS);
     }
     preflight_or_refuse(&engine, args.force).await?;
