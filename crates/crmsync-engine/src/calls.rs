@@ -30,20 +30,21 @@ impl CallBuffer {
             .unwrap_or_default()
     }
 
-    /// Appends the buffered records to `state`'s call log, as calls of `connection`; returns
-    /// how many there were.
+    /// Appends the buffered records to `state`'s call log, as calls of `connection`, and
+    /// returns them (the engine reports each as an event; they are counted even when the log
+    /// cannot be written).
     pub async fn flush<S: Coordination>(
         &self,
         state: &S,
         connection: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> (Vec<CallRow>, Result<(), StoreError>) {
         let rows: Vec<CallRow> = self
             .drain()
             .into_iter()
             .map(|c| to_row(connection, c))
             .collect();
-        state.record_calls(&rows).await?;
-        Ok(rows.len() as u64)
+        let written = state.record_calls(&rows).await;
+        (rows, written)
     }
 }
 

@@ -75,6 +75,15 @@ impl Wakes {
             n.notify_one();
         }
     }
+
+    /// Wakes every task (after the kill switch changed, say).
+    pub fn wake_all(&self) {
+        for n in self.syncs.values() {
+            n.notify_one();
+        }
+        self.deliver.notify_one();
+        self.webhooks.notify_one();
+    }
 }
 
 /// The parts one worker works with. `A` is the app database, `S` the state, `C` the CRM.
@@ -157,7 +166,18 @@ where
 
     /// Writes the buffered call records to the call log; returns how many there were.
     pub async fn flush_calls(&self) -> Result<u64, EngineError> {
-        Ok(self.calls.flush(&self.state, &self.connection).await?)
+        let (rows, written) = self.calls.flush(&self.state, &self.connection).await;
+        for row in &rows {
+            self.emit(Event::CrmCall {
+                connection: row.connection.clone(),
+                operation: row.operation.clone(),
+                status: row.status,
+                rate_limited: row.rate_limited,
+                latency_ms: u64::try_from(row.latency_ms).unwrap_or(0),
+            });
+        }
+        written?;
+        Ok(rows.len() as u64)
     }
 
     /// The CRM object a sync writes.

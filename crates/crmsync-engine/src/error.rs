@@ -16,4 +16,7 @@ pub enum EngineError {
     /// The config names something the engine cannot find (e.g. an unknown object).
     #[error("{0}")]
     Config(String),
+    /// A person's request that cannot be done as asked (no such open conflict, say).
+    #[error("{0}")]
+    Refused(String),
 }

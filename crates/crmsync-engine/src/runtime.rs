@@ -217,7 +217,13 @@ where
             if engine.halted().await? || !engine.lead(WEBHOOK_TASK).await? {
                 return Ok::<(), EngineError>(());
             }
-            engine.webhooks_to_hints().await?;
+            let (report, _) = engine.webhooks_to_hints().await?;
+            if report.events > 0 {
+                engine.emit(Event::WebhooksApplied {
+                    applied: report.events - report.events_skipped,
+                    skipped: report.events_skipped,
+                });
+            }
             Ok(())
         };
         if let Err(e) = step.await {

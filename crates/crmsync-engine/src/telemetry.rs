@@ -37,6 +37,18 @@ impl InboundSource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
+    /// One HTTP attempt to the CRM (reported when the call log is written, after each stage):
+    /// its connection, operation (`upsert`, `read`, ...), status (`None`: no answer arrived).
+    CrmCall {
+        connection: String,
+        operation: String,
+        status: Option<u16>,
+        rate_limited: bool,
+        latency_ms: u64,
+    },
+    /// Stored webhook events turned into hints (`applied`), and ones no sync could use
+    /// (`skipped`: another object, a property not pulled, an unparseable body).
+    WebhooksApplied { applied: u64, skipped: u64 },
     /// A worker started (its owner token, the state backend).
     WorkerStarted { worker: String, state: String },
     /// A worker took or lost the lead of a periodic task.
@@ -139,6 +151,12 @@ impl Telemetry for LogTelemetry {
                 tracing::info!(worker, state, "worker started")
             }
             Event::Leader { task, held } => tracing::debug!(task, held, "leader lease"),
+            // The call log (and tracing at the transport) has them; one line per call would
+            // drown the log.
+            Event::CrmCall { .. } => {}
+            Event::WebhooksApplied { applied, skipped } => {
+                tracing::debug!(applied, skipped, "webhook events turned into read-backs")
+            }
             Event::Planned { sync, to_send } => tracing::debug!(sync, to_send, "planned"),
             Event::Captured {
                 sync,

@@ -222,6 +222,7 @@ impl Inspect for AnyState {
         fn jobs_of(&self, sync: &str, local_id: &str) -> Result<Vec<JobDetail>, StoreError>;
         fn job_problems(&self, sync: &str, limit: i64) -> Result<Vec<JobProblem>, StoreError>;
         fn calls_between(&self, from_ms: i64, to_ms: i64, endpoint_part: &str, limit: i64) -> Result<Vec<CallRow>, StoreError>;
+        fn recent_call_errors(&self, limit: i64) -> Result<Vec<CallRow>, StoreError>;
     }
 }
 

@@ -776,6 +776,13 @@ pub trait Inspect: Send + Sync {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<JobProblem>, StoreError>> + Send;
 
+    /// The latest `limit` calls that failed (an error was logged: the CRM's own message, or
+    /// why no answer came), newest first.
+    fn recent_call_errors(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<CallRow>, StoreError>> + Send;
+
     /// Calls started in `[from_ms, to_ms]` whose endpoint contains `endpoint_part`, oldest
     /// first, at most `limit`.
     fn calls_between(

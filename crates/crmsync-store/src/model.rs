@@ -297,6 +297,8 @@ pub struct QueueCounts {
     pub held: i64,
     /// Links with a CRM id.
     pub linked: i64,
+    /// When the oldest pending job was queued (ms since the epoch): how far behind the CRM is.
+    pub oldest_pending_at_ms: Option<i64>,
 }
 
 // ----- the queue -------------------------------------------------------------------------------

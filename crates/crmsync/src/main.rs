@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod exit;
 mod init;
+mod ops;
 mod progress;
 mod serve;
 mod webhook;

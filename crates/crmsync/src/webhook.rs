@@ -267,10 +267,12 @@ async fn receive(
     body: Bytes,
 ) -> Result<StatusCode, Refusal> {
     if let Err(e) = verify(&r, &uri, &headers, &body) {
+        crate::ops::metrics::webhook_refused("signature");
         tracing::warn!(error = %e, version = r.signature.as_str(), "webhook request refused");
         return Err(e.into());
     }
     let events = events(&body).inspect_err(|e| {
+        crate::ops::metrics::webhook_refused("body");
         tracing::warn!(error = %e, "webhook request refused: not a delivery of events");
     })?;
     let stored = tokio::time::timeout(
@@ -281,6 +283,7 @@ async fn receive(
     .await;
     match stored {
         Err(_) => {
+            crate::ops::metrics::webhook_refused("store");
             tracing::error!(
                 waited_ms = STORE_TIMEOUT.as_millis() as u64,
                 "the state database did not take the webhook events in time; hubspot will retry"
@@ -288,6 +291,7 @@ async fn receive(
             Err(Refusal::Store)
         }
         Ok(Ok(new)) => {
+            crate::ops::metrics::webhook_stored(events.len() as u64, new);
             tracing::info!(received = events.len(), new, "webhook events stored");
             if new > 0 {
                 r.wake.notify_one();
@@ -295,6 +299,7 @@ async fn receive(
             Ok(StatusCode::NO_CONTENT)
         }
         Ok(Err(e)) => {
+            crate::ops::metrics::webhook_refused("store");
             tracing::error!(error = %e, "webhook events could not be stored; hubspot will retry");
             Err(Refusal::Store)
         }

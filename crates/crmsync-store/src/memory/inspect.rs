@@ -103,6 +103,21 @@ impl Inspect for MemoryState {
         Ok(out)
     }
 
+    async fn recent_call_errors(&self, limit: i64) -> Result<Vec<CallRow>, StoreError> {
+        let inner = self.lock();
+        let mut out: Vec<CallRow> = inner
+            .calls
+            .iter()
+            .filter(|c| c.error.is_some())
+            .cloned()
+            .collect();
+        // Newest first; among equal times the later-logged first.
+        out.reverse();
+        out.sort_by_key(|c| std::cmp::Reverse(c.at_ms));
+        out.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(out)
+    }
+
     async fn calls_between(
         &self,
         from_ms: i64,

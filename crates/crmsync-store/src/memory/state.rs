@@ -351,7 +351,13 @@ impl Records for MemoryState {
         let mut c = QueueCounts::default();
         for j in inner.jobs.values().filter(|j| j.sync == sync) {
             match j.state {
-                Ready | Running | Retrying => c.pending += 1,
+                Ready | Running | Retrying => {
+                    c.pending += 1;
+                    c.oldest_pending_at_ms = Some(
+                        c.oldest_pending_at_ms
+                            .map_or(j.created_at, |o| o.min(j.created_at)),
+                    );
+                }
                 Dead => c.dead += 1,
                 Done => {}
             }

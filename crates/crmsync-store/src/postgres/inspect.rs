@@ -8,6 +8,7 @@ use crate::Inspect;
 use crate::error::StoreError;
 use crate::ident::sql;
 use crate::model::*;
+use sqlx::postgres::PgRow;
 
 impl Inspect for PgState {
     async fn request_retry(
@@ -145,24 +146,36 @@ impl Inspect for PgState {
         .bind((limit >= 0).then_some(limit))
         .fetch_all(self.pool())
         .await?;
-        let t = "calls";
-        rows.iter()
-            .map(|r| {
-                Ok(CallRow {
-                    connection: get(r, 0, t)?,
-                    at_ms: get(r, 1, t)?,
-                    method: get(r, 2, t)?,
-                    endpoint: get(r, 3, t)?,
-                    status: get::<Option<i32>>(r, 4, t)?.and_then(|s| u16::try_from(s).ok()),
-                    attempt: u32::try_from(get::<i64>(r, 5, t)?).unwrap_or(0),
-                    latency_ms: get(r, 6, t)?,
-                    records: u32::try_from(get::<i64>(r, 7, t)?).unwrap_or(0),
-                    rate_limits: get(r, 8, t)?,
-                    error: get(r, 9, t)?,
-                    operation: get(r, 10, t)?,
-                    rate_limited: get(r, 11, t)?,
-                })
-            })
-            .collect()
+        rows.iter().map(call_row).collect()
     }
+
+    async fn recent_call_errors(&self, limit: i64) -> Result<Vec<CallRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error, operation, rate_limited
+             FROM calls WHERE error IS NOT NULL ORDER BY at_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(call_row).collect()
+    }
+}
+
+/// One `calls` row, selected in the column order of the queries above.
+fn call_row(r: &PgRow) -> Result<CallRow, StoreError> {
+    let t = "calls";
+    Ok(CallRow {
+        connection: get(r, 0, t)?,
+        at_ms: get(r, 1, t)?,
+        method: get(r, 2, t)?,
+        endpoint: get(r, 3, t)?,
+        status: get::<Option<i32>>(r, 4, t)?.and_then(|s| u16::try_from(s).ok()),
+        attempt: u32::try_from(get::<i64>(r, 5, t)?).unwrap_or(0),
+        latency_ms: get(r, 6, t)?,
+        records: u32::try_from(get::<i64>(r, 7, t)?).unwrap_or(0),
+        rate_limits: get(r, 8, t)?,
+        error: get(r, 9, t)?,
+        operation: get(r, 10, t)?,
+        rate_limited: get(r, 11, t)?,
+    })
 }

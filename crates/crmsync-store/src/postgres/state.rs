@@ -556,11 +556,12 @@ impl Records for PgState {
     }
 
     async fn counts(&self, sync: &str) -> Result<QueueCounts, StoreError> {
-        // One statement: the six numbers come from one snapshot.
+        // One statement: the figures come from one snapshot.
         let r = sqlx::query(
-            "SELECT j.pending, j.dead, q.invalid, q.rejected, q.held, l.linked FROM
+            "SELECT j.pending, j.dead, q.invalid, q.rejected, q.held, l.linked, j.oldest FROM
                (SELECT COUNT(*) FILTER (WHERE state IN ('ready', 'running', 'retrying')) AS pending,
-                       COUNT(*) FILTER (WHERE state = 'dead') AS dead
+                       COUNT(*) FILTER (WHERE state = 'dead') AS dead,
+                       MIN(created_at) FILTER (WHERE state IN ('ready', 'running', 'retrying')) AS oldest
                 FROM jobs WHERE sync = $1) AS j,
                (SELECT COUNT(*) FILTER (WHERE kind = 'invalid') AS invalid,
                        COUNT(*) FILTER (WHERE kind = 'rejected') AS rejected,
@@ -578,6 +579,7 @@ impl Records for PgState {
             rejected: get(&r, 3, "quarantine")?,
             held: get(&r, 4, "quarantine")?,
             linked: get(&r, 5, "links")?,
+            oldest_pending_at_ms: get(&r, 6, "jobs")?,
         })
     }
 }

@@ -392,7 +392,8 @@ impl Records for SqliteState {
 
     async fn counts(&self, sync: &str) -> Result<QueueCounts, StoreError> {
         let jobs = sqlx::query(
-            "SELECT COALESCE(SUM(state IN ('ready', 'running', 'retrying')), 0), COALESCE(SUM(state = 'dead'), 0)
+            "SELECT COALESCE(SUM(state IN ('ready', 'running', 'retrying')), 0), COALESCE(SUM(state = 'dead'), 0),
+                    MIN(CASE WHEN state IN ('ready', 'running', 'retrying') THEN created_at END)
              FROM jobs WHERE sync = ?",
         )
         .bind(sync)
@@ -417,6 +418,7 @@ impl Records for SqliteState {
             rejected: get(&q, 1, "quarantine")?,
             held: get(&q, 2, "quarantine")?,
             linked,
+            oldest_pending_at_ms: get(&jobs, 2, "jobs")?,
         })
     }
 }

@@ -1700,6 +1700,7 @@ pub async fn counts_of_a_sync<S: State>(s: S) {
             rejected: 1,
             held: 2,
             linked: 1,
+            oldest_pending_at_ms: Some(t),
         }
     );
     assert_eq!(
@@ -2210,6 +2211,37 @@ pub async fn retention_prunes_applied_events_and_old_calls<S: State>(s: S) {
         s.call_summary(0).await.expect("summary").calls,
         2,
         "the newer calls stay"
+    );
+
+    let failed = |at: i64, error: &str| CallRow {
+        error: Some(error.to_string()),
+        ..call(
+            at,
+            "POST",
+            "/crm/v3/objects/contacts/batch/upsert",
+            Some(400),
+            1,
+            1,
+        )
+    };
+    s.record_calls(&[
+        failed(t + 100, "first"),
+        failed(t + 200, "second"),
+        failed(t + 300, "third"),
+    ])
+    .await
+    .expect("calls");
+    let recent: Vec<Option<String>> = s
+        .recent_call_errors(2)
+        .await
+        .expect("recent")
+        .into_iter()
+        .map(|c| c.error)
+        .collect();
+    assert_eq!(
+        recent,
+        [Some("third".to_string()), Some("second".to_string())],
+        "newest first, failures only"
     );
 }
 

@@ -1,17 +1,14 @@
 //! `crmsync conflicts` lists the fields parked for review (changed on both sides, `conflict =
-//! "review"`); `crmsync resolve <id> --take app|crm` settles one. Taking the CRM's value writes
-//! it into the app row; taking the app's makes it the agreed base, and the next push pass sends
-//! it. Either way the record flows again once none of its conflicts is open.
+//! "review"`); `crmsync resolve <id> --take app|crm` settles one
+//! ([`crmsync_engine::lifecycle::conflict`], which the dashboard uses too).
 
 use super::ConfigArg;
 use super::common::load_config;
 use crate::exit::UsageError;
 use crmsync_core::config::Secrets;
-use crmsync_core::mapping::map_value_back;
-use crmsync_engine::inbound::decide::column_of;
-use crmsync_store::{
-    Lifecycle, PullRecord, Records, Role, RowWrite, Source, open_source, open_state,
-};
+use crmsync_engine::EngineError;
+use crmsync_engine::lifecycle::conflict::{Take, resolve_conflict};
+use crmsync_store::{Lifecycle, Role, open_source, open_state};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -72,84 +69,22 @@ pub async fn list(args: ConflictsArgs) -> anyhow::Result<ExitCode> {
 pub async fn resolve(args: ResolveArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::NotNeeded)?;
     let store = open_state(&config.state_url(), Role::Beside).await?;
-    let Some(c) = store
-        .open_conflicts(None)
-        .await?
-        .into_iter()
-        .find(|c| c.id == args.id)
-    else {
-        return Err(UsageError(format!(
-            "no open conflict {}; `crmsync conflicts` lists them",
-            args.id
-        ))
-        .into());
+    let source = open_source(&config.source_url()).await?;
+    let take = match args.take {
+        Side::App => Take::App,
+        Side::Crm => Take::Crm,
     };
-    let sync = config.sync(&c.sync).ok_or_else(|| {
-        UsageError(format!(
-            "conflict {} belongs to sync `{}`, which the config no longer has",
-            c.id, c.sync
-        ))
-    })?;
-    let base = match args.take {
-        // The CRM's value becomes the base: it has been seen, and the app's value is the newer
-        // change, which the next push sends (and the read before writing lets through).
-        Side::App => c.crm_value.clone(),
-        Side::Crm => {
-            let (key, field) = sync
-                .fields
-                .iter()
-                .find(|(_, f)| f.crm == c.field)
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "sync `{}` no longer maps the CRM property `{}`",
-                        c.sync, c.field
-                    ))
-                })?;
-            let app = map_value_back(field, &c.crm_value).map_err(UsageError)?;
-            let source = open_source(&config.source_url()).await?;
-            source
-                .write(
-                    &sync.table,
-                    &sync.key,
-                    &[RowWrite {
-                        key: c.local_id.clone(),
-                        set: vec![(
-                            column_of(key, field).to_string(),
-                            (!app.is_empty()).then_some(app),
-                        )],
-                        expect: vec![],
-                    }],
-                )
-                .await?;
-            c.crm_value.clone()
-        }
+    let c = match resolve_conflict(&config, &store, &source, args.id, take).await {
+        Ok(c) => c,
+        Err(EngineError::Refused(why)) => return Err(UsageError(why).into()),
+        Err(e) => return Err(e.into()),
     };
-    store
-        .record_pulls(
-            &c.sync,
-            &[PullRecord {
-                local_id: c.local_id.clone(),
-                pushed_hash: None,
-                pulled_hash: None,
-                bases: vec![(c.field.clone(), base)],
-            }],
-        )
-        .await?;
-    store
-        .resolve_conflict(
-            c.id,
-            match args.take {
-                Side::App => "app",
-                Side::Crm => "crm",
-            },
-        )
-        .await?;
     println!(
         "conflict {} settled with the {} value; the next round syncs record {}",
         c.id,
-        match args.take {
-            Side::App => "app's",
-            Side::Crm => "CRM's",
+        match take {
+            Take::App => "app's",
+            Take::Crm => "CRM's",
         },
         c.local_id
     );

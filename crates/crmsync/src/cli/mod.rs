@@ -1,7 +1,7 @@
 //! The command line: one file per subcommand, all parsed by clap here.
 
 mod check;
-mod common;
+pub mod common;
 mod conflicts;
 mod deletions;
 mod demo;

@@ -4,15 +4,18 @@
 //! database share the work; a SQLite state serves one. SIGTERM or Ctrl-C lets the current
 //! batches finish, gives the worker's jobs and leases back, then exits 0. While `crmsync pause`
 //! is on, no batch of either direction starts and queued work is kept. With `[webhooks]
-//! listen` (or `--webhook-listen`), a stored webhook event is applied at once.
+//! listen` (or `--webhook-listen`), a stored webhook event is applied at once. With `[server]
+//! listen` (or `--listen`), the operator server (dashboard, API, metrics, health) runs beside.
 
 use super::ConfigArg;
 use super::common::{engine, load_config, preflight_or_refuse};
+use crate::ops;
 use crate::progress::{RunLines, announce};
 use crate::webhook;
 use crmsync_core::config::Secrets;
 use crmsync_engine::runtime::{RunOptions, run as run_worker};
 use crmsync_engine::telemetry::Event;
+use crmsync_engine::telemetry::Fanout;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,6 +39,11 @@ pub struct RunArgs {
     /// (e.g. behind a TLS proxy). Overrides `[webhooks] url`.
     #[arg(long)]
     pub webhook_url: Option<String>,
+    /// Serve the operator server on this address: the dashboard at `/`, the JSON API under
+    /// `/api/`, `/metrics`, `/healthz`, `/readyz` (docs/operations.md). Overrides `[server]
+    /// listen`. Any address but the loopback needs the operator token (CRMSYNC_SERVER_TOKEN).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Start even when a mapped property does not exist in the CRM (or is read-only); without
     /// it, such a mapping is refused before anything is sent.
     #[arg(long)]
@@ -67,10 +75,33 @@ async fn shutdown_signal() {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config.config, Secrets::Required)?;
+    // Validated when the config was loaded.
+    let listen = args.listen.or_else(|| {
+        config
+            .raw
+            .server
+            .listen
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+    });
+    // Before anything opens: a server that may not listen is a usage error, not a late surprise.
+    let server = match listen {
+        Some(addr) => Some((addr, ops::operator_token(&config, addr)?)),
+        None => None,
+    };
     let mut engine = engine(config).await?;
     preflight_or_refuse(&engine, args.force).await?;
-    engine.telemetry = Arc::new(RunLines);
+    let health = Arc::new(ops::health::Health::default());
+    let metrics = ops::metrics::install();
+    engine.telemetry = Arc::new(Fanout(vec![
+        Arc::new(RunLines),
+        Arc::new(ops::metrics::MetricsTelemetry),
+        health.clone(),
+    ]));
     let engine = Arc::new(engine);
+    if let Some((addr, token)) = server {
+        ops::start(addr, token, engine.clone(), metrics, health).await?;
+    }
     webhook::start(
         &engine.config,
         webhook::Overrides {

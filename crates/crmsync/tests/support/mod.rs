@@ -3,4 +3,6 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod ops;
+pub mod prom;
 pub mod proxy;

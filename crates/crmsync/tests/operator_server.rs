@@ -1,0 +1,201 @@
+//! The operator server of `crmsync run --listen` over a real socket, against a running demo:
+//! `/metrics` before and after a sync (strictly parsed, the counters move), `/healthz` and
+//! `/readyz`, the JSON API with its actions (they need the token; reads from the loopback do
+//! not), and a refusal to listen beyond the loopback without a token.
+
+mod support;
+
+use support::ops::{OpsRun, TOKEN, wait_for};
+use support::prom::sum;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_a_sync_and_parse_strictly() {
+    let ops = OpsRun::start(Some(TOKEN)).await;
+    let before = ops.metrics().await;
+    for name in [
+        "crmsync_sync_records",
+        "crmsync_queue_jobs",
+        "crmsync_api_budget_remaining",
+        "crmsync_conflicts_open",
+        "crmsync_deletions_held",
+        "crmsync_webhook_events_pending",
+        "crmsync_oldest_pending_change_seconds",
+        "crmsync_build_info",
+    ] {
+        assert!(before.iter().any(|s| s.name == name), "{name} missing");
+    }
+    assert_eq!(
+        sum(
+            &before,
+            "crmsync_sync_records",
+            &[("sync", "companies"), ("state", "synced")]
+        ),
+        f64::from(support::ops::CUSTOMERS)
+    );
+    let updated = |s: &[support::prom::Sample]| {
+        sum(
+            s,
+            "crmsync_records_total",
+            &[
+                ("sync", "companies"),
+                ("direction", "push"),
+                ("outcome", "updated"),
+            ],
+        )
+    };
+    let ok_upserts = |s: &[support::prom::Sample]| {
+        sum(
+            s,
+            "crmsync_crm_requests_total",
+            &[("operation", "upsert"), ("status", "200")],
+        )
+    };
+    let (updated_before, upserts_before) = (updated(&before), ok_upserts(&before));
+
+    // An app edit: the next round pushes it.
+    sqlx::query("UPDATE customers SET company_name = 'Renamed Robotics', updated_at = '2030-01-01T00:00:00Z' WHERE id = (SELECT MIN(id) FROM customers)")
+        .execute(&mut ops.app().await)
+        .await
+        .expect("edit");
+    let ops_ref = &ops;
+    let after = wait_for(30, "the push counted", move || async move {
+        let m = ops_ref.metrics().await;
+        (updated(&m) > updated_before).then_some(m)
+    })
+    .await;
+    assert_eq!(updated(&after), updated_before + 1.0);
+    assert!(
+        ok_upserts(&after) > upserts_before,
+        "the upsert call is counted"
+    );
+    // Labels stay low-cardinality: no record ids or values.
+    for s in &after {
+        for (k, v) in &s.labels {
+            assert!(
+                [
+                    "connection",
+                    "operation",
+                    "status",
+                    "sync",
+                    "direction",
+                    "outcome",
+                    "state",
+                    "window",
+                    "reason",
+                    "task",
+                    "version"
+                ]
+                .contains(&k.as_str()),
+                "label {k}={v} on {}",
+                s.name
+            );
+        }
+    }
+
+    let health = ops
+        .http
+        .get(format!("{}/healthz", ops.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = ops.json("/readyz").await;
+    assert_eq!(ready["ready"], true, "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reads_freely_on_the_loopback_and_acts_only_with_the_token() {
+    let ops = OpsRun::start(Some(TOKEN)).await;
+    let status = ops.json("/api/status").await;
+    let syncs: Vec<&str> = status["syncs"]
+        .as_array()
+        .expect("syncs")
+        .iter()
+        .filter_map(|s| s["sync"].as_str())
+        .collect();
+    assert_eq!(syncs, ["companies", "contacts", "deals"], "{status}");
+    let openapi = ops.json("/api/openapi.json").await;
+    assert_eq!(openapi["openapi"], "3.1.0");
+    assert!(openapi["paths"]["/api/status"].is_object());
+
+    // No token, a wrong one: 401 and nothing changes.
+    for auth in [None, Some("wrong")] {
+        let mut req = ops.http.post(format!("{}/api/pause", ops.url));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        let resp = req.send().await.expect("answer");
+        assert_eq!(resp.status(), 401);
+        let body = resp.text().await.unwrap_or_default();
+        assert!(!body.contains(TOKEN), "{body}");
+    }
+    assert_eq!(ops.json("/api/status").await["two_way"]["paused"], false);
+
+    // A conflict parked for review, settled with the CRM's value through the API.
+    let (id, customer, _) = ops.make_conflict(1).await;
+    let settled = ops
+        .post_ok(
+            &format!("/api/conflicts/{id}/resolve"),
+            Some(serde_json::json!({"take": "crm"})),
+        )
+        .await;
+    assert_eq!(settled["resolved"], id);
+    let name: String = sqlx::query_scalar("SELECT company_name FROM customers WHERE id = ?")
+        .bind(customer)
+        .fetch_one(&mut ops.app().await)
+        .await
+        .expect("row");
+    assert_eq!(name, "CRM Side Inc");
+    assert!(
+        ops.json("/api/conflicts")
+            .await
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    );
+
+    // Mass deletion held, then rejected (the records are pushed again).
+    ops.hold_deletions(5, 3).await;
+    let m = ops.metrics().await;
+    assert_eq!(sum(&m, "crmsync_deletions_held", &[]), 3.0);
+    let settled = ops.post_ok("/api/deletions/reject", None).await;
+    assert_eq!(settled["settled"], 3);
+    let held = ops.json("/api/deletions").await;
+    assert!(
+        held.as_array()
+            .is_some_and(|a| a.iter().all(|d| d["state"] != "held")),
+        "{held}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_server_stays_on_the_loopback_and_offers_no_actions() {
+    let ops = OpsRun::start(None).await;
+    let resp = ops
+        .http
+        .post(format!("{}/api/pause", ops.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.text()
+            .await
+            .unwrap_or_default()
+            .contains("none is configured")
+    );
+
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("crmsync"))
+        .args(["run", "--rounds", "1", "--listen", "0.0.0.0:0", "--config"])
+        .arg(ops.dir.join("crmsync.toml"))
+        .env("HUBSPOT_ACCESS_TOKEN", "test-token")
+        .env_remove("CRMSYNC_SERVER_TOKEN")
+        .env_remove("OPS_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without a token") && stderr.contains("0.0.0.0"),
+        "{stderr}"
+    );
+}
