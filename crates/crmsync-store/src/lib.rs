@@ -777,7 +777,8 @@ pub trait Inspect: Send + Sync {
     ) -> impl Future<Output = Result<Vec<JobProblem>, StoreError>> + Send;
 
     /// The latest `limit` calls that failed (an error was logged: the CRM's own message, or
-    /// why no answer came), newest first.
+    /// why no answer came), newest first. A lookup's 404 (a GET of something that does not
+    /// exist yet) is an answer, not a failure, as in [`Coordination::call_summary`].
     fn recent_call_errors(
         &self,
         limit: i64,

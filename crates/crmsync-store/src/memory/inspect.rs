@@ -108,7 +108,7 @@ impl Inspect for MemoryState {
         let mut out: Vec<CallRow> = inner
             .calls
             .iter()
-            .filter(|c| c.error.is_some())
+            .filter(|c| c.error.is_some() && !(c.method == "GET" && c.status == Some(404)))
             .cloned()
             .collect();
         // Newest first; among equal times the later-logged first.

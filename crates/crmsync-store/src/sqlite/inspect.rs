@@ -150,7 +150,7 @@ impl Inspect for SqliteState {
     async fn recent_call_errors(&self, limit: i64) -> Result<Vec<CallRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT connection, at_ms, method, endpoint, status, attempt, latency_ms, records, rate_limits, error, operation, rate_limited
-             FROM calls WHERE error IS NOT NULL ORDER BY at_ms DESC, id DESC LIMIT ?",
+             FROM calls WHERE error IS NOT NULL AND NOT (method = 'GET' AND status = 404) ORDER BY at_ms DESC, id DESC LIMIT ?",
         )
         .bind(limit.max(0))
         .fetch_all(self.pool())

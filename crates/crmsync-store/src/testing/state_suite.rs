@@ -2228,6 +2228,17 @@ pub async fn retention_prunes_applied_events_and_old_calls<S: State>(s: S) {
         failed(t + 100, "first"),
         failed(t + 200, "second"),
         failed(t + 300, "third"),
+        CallRow {
+            error: Some("a lookup of something not made yet".to_string()),
+            ..call(
+                t + 400,
+                "GET",
+                "/crm/v3/properties/contacts/x",
+                Some(404),
+                1,
+                0,
+            )
+        },
     ])
     .await
     .expect("calls");
@@ -2241,7 +2252,7 @@ pub async fn retention_prunes_applied_events_and_old_calls<S: State>(s: S) {
     assert_eq!(
         recent,
         [Some("third".to_string()), Some("second".to_string())],
-        "newest first, failures only"
+        "newest first, failures only (a lookup's 404 is an answer)"
     );
 }
 

@@ -160,29 +160,34 @@ pub struct Done {
     pub done: Option<String>,
 }
 
-/// "12 invalid: email (not an e-mail address)", most frequent first.
+/// "12 invalid, email on email: not an e-mail address (record 7)": the records of one sync
+/// grouped by kind, rule and field, most frequent first, with one record's message.
 fn reasons(entries: &[crmsync_store::QuarantineEntry]) -> Vec<String> {
-    let mut by: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str, &str), (usize, String)> = BTreeMap::new();
     for q in entries {
         let kind = match q.kind {
             QuarantineKind::Invalid => "invalid",
             QuarantineKind::Rejected => "rejected",
             QuarantineKind::Held => "held",
         };
-        let field = q.field.clone().unwrap_or_default();
-        *by.entry((kind.to_string(), field, q.message.clone()))
-            .or_default() += 1;
+        let field = q.field.as_deref().unwrap_or("");
+        let group = by
+            .entry((kind, q.rule.as_str(), field))
+            .or_insert_with(|| (0, format!("{} (record {})", q.message, q.local_id)));
+        group.0 += 1;
     }
     let mut list: Vec<_> = by.into_iter().collect();
-    list.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    list.sort_by_key(|entry| std::cmp::Reverse(entry.1.0));
     list.into_iter()
         .take(REASONS_PER_SYNC)
-        .map(|((kind, field, message), n)| {
-            if field.is_empty() {
-                format!("{n} {kind}: {message}")
+        .map(|((kind, rule, field), (n, example))| {
+            let on = if field.is_empty() {
+                String::new()
             } else {
-                format!("{n} {kind}: {field}: {message}")
-            }
+                format!(" on {field}")
+            };
+            let e_g = if n > 1 { "e.g. " } else { "" };
+            format!("{n} {kind}, {rule}{on}: {e_g}{example}")
         })
         .collect()
 }
@@ -249,7 +254,18 @@ pub async fn page(
                     w.dedup();
                     w.len()
                 },
-                if st.leaders.len() == 1 { "" } else { "(s)" }
+                if st
+                    .leaders
+                    .iter()
+                    .map(|l| &l.worker)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+                    == 1
+                {
+                    ""
+                } else {
+                    "s"
+                }
             ),
         },
         done: q.done,
