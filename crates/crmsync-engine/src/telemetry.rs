@@ -72,6 +72,8 @@ pub enum Event {
         updated: u64,
         rejected: u64,
         failed: u64,
+        /// Of the failed, the jobs out of retries (dead: they wait for `crmsync retry`).
+        dead: u64,
     },
     /// Outcomes dropped because this worker's lease on the jobs ran out and another worker
     /// took them (they are delivered again by it; upserts make that harmless).

@@ -199,3 +199,92 @@ async fn without_a_token_the_server_stays_on_the_loopback_and_offers_no_actions(
         "{stderr}"
     );
 }
+
+/// What the alert receiver got: (webhook-id, webhook-timestamp, webhook-signature, body).
+type Got = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+/// A mass deletion held raises an alert: a log line and a signed POST; the receiver's first
+/// answer is 500, so the same alert (same `webhook-id`) comes again, and it verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_mass_deletion_raises_a_signed_alert_that_is_retried() {
+    use axum::http::{HeaderMap, StatusCode};
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let got: Got = Default::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let mut all = seen.lock().expect("lock");
+                all.push((
+                    h("webhook-id"),
+                    h("webhook-timestamp"),
+                    h("webhook-signature"),
+                    body,
+                ));
+                // The first delivery fails: the sender must come back.
+                if all.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let ops = OpsRun::start_with(
+        Some(TOKEN),
+        "[alerts]\nurl_env = \"ALERT_URL\"\nsecret_env = \"ALERT_SECRET\"\n",
+        &[
+            ("ALERT_URL", &format!("http://{addr}/alerts")),
+            ("ALERT_SECRET", secret),
+        ],
+    )
+    .await;
+    ops.hold_deletions(5, 3).await;
+    let got_ref = &got;
+    let deliveries = wait_for(30, "the alert delivered twice", move || async move {
+        let all = got_ref.lock().expect("lock").clone();
+        (all.len() >= 2).then_some(all)
+    })
+    .await;
+    let (id, ts, sig, body) = &deliveries[0];
+    assert_eq!(&deliveries[1].0, id, "a retry keeps the webhook-id");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON alert");
+    assert_eq!(v["kind"], "deletions_held", "{v}");
+    assert_eq!(v["sync"], "companies", "{v}");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("key");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let want = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(sig, &want);
+    assert!(
+        ops.log().contains("held by the mass-deletion guard"),
+        "the alert is logged too: {}",
+        ops.log()
+    );
+    let m = ops.metrics().await;
+    assert_eq!(
+        support::prom::sum(&m, "crmsync_alerts_total", &[("kind", "deletions_held")]),
+        1.0
+    );
+}

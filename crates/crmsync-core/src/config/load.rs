@@ -137,6 +137,79 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Where alerts go: `[alerts] url`, or the content of `url_file`, or the variable `url_env`
+    /// names; `Ok(None)` when none is set.
+    pub fn alert_url(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        let a = &self.raw.alerts;
+        if let Some(url) = &a.url {
+            return Ok(Some(SecretString::from(url.clone())));
+        }
+        if a.url_env.is_none() && a.url_file.is_none() {
+            return Ok(None);
+        }
+        self.secret_of(
+            &SecretSource {
+                section: "alerts",
+                env_key: "url_env",
+                file_key: "url_file",
+                env_var: a.url_env.as_deref(),
+                file: a.url_file.as_deref(),
+                noun: "URL",
+                what: "the alert webhook's URL",
+                example: "https://hooks.example.com/…",
+            },
+            env,
+        )
+        .map(Some)
+    }
+
+    /// The Standard Webhooks secret (`whsec_…`) that signs alerts; `Ok(None)` when none is set.
+    pub fn alert_secret(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<SecretString>, ConfigError> {
+        let a = &self.raw.alerts;
+        if a.secret_env.is_none() && a.secret_file.is_none() {
+            return Ok(None);
+        }
+        self.secret_of(
+            &SecretSource {
+                section: "alerts",
+                env_key: "secret_env",
+                file_key: "secret_file",
+                env_var: a.secret_env.as_deref(),
+                file: a.secret_file.as_deref(),
+                noun: "secret",
+                what: "the alert webhook's signing secret",
+                example: "whsec_…",
+            },
+            env,
+        )
+        .map(Some)
+    }
+
+    /// Reads a secret of this config's file, its problem located at its key's line.
+    fn secret_of(
+        &self,
+        source: &SecretSource<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SecretString, ConfigError> {
+        resolve_secret(source, &self.path, env).map_err(|mut problem| {
+            problem.line = std::fs::read_to_string(&self.path)
+                .ok()
+                .and_then(|text| line_of(&text, &problem.path));
+            ConfigError::Invalid {
+                path: self.path.clone(),
+                problems: vec![problem],
+            }
+        })
+    }
+}
+
 /// One thing wrong with a config, located as precisely as the file allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -13,7 +13,7 @@ pub mod validate;
 pub use crm_create::{InsertValue, OnCrmCreate};
 pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
 pub use raw::{
-    Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig, Item,
-    OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth, ServerConfig, SourceConfig,
+    AlertsConfig, Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig,
+    Item, OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth, ServerConfig, SourceConfig,
     StateConfig, SyncConfig, WebhookSignature, WebhooksConfig, WriteMode,
 };

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncConfig>,
 }
@@ -108,6 +110,56 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
         }
     }
+}
+
+/// `[alerts]`: what `crmsync run` reports to a webhook (and logs at error level) when it needs
+/// a person: jobs out of retries, the daily budget pausing delivery, a mass deletion held,
+/// conflicts waiting too long, the CRM refusing every call for a while. No webhook unless one of
+/// `url`, `url_env`, `url_file` is set (a chat webhook URL is itself a secret: env or file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<String>,
+    /// Environment variable / file holding a Standard Webhooks secret (`whsec_…`) that signs
+    /// each alert (`webhook-id`, `webhook-timestamp`, `webhook-signature`); unsigned without.
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+    /// A conflict open longer than this many minutes is reported (once).
+    #[serde(default = "default_conflict_wait_minutes")]
+    pub conflict_wait_minutes: u64,
+    /// The CRM refusing or failing every call for this many minutes is reported.
+    #[serde(default = "default_crm_down_minutes")]
+    pub crm_down_minutes: u64,
+    /// The same alert (kind and sync) is sent at most once per this many minutes.
+    #[serde(default = "default_alert_repeat_minutes")]
+    pub repeat_minutes: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            url: None,
+            url_env: None,
+            url_file: None,
+            secret_env: None,
+            secret_file: None,
+            conflict_wait_minutes: default_conflict_wait_minutes(),
+            crm_down_minutes: default_crm_down_minutes(),
+            repeat_minutes: default_alert_repeat_minutes(),
+        }
+    }
+}
+
+pub fn default_conflict_wait_minutes() -> u64 {
+    24 * 60
+}
+pub fn default_crm_down_minutes() -> u64 {
+    15
+}
+pub fn default_alert_repeat_minutes() -> u64 {
+    60
 }
 
 pub fn default_read_timeout_ms() -> u64 {

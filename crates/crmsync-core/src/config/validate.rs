@@ -621,6 +621,40 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             ),
         );
     }
+    let alerts = &raw.alerts;
+    let urls = [&alerts.url, &alerts.url_env, &alerts.url_file]
+        .iter()
+        .filter(|u| u.is_some())
+        .count();
+    if urls > 1 {
+        push(
+            "alerts.url".into(),
+            "set one of `url`, `url_env`, `url_file`".into(),
+        );
+    }
+    if let Some(url) = &alerts.url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        push(
+            "alerts.url".into(),
+            format!("`{url}` is not an http(s) URL"),
+        );
+    }
+    if alerts.secret_env.is_some() && alerts.secret_file.is_some() {
+        push(
+            "alerts.secret_file".into(),
+            "set either `secret_env` or `secret_file`, not both".into(),
+        );
+    }
+    for (key, minutes) in [
+        ("alerts.conflict_wait_minutes", alerts.conflict_wait_minutes),
+        ("alerts.crm_down_minutes", alerts.crm_down_minutes),
+        ("alerts.repeat_minutes", alerts.repeat_minutes),
+    ] {
+        if minutes == 0 {
+            push(key.into(), "must be at least 1 minute".into());
+        }
+    }
     for (key, days) in [
         (
             "state.webhook_event_retention_days",

@@ -928,6 +928,7 @@ where
             self.config.raw.crm.max_attempts,
         );
         settlement.retry.extend(put_back);
+        let dead = settlement.retry.iter().filter(|r| r.dead).count() as u64;
         let done =
             match settle::settle(&self.state, &self.worker, &settlement, &outcome, report).await {
                 Ok(done) => done,
@@ -951,6 +952,7 @@ where
             updated: report.updated,
             rejected: report.rejected,
             failed: report.failed,
+            dead,
         });
         Ok((done.released, hinted))
     }

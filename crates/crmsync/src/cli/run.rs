@@ -93,12 +93,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     preflight_or_refuse(&engine, args.force).await?;
     let health = Arc::new(ops::health::Health::default());
     let metrics = ops::metrics::install();
+    let alerts = ops::alerts::Alerts::new(&engine.config)?;
     engine.telemetry = Arc::new(Fanout(vec![
         Arc::new(RunLines),
         Arc::new(ops::metrics::MetricsTelemetry),
         health.clone(),
+        alerts.clone(),
     ]));
     let engine = Arc::new(engine);
+    alerts.watch(engine.clone());
     if let Some((addr, token)) = server {
         ops::start(addr, token, engine.clone(), metrics, health).await?;
     }

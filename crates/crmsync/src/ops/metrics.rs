@@ -46,6 +46,8 @@ pub const PAUSED: &str = "crmsync_paused";
 pub const SYNC_STOPPED: &str = "crmsync_sync_stopped";
 /// Periodic tasks that failed (retried next round), by `task` kind.
 pub const TASK_FAILURES: &str = "crmsync_task_failures_total";
+/// Alerts raised, by `kind`.
+pub const ALERTS: &str = "crmsync_alerts_total";
 /// 1, with the `version` label.
 pub const BUILD_INFO: &str = "crmsync_build_info";
 
@@ -83,6 +85,7 @@ fn describe() {
     describe_gauge!(SYNC_STOPPED, "1 for a sync stopped by a schema error");
     describe_counter!(TASK_FAILURES, "Periodic tasks that failed");
     describe_gauge!(BUILD_INFO, "The crmsync version");
+    describe_counter!(ALERTS, "Alerts raised, by kind");
 }
 
 /// Counts a webhook delivery the receiver stored (`new` of `events` were not seen before).

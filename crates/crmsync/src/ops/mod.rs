@@ -12,6 +12,7 @@
 //! say nothing but ready or not, for supervisors whose probes send no headers). The token is
 //! never logged.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod dashboard;

@@ -65,6 +65,11 @@ fn crmsync() -> Command {
 impl OpsRun {
     /// The demo, then `crmsync run` with the operator server (`token`: its operator token).
     pub async fn start(token: Option<&str>) -> OpsRun {
+        Self::start_with(token, "", &[]).await
+    }
+
+    /// As [`OpsRun::start`], with `extra` appended to the config and `env` set for the run.
+    pub async fn start_with(token: Option<&str>, extra: &str, env: &[(&str, &str)]) -> OpsRun {
         let mut sc = SandboxConfig::unlimited();
         sc.other_tokens.insert(UI_TOKEN.into(), 7);
         let sandbox = Sandbox::start("127.0.0.1:0", sc).await.expect("sandbox");
@@ -104,7 +109,7 @@ impl OpsRun {
             &text[end..]
         )
         .replace("conflict = \"crm_wins\"", "conflict = \"review\"");
-        std::fs::write(&config, text).expect("config");
+        std::fs::write(&config, format!("{text}\n{extra}")).expect("config");
 
         let mut cmd = crmsync();
         cmd.arg("run")
@@ -116,6 +121,7 @@ impl OpsRun {
             Some(t) => cmd.env("OPS_TOKEN", t),
             None => cmd.env_remove("OPS_TOKEN"),
         };
+        cmd.envs(env.iter().copied());
         let mut run = cmd.spawn().expect("crmsync run starts");
         let stderr = run.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));

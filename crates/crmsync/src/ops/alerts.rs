@@ -1,0 +1,327 @@
+//! Alerts: `crmsync run` tells a person when it needs one. Each alert is a log line at error
+//! level and, with `[alerts] url`, a JSON POST signed the Standard Webhooks way (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`
+//! keyed with the `whsec_` secret), retried with backoff on failure (the same `webhook-id`
+//! each time, so a receiver drops duplicates).
+//!
+//! What is reported: jobs out of retries (`jobs_dead`), the daily budget pausing delivery
+//! (`budget_paused`), deletions held by the mass-deletion guard (`deletions_held`), a conflict
+//! open longer than `conflict_wait_minutes` (`conflicts_waiting`), the CRM failing or refusing
+//! every call for `crm_down_minutes` (`crm_refusing`).
+//!
+//! Invariant: raising an alert never blocks or fails the sync: it is a `try_send` into a
+//! bounded queue a background task drains; a full queue drops the alert (the log line stays).
+//! The same kind and sync is sent at most once per `repeat_minutes`.
+
+use super::metrics as m;
+use crate::cli::common::Worker;
+use base64::Engine as _;
+use crmsync_engine::telemetry::{Event, Telemetry};
+use crmsync_store::Lifecycle;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Alerts waiting to be sent; more are dropped (and logged).
+const QUEUE: usize = 256;
+/// Attempts per alert, and the longest wait between two.
+const ATTEMPTS: usize = 6;
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often the conflict and CRM checks run.
+const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// One alert, as sent.
+#[derive(Debug, Clone)]
+struct Alert {
+    id: String,
+    body: String,
+}
+
+/// What the checks remember.
+#[derive(Debug, Default)]
+struct Memory {
+    /// (kind, sync) -> when it was last raised.
+    raised: HashMap<(String, String), Instant>,
+    /// Since when every CRM call failed (`None`: the last one was answered).
+    failing_since: Option<Instant>,
+    last_failure: Option<String>,
+}
+
+/// The alert subscriber and its sender.
+pub struct Alerts {
+    tx: Option<mpsc::Sender<Alert>>,
+    memory: Mutex<Memory>,
+    repeat: Duration,
+    conflict_wait: Duration,
+    crm_down: Duration,
+    worker: Mutex<String>,
+}
+
+impl Alerts {
+    /// The alerts of `config`; starts the sender when a URL is configured.
+    pub fn new(config: &crmsync_core::config::Config) -> anyhow::Result<Arc<Alerts>> {
+        let env = |name: &str| std::env::var(name).ok();
+        let url = config.alert_url(&env)?;
+        let secret = config.alert_secret(&env)?;
+        let key = match &secret {
+            Some(s) => Some(decode_secret(s)?),
+            None => None,
+        };
+        let tx = url.map(|url| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(send_all(rx, url, key));
+            tx
+        });
+        let a = &config.raw.alerts;
+        Ok(Arc::new(Alerts {
+            tx,
+            memory: Mutex::new(Memory::default()),
+            repeat: Duration::from_secs(a.repeat_minutes.saturating_mul(60)),
+            conflict_wait: Duration::from_secs(a.conflict_wait_minutes.saturating_mul(60)),
+            crm_down: Duration::from_secs(a.crm_down_minutes.saturating_mul(60)),
+            worker: Mutex::new(String::new()),
+        }))
+    }
+
+    /// Raises `kind` for `sync` (empty: the whole worker), unless it was raised within
+    /// `repeat_minutes`.
+    fn raise(&self, kind: &'static str, sync: &str, message: String) {
+        {
+            let Ok(mut mem) = self.memory.lock() else {
+                return;
+            };
+            let key = (kind.to_string(), sync.to_string());
+            if mem
+                .raised
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < self.repeat)
+            {
+                return;
+            }
+            mem.raised.insert(key, Instant::now());
+        }
+        tracing::error!(alert = kind, sync, "{message}");
+        metrics::counter!(m::ALERTS, "kind" => kind).increment(1);
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let worker = self.worker.lock().map(|w| w.clone()).unwrap_or_default();
+        let body = json!({
+            "type": format!("crmsync.alert.{kind}"),
+            "kind": kind,
+            "sync": (!sync.is_empty()).then_some(sync),
+            "message": message,
+            "worker": worker,
+            "at": crmsync_engine::status::rfc3339(crmsync_store::now_ms()),
+        })
+        .to_string();
+        if tx.try_send(Alert { id, body }).is_err() {
+            tracing::warn!(
+                alert = kind,
+                "the alert queue is full; this alert is only logged"
+            );
+        }
+    }
+
+    /// Starts the periodic checks (conflicts waiting, the CRM refusing every call).
+    pub fn watch(self: &Arc<Self>, engine: Arc<Worker>) {
+        if let Ok(mut w) = self.worker.lock() {
+            *w = engine.worker.clone();
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            while !engine.cancel.is_cancelled() {
+                me.check(&engine).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(CHECK_EVERY) => {}
+                    _ = engine.cancel.cancelled() => {}
+                }
+            }
+        });
+    }
+
+    async fn check(&self, engine: &Worker) {
+        if let Ok(open) = engine.state.open_conflicts(None).await {
+            let now = crmsync_store::now_ms();
+            let wait_ms = i64::try_from(self.conflict_wait.as_millis()).unwrap_or(i64::MAX);
+            let mut waiting: HashMap<&str, usize> = HashMap::new();
+            for c in open.iter().filter(|c| now - c.created_at_ms >= wait_ms) {
+                *waiting.entry(c.sync.as_str()).or_default() += 1;
+            }
+            for (sync, n) in waiting {
+                self.raise(
+                    "conflicts_waiting",
+                    sync,
+                    format!(
+                        "{n} conflict{} of {sync} waiting longer than {} minutes for a person: `crmsync conflicts`, or the dashboard",
+                        if n == 1 { "" } else { "s" },
+                        self.conflict_wait.as_secs() / 60
+                    ),
+                );
+            }
+        }
+        let down = self.memory.lock().ok().and_then(|m| {
+            let since = m.failing_since?;
+            (since.elapsed() >= self.crm_down).then(|| m.last_failure.clone().unwrap_or_default())
+        });
+        if let Some(last) = down {
+            self.raise(
+                "crm_refusing",
+                "",
+                format!(
+                    "every CRM call failed for {} minutes; the last: {last}",
+                    self.crm_down.as_secs() / 60
+                ),
+            );
+        }
+    }
+}
+
+impl Telemetry for Alerts {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Settled { sync, dead, .. } if *dead > 0 => self.raise(
+                "jobs_dead",
+                sync,
+                format!(
+                    "{dead} {sync} record{} ran out of retries; `crmsync status` shows why, `crmsync retry` tries again",
+                    if *dead == 1 { "" } else { "s" }
+                ),
+            ),
+            Event::BudgetPaused { remaining, .. } => self.raise(
+                "budget_paused",
+                "",
+                format!(
+                    "today's API budget share is spent ({remaining} calls left for others); delivery waits for the daily reset"
+                ),
+            ),
+            Event::Inbound { sync, report, .. } if report.deletions_held > 0 => self.raise(
+                "deletions_held",
+                sync,
+                format!(
+                    "{} deletions of {sync} in the CRM are held by the mass-deletion guard: `crmsync deletions --apply` or `--reject`, or the dashboard",
+                    report.deletions_held
+                ),
+            ),
+            Event::CrmCall { status, .. } => {
+                // The CRM answering at all (a record refused included) is not it being down.
+                let failed = match status {
+                    None => Some("no answer".to_string()),
+                    Some(s @ (401 | 403 | 429 | 500..)) => Some(format!("HTTP {s}")),
+                    Some(_) => None,
+                };
+                if let Ok(mut mem) = self.memory.lock() {
+                    match failed {
+                        Some(why) => {
+                            mem.failing_since.get_or_insert_with(Instant::now);
+                            mem.last_failure = Some(why);
+                        }
+                        None => mem.failing_since = None,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The HMAC key of a `whsec_` secret.
+fn decode_secret(secret: &SecretString) -> anyhow::Result<Vec<u8>> {
+    let text = secret.expose_secret();
+    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| {
+            crate::exit::UsageError(
+                "[alerts] secret is not a Standard Webhooks secret (`whsec_` and base64)".into(),
+            )
+            .into()
+        })
+}
+
+/// The `webhook-signature` of `body`.
+fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Sends every alert, each retried with exponential backoff (full jitter) until answered 2xx.
+async fn send_all(mut rx: mpsc::Receiver<Alert>, url: SecretString, key: Option<Vec<u8>>) {
+    use backon::{ExponentialBuilder, Retryable};
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "alerts cannot be sent: no HTTP client");
+            return;
+        }
+    };
+    while let Some(alert) = rx.recv().await {
+        let send = || async {
+            let ts = chrono::Utc::now().timestamp();
+            let mut req = http
+                .post(url.expose_secret())
+                .header("content-type", "application/json")
+                .header("webhook-id", &alert.id)
+                .header("webhook-timestamp", ts.to_string());
+            if let Some(key) = &key {
+                req = req.header("webhook-signature", sign(key, &alert.id, ts, &alert.body));
+            }
+            let resp = req.body(alert.body.clone()).send().await?;
+            resp.error_for_status().map(|_| ())
+        };
+        let sent = send
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(MAX_WAIT)
+                    .with_max_times(ATTEMPTS)
+                    .with_jitter(),
+            )
+            .await;
+        if let Err(e) = sent {
+            // Neither the URL (it may hold a token) nor the body's values beyond the kind.
+            let status = e
+                .status()
+                .map_or_else(|| "no answer".into(), |s| s.to_string());
+            tracing::error!(id = %alert.id, status, "an alert could not be delivered");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Standard Webhooks spec's own example (BRIDGES.md).
+    #[test]
+    fn the_signature_is_the_specs() {
+        let key = decode_secret(&SecretString::from(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        ))
+        .expect("secret");
+        assert_eq!(
+            sign(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1674087231,
+                r#"{"test": 2432232314}"#
+            ),
+            "v1,AQG81rX2n4rTN1fkXoqILSHO9gAOcwya9dP41rhrQDI="
+        );
+    }
+}
