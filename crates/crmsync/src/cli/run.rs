@@ -50,6 +50,25 @@ pub struct RunArgs {
     pub force: bool,
 }
 
+/// Logs every SIGHUP and otherwise ignores it: the config is read once at start (a reload
+/// half-applied to running batches would be worse than a restart), and a closed terminal must
+/// not stop a worker. `systemctl restart` applies a changed config.
+fn ignore_hangups() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    crate::progress::announce(
+                        "SIGHUP: ignored; the config is read at start, so restart crmsync run to apply a change",
+                    );
+                }
+            });
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -117,6 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         engine.cancel.clone(),
     )
     .await?;
+    ignore_hangups();
     let stopper = engine.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
