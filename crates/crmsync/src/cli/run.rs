@@ -69,30 +69,67 @@ fn ignore_hangups() {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM and Ctrl-C, caught from the first moment of `run`: a signal that arrives while the
+/// worker is still starting (opening databases, preflight) is kept and stops it as soon as it
+/// runs, instead of killing the process with the default action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first of them.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match &mut self.int {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let signals = StopSignals::install();
+    ignore_hangups();
     let config = load_config(&args.config.config, Secrets::Required)?;
     // Validated when the config was loaded.
     let listen = args.listen.or_else(|| {
@@ -136,10 +173,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         engine.cancel.clone(),
     )
     .await?;
-    ignore_hangups();
     let stopper = engine.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         stopper.emit(Event::Stopping);
         stopper.cancel.cancel();
     });

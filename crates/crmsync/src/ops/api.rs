@@ -221,7 +221,9 @@ pub async fn metrics(State(ops): State<Arc<Ops>>) -> Result<Response, ApiError> 
     for s in &e.config.raw.syncs {
         queues.push((s.name.clone(), e.state.counts(&s.name).await?));
     }
-    m::refresh(&st, &queues, crmsync_store::now_ms());
+    let now = crmsync_store::now_ms();
+    let interval = interval_use(e, now).await?;
+    m::refresh(&st, &queues, interval, now);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -230,6 +232,16 @@ pub async fn metrics(State(ops): State<Arc<Ops>>) -> Result<Response, ApiError> 
         handle.render(),
     )
         .into_response())
+}
+
+/// The calls logged in the last interval window, against its limit.
+pub async fn interval_use(e: &crate::cli::common::Worker, now_ms: i64) -> Result<m::Interval, ApiError> {
+    let crm = &e.config.raw.crm;
+    let since = now_ms - i64::try_from(crm.interval_ms()).unwrap_or(i64::MAX);
+    Ok(m::Interval {
+        limit: crm.requests_per_interval(),
+        used: e.state.call_summary(since).await?.calls,
+    })
 }
 
 /// The OpenAPI description of this API.

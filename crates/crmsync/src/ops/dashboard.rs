@@ -277,11 +277,17 @@ pub async fn page(
         daily_used: (st.crm.daily_budget - st.crm.daily_budget_remaining).max(0),
         daily_remaining: st.crm.daily_budget_remaining,
         resets_at: st.crm.budget_resets_at.clone(),
-        interval: format!(
-            "at most {} requests per {} s, paced by crmsync",
-            crm.requests_per_interval(),
-            crm.interval_ms() as f64 / 1000.0
-        ),
+        interval: {
+            let used = super::api::interval_use(e, crmsync_store::now_ms())
+                .await
+                .map(|i| i.used)
+                .unwrap_or(0);
+            format!(
+                "{used} calls in the last {} s, of at most {} (paced by crmsync)",
+                crm.interval_ms() as f64 / 1000.0,
+                crm.requests_per_interval()
+            )
+        },
         calls_today: st.crm.calls_today,
         retries_today: st.crm.retries_today,
         rate_limited_today: st.crm.rate_limited_today,

@@ -25,7 +25,8 @@ pub const QUEUE_JOBS: &str = "crmsync_queue_jobs";
 pub const SYNC_RECORDS: &str = "crmsync_sync_records";
 /// Seconds since the oldest pending job of `sync` was queued (0 when none is pending).
 pub const OLDEST_PENDING: &str = "crmsync_oldest_pending_change_seconds";
-/// API calls left, by `connection` and `window` (`daily`: the day's allowance).
+/// API calls left, by `connection` and `window` (`daily`: the day's allowance; `interval`:
+/// the burst window, by the calls logged in its last length).
 pub const BUDGET_REMAINING: &str = "crmsync_api_budget_remaining";
 /// The allowance of that window.
 pub const BUDGET_LIMIT: &str = "crmsync_api_budget_limit";
@@ -173,8 +174,20 @@ impl Telemetry for MetricsTelemetry {
     }
 }
 
+/// The interval window of a connection: its limit and the calls logged within it.
+#[derive(Debug, Clone, Copy)]
+pub struct Interval {
+    pub limit: u32,
+    pub used: i64,
+}
+
 /// Sets the gauges from a fresh status of the state database.
-pub fn refresh(status: &Status, queues: &[(String, QueueCounts)], now_ms: i64) {
+pub fn refresh(
+    status: &Status,
+    queues: &[(String, QueueCounts)],
+    interval: Interval,
+    now_ms: i64,
+) {
     for s in &status.syncs {
         let sync = s.sync.clone();
         for (state, n) in [
@@ -199,8 +212,12 @@ pub fn refresh(status: &Status, queues: &[(String, QueueCounts)], now_ms: i64) {
     let connection = status.crm.kind.clone();
     gauge!(BUDGET_REMAINING, "connection" => connection.clone(), "window" => "daily")
         .set(status.crm.daily_budget_remaining as f64);
-    gauge!(BUDGET_LIMIT, "connection" => connection, "window" => "daily")
+    gauge!(BUDGET_LIMIT, "connection" => connection.clone(), "window" => "daily")
         .set(status.crm.daily_budget as f64);
+    gauge!(BUDGET_REMAINING, "connection" => connection.clone(), "window" => "interval")
+        .set((i64::from(interval.limit) - interval.used).max(0) as f64);
+    gauge!(BUDGET_LIMIT, "connection" => connection, "window" => "interval")
+        .set(f64::from(interval.limit));
     gauge!(CONFLICTS_OPEN).set(status.two_way.open_conflicts as f64);
     gauge!(DELETIONS_HELD).set(status.two_way.deletions_held as f64);
     gauge!(WEBHOOK_PENDING).set(status.two_way.webhook_events_pending as f64);
