@@ -20,6 +20,7 @@ pub mod pace;
 pub mod retry;
 pub mod salesforce;
 pub mod schema;
+pub mod tokens;
 
 pub use any::AnyCrm;
 pub use call::{CallGate, CallObserver, CallRecord, CallWindow};
@@ -29,6 +30,7 @@ pub use http::Operation;
 pub use object::ObjectKind;
 pub use retry::RetryPolicy;
 pub use schema::{Pipeline, PropertyInfo, Stage};
+pub use tokens::{SharedToken, TokenStore};
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -8,7 +8,8 @@
 //! - [`runtime`]: the tasks of a worker (`crmsync run`), with leader leases, a heartbeat and a
 //!   cancellation token; [`telemetry`]: the typed events everything reports through;
 //! - [`engine`]: the parts a worker works with and the one-shot passes (`sync --once`,
-//!   `reconcile`, ...); [`gate`]: the shared API budget every CRM call is admitted by.
+//!   `reconcile`, ...); [`gate`]: the shared API budget every CRM call is admitted by;
+//!   [`tokens`]: the OAuth access token the workers of a connection share.
 //!
 //! The engine names no database and no CRM: it runs on the store's and the CRM crate's traits.
 
@@ -28,12 +29,14 @@ pub mod report;
 pub mod runtime;
 pub mod status;
 pub mod telemetry;
+pub mod tokens;
 
 pub use calls::CallBuffer;
 pub use engine::{Engine, Leases};
 pub use error::EngineError;
 pub use report::{PullReport, RunReport, SyncReport};
 pub use telemetry::{Event, Telemetry};
+pub use tokens::StateTokens;
 
 /// Installs change capture on every table synced with `capture = "trigger"`; returns the
 /// tables it installed on.

@@ -15,8 +15,8 @@ mod salesforce;
 mod server;
 
 pub use hubspot::{
-    FaultConfig, PersistError, RateLimitStorm, SignatureVersion, StormPolicy, WebhookConfig,
-    WebhookRetry,
+    FaultConfig, OAuthConfig, PersistError, RateLimitStorm, SignatureVersion, StormPolicy,
+    WebhookConfig, WebhookRetry,
 };
 pub use salesforce::{SalesforceConfig, SalesforceSandbox, salesforce_router};
 pub use server::{Sandbox, SandboxConfig, router};

@@ -12,14 +12,18 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::hubspot::{self, AppState, FaultConfig, WebhookConfig};
+use crate::hubspot::{self, AppState, FaultConfig, OAuthConfig, WebhookConfig};
 
 /// How the emulated portal behaves. `Default` is HubSpot's Free tier (FACTS 2.10) with no
 /// faults, no webhooks and no persistence.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
-    /// The only accepted bearer token; `None` accepts any non-empty bearer token.
+    /// The only accepted bearer token besides the OAuth access tokens the sandbox issued;
+    /// `None` accepts any non-empty bearer token (an expired issued one never passes).
     pub token: Option<String>,
+    /// The public app whose refresh token `POST /oauth/v1/token` accepts, and the lifetime
+    /// of the access tokens it issues.
+    pub oauth: OAuthConfig,
     /// Tokens of other HubSpot users (token → user id). Writes made with one of them are
     /// reported as UI edits: webhook `changeSource: "CRM_UI"`, `sourceId: "userId:N"`.
     /// Writes with any other accepted token are the integration's own (`INTEGRATION`).
@@ -58,6 +62,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             token: None,
+            oauth: OAuthConfig::default(),
             other_tokens: BTreeMap::new(),
             interval_limit: Some(100),
             interval_ms: 10_000,

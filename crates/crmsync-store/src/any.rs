@@ -13,6 +13,7 @@ use crate::postgres::PgState;
 use crate::sqlite::{SqliteSource, SqliteState};
 use crate::{
     Capture, Coordination, Creates, Inspect, Introspect, Lifecycle, Queue, Records, Source, State,
+    Tokens,
 };
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -235,6 +236,13 @@ impl Creates for AnyState {
         fn creates(&self, sync: Option<&str>) -> Result<Vec<CrmCreate>, StoreError>;
         fn creates_among(&self, sync: &str, crm_ids: &[String]) -> Result<HashMap<String, CrmCreate>, StoreError>;
         fn request_create_retry(&self, sync: Option<&str>) -> Result<Vec<(String, String)>, StoreError>;
+    }
+}
+
+impl Tokens for AnyState {
+    delegate! { state_call;
+        fn token(&self, connection: &str) -> Result<Option<StoredToken>, StoreError>;
+        fn store_token(&self, connection: &str, token: &StoredToken, refused: Option<&str>) -> Result<bool, StoreError>;
     }
 }
 

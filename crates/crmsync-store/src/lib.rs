@@ -8,7 +8,8 @@
 //!   CRM deletions and merges, the webhook inbox, inbound hints), [`Coordination`] (leader
 //!   leases, the shared API-call reservation, the kill switch, bindings, the call log) and
 //!   [`Inspect`] (what `explain`, `retry` and `status` read), [`Creates`] (CRM records
-//!   becoming app rows). [`State`] is all of them.
+//!   becoming app rows), [`Tokens`] (OAuth access tokens the workers share). [`State`] is all
+//!   of them.
 //!   Backends: SQLite (one worker), PostgreSQL (any number of workers), memory (tests).
 //!
 //! Every backend lives in its own folder with the same file names (`sqlite/`, `postgres/`,
@@ -863,10 +864,49 @@ pub trait Creates: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 }
 
+/// OAuth access tokens the workers of one CRM connection share, so that one of them refreshes
+/// a token (holding the leader lease `oauth-refresh:<connection>` of
+/// [`Coordination::try_lead`]) and the others use what it stored instead of refreshing too.
+///
+/// - The token is opaque text the CRM client sealed (encrypted and authenticated with a key
+///   derived from the app's client secret, which the state database never holds): the store
+///   never sees a token in clear, and a leaked state database leaks no usable token.
+/// - **Monotonic**: [`Tokens::store_token`] replaces the stored token only with one that
+///   expires later, or when the stored one is the token the caller says the CRM refused. A
+///   refresher whose lease ran out mid-call therefore cannot put an older token back, while a
+///   refused token can always be replaced.
+/// - One row per connection; each method is one statement, atomic on its own.
+pub trait Tokens: Send + Sync {
+    /// The token stored for `connection`, if any (expired or not: the caller decides).
+    fn token(
+        &self,
+        connection: &str,
+    ) -> impl Future<Output = Result<Option<StoredToken>, StoreError>> + Send;
+
+    /// Stores `token` for `connection` when none is stored, when the stored one expires
+    /// earlier, or when the stored one's sealed text equals `refused`; true when stored.
+    fn store_token(
+        &self,
+        connection: &str,
+        token: &StoredToken,
+        refused: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// The whole state database: what the engine is generic over. Cheap to clone (clones share
 /// the connection pool).
 pub trait State:
-    Records + Queue + Lifecycle + Coordination + Inspect + Creates + Clone + Send + Sync + 'static
+    Records
+    + Queue
+    + Lifecycle
+    + Coordination
+    + Inspect
+    + Creates
+    + Tokens
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// Which kind of database this is.
     fn backend(&self) -> Backend;

@@ -699,3 +699,16 @@ pub struct JobDetail {
     /// The worker holding it while running.
     pub owner: Option<String>,
 }
+
+// ----- shared credentials ----------------------------------------------------------------------
+
+/// A CRM connection's OAuth access token as the workers share it ([`crate::Tokens`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The token as the CRM client sealed it: opaque text, never the token in clear.
+    pub sealed: String,
+    /// When the token was obtained (ms since the epoch), for the client's refresh margin.
+    pub obtained_at_ms: i64,
+    /// When the CRM said it expires (ms since the epoch).
+    pub expires_at_ms: i64,
+}

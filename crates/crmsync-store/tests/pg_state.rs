@@ -122,7 +122,7 @@ async fn workers_opening_a_fresh_state_together_migrate_it_once() {
         .fetch_one(states[0].pool())
         .await
         .expect("count");
-    assert_eq!(applied, 3, "each migration applied once");
+    assert_eq!(applied, 4, "each migration applied once");
     done(db, states).await;
 }
 
@@ -141,7 +141,7 @@ async fn a_state_migrated_by_a_newer_crmsync_is_refused() {
     .expect("fake a newer migration");
     match PgState::open(&db.url).await {
         Err(StoreError::NewerSchema { found, known }) => {
-            assert_eq!((found, known), (9999, 3));
+            assert_eq!((found, known), (9999, 4));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }

@@ -3,7 +3,7 @@
 //! problems so a user fixes the file in one go.
 
 use super::locate::line_of;
-use super::raw::{CrmKind, RawConfig};
+use super::raw::{CrmKind, HubspotAuth, RawConfig};
 use super::validate::validate;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -15,8 +15,12 @@ pub struct Config {
     pub raw: RawConfig,
     /// The file it came from (for messages).
     pub path: PathBuf,
-    /// The HubSpot access token; `None` when loaded without secrets or for another kind.
+    /// The HubSpot private app's token; `None` when loaded without secrets, for another kind
+    /// or for a public app (`auth = "oauth"`).
     pub token: Option<SecretString>,
+    /// The HubSpot public app's secrets (`auth = "oauth"`); `None` when loaded without
+    /// secrets, for another kind or for a private app.
+    pub oauth: Option<OAuthSecrets>,
     /// The Salesforce OAuth secrets; `None` when loaded without secrets or for another kind.
     pub salesforce: Option<SalesforceSecrets>,
     /// The app database's URL as configured (`url`, or read from `url_env` / `url_file`): it
@@ -349,16 +353,17 @@ pub fn load_str(
         env,
         &mut problems,
     );
-    let (token, salesforce) = match (secrets, raw.crm.kind) {
-        (Secrets::NotNeeded, _) => (None, None),
-        (Secrets::Required, CrmKind::Hubspot) => {
-            (resolve_token(&raw, path, env, &mut problems), None)
+    let (mut token, mut oauth, mut salesforce) = (None, None, None);
+    match (secrets, raw.crm.kind) {
+        (Secrets::NotNeeded, _) => {}
+        (Secrets::Required, CrmKind::Hubspot) => match raw.crm.hubspot_auth() {
+            HubspotAuth::PrivateApp => token = resolve_token(&raw, path, env, &mut problems),
+            HubspotAuth::Oauth => oauth = resolve_hubspot_oauth(&raw, path, env, &mut problems),
+        },
+        (Secrets::Required, CrmKind::Salesforce) => {
+            salesforce = Some(resolve_salesforce(&raw, path, env, &mut problems));
         }
-        (Secrets::Required, CrmKind::Salesforce) => (
-            None,
-            Some(resolve_salesforce(&raw, path, env, &mut problems)),
-        ),
-    };
+    }
     if !problems.is_empty() {
         for p in &mut problems {
             p.line = line_of(text, &p.path);
@@ -372,6 +377,7 @@ pub fn load_str(
         raw,
         path: path.to_path_buf(),
         token,
+        oauth,
         salesforce,
         source,
         state,
@@ -468,6 +474,56 @@ fn resolve_token(
     resolve_secret(&source, path, env)
         .map_err(|p| problems.push(p))
         .ok()
+}
+
+/// The secrets of a HubSpot public app (`auth = "oauth"`): both are needed to obtain tokens.
+#[derive(Debug, Clone)]
+pub struct OAuthSecrets {
+    pub client_secret: SecretString,
+    pub refresh_token: SecretString,
+}
+
+/// Reads a HubSpot public app's secrets; `None` (with the problems pushed) unless both are
+/// read. Validation already said which keys are missing.
+fn resolve_hubspot_oauth(
+    raw: &RawConfig,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<OAuthSecrets> {
+    let crm = &raw.crm;
+    let mut read = |source: SecretSource<'_>| {
+        if source.env_var.is_none() && source.file.is_none() {
+            return None;
+        }
+        resolve_secret(&source, path, env)
+            .map_err(|p| problems.push(p))
+            .ok()
+    };
+    let client_secret = read(SecretSource {
+        section: "crm",
+        env_key: "client_secret_env",
+        file_key: "client_secret_file",
+        env_var: crm.client_secret_env.as_deref(),
+        file: crm.client_secret_file.as_deref(),
+        noun: "secret",
+        what: "the HubSpot app's client secret",
+        example: "...",
+    });
+    let refresh_token = read(SecretSource {
+        section: "crm",
+        env_key: "refresh_token_env",
+        file_key: "refresh_token_file",
+        env_var: crm.refresh_token_env.as_deref(),
+        file: crm.refresh_token_file.as_deref(),
+        noun: "token",
+        what: "the refresh token of the HubSpot app's installation",
+        example: "na1-...",
+    });
+    Some(OAuthSecrets {
+        client_secret: client_secret?,
+        refresh_token: refresh_token?,
+    })
 }
 
 /// The secrets of a Salesforce connected app, each present when configured.

@@ -11,9 +11,10 @@ pub mod redact;
 pub mod validate;
 
 pub use crm_create::{InsertValue, OnCrmCreate};
-pub use load::{Config, ConfigError, Problem, Secrets, load, load_str};
+pub use load::{Config, ConfigError, OAuthSecrets, Problem, Secrets, load, load_str};
 pub use raw::{
-    AlertsConfig, Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment, FieldConfig,
-    Item, OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth, ServerConfig, SourceConfig,
-    StateConfig, SyncConfig, WebhookSignature, WebhooksConfig, WriteMode,
+    AlertsConfig, AuthFlow, Capture, ConflictPolicy, CrmConfig, CrmKind, Direction, Environment,
+    FieldConfig, HubspotAuth, Item, OnEmpty, OnInvalid, OneOrMany, RunConfig, SalesforceAuth,
+    ServerConfig, SourceConfig, StateConfig, SyncConfig, WebhookSignature, WebhooksConfig,
+    WriteMode,
 };

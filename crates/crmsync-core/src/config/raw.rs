@@ -403,9 +403,59 @@ impl CrmKind {
     }
 }
 
-/// How crmsync obtains Salesforce access tokens (OAuth 2.0, FACTS 3.1; docs/salesforce.md).
+/// `[crm] auth`: how crmsync obtains the CRM's access tokens. One enum for every kind, so the
+/// key parses the same everywhere; which values a kind takes is checked by validation (a
+/// HubSpot flow under Salesforce is refused naming the key, and the other way round).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum AuthFlow {
+    /// HubSpot (the default): a private app's fixed token, from `token_env` / `token_file`.
+    PrivateApp,
+    /// HubSpot: a public app's OAuth access tokens, refreshed with the refresh token of its
+    /// installation (`client_id`, `client_secret_env`, `refresh_token_env`; docs/hubspot.md).
+    Oauth,
+    /// Salesforce (the default): a refresh token issued to the connected app once.
+    RefreshToken,
+    /// Salesforce: the connected app's own run-as user (client id + secret).
+    ClientCredentials,
+    /// Salesforce: a JWT signed with the connected app's certificate key.
+    JwtBearer,
+}
+
+impl AuthFlow {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFlow::PrivateApp => "private_app",
+            AuthFlow::Oauth => "oauth",
+            AuthFlow::RefreshToken => "refresh_token",
+            AuthFlow::ClientCredentials => "client_credentials",
+            AuthFlow::JwtBearer => "jwt_bearer",
+        }
+    }
+
+    /// The kind whose flow this is.
+    pub fn kind(self) -> CrmKind {
+        match self {
+            AuthFlow::PrivateApp | AuthFlow::Oauth => CrmKind::Hubspot,
+            AuthFlow::RefreshToken | AuthFlow::ClientCredentials | AuthFlow::JwtBearer => {
+                CrmKind::Salesforce
+            }
+        }
+    }
+}
+
+/// How crmsync obtains HubSpot access tokens (docs/hubspot.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubspotAuth {
+    /// A private app's token (`token_env` / `token_file`).
+    PrivateApp,
+    /// A public app's OAuth tokens (BRIDGES 4.1).
+    Oauth,
+}
+
+/// How crmsync obtains Salesforce access tokens (OAuth 2.0, FACTS 3.1; docs/salesforce.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SalesforceAuth {
     /// A refresh token issued to the connected app once, by a person (web server flow).
     RefreshToken,
@@ -442,10 +492,14 @@ pub struct CrmConfig {
     /// HubSpot: the API root (default `https://api.hubapi.com`). Salesforce takes its API
     /// address from the token answer (`instance_url`) instead.
     pub base_url: Option<String>,
-    /// HubSpot: name of the environment variable holding the access token.
+    /// HubSpot (`auth = "private_app"`): name of the environment variable holding the token.
     pub token_env: Option<String>,
-    /// HubSpot: path of a file holding the access token (alternative to `token_env`).
+    /// HubSpot (`auth = "private_app"`): path of a file holding the token (alternative to
+    /// `token_env`).
     pub token_file: Option<String>,
+    /// HubSpot (`auth = "oauth"`): the token endpoint below `base_url` (default
+    /// `/oauth/v1/token`, which HubSpot retires on 16 Feb 2027).
+    pub token_path: Option<String>,
     /// HubSpot: requests per rate-limit interval the account allows (Free/Starter: 100 per 10 s).
     pub requests_per_interval: Option<u32>,
     /// HubSpot: the length of that interval, in ms (10,000).
@@ -456,14 +510,17 @@ pub struct CrmConfig {
     /// Salesforce: where OAuth tokens come from (`https://login.salesforce.com`, sandboxes
     /// `https://test.salesforce.com`, a My Domain URL, or the sandbox emulator).
     pub login_url: Option<String>,
-    /// Salesforce: the OAuth flow (`refresh_token`, `client_credentials`, `jwt_bearer`).
-    pub auth: Option<SalesforceAuth>,
-    /// Salesforce: the connected app's consumer key (not a secret).
+    /// How tokens are obtained: HubSpot `private_app` (default) or `oauth`; Salesforce
+    /// `refresh_token` (default), `client_credentials` or `jwt_bearer`.
+    pub auth: Option<AuthFlow>,
+    /// Salesforce, HubSpot `auth = "oauth"`: the app's client id / consumer key (not a secret).
     pub client_id: Option<String>,
-    /// Salesforce: environment variable / file holding the consumer secret.
+    /// Salesforce, HubSpot `auth = "oauth"`: environment variable / file holding the app's
+    /// client secret.
     pub client_secret_env: Option<String>,
     pub client_secret_file: Option<String>,
-    /// Salesforce (`auth = "refresh_token"`): environment variable / file holding the refresh token.
+    /// Salesforce (`auth = "refresh_token"`), HubSpot (`auth = "oauth"`): environment variable
+    /// / file holding the refresh token.
     pub refresh_token_env: Option<String>,
     pub refresh_token_file: Option<String>,
     /// Salesforce (`auth = "jwt_bearer"`): the user the token is issued for.
@@ -561,13 +618,36 @@ impl CrmConfig {
     pub fn api_version(&self) -> &str {
         self.api_version.as_deref().unwrap_or("59.0")
     }
+    /// The Salesforce flow `auth` names (a HubSpot value, refused by validation, reads as the
+    /// default).
     pub fn salesforce_auth(&self) -> SalesforceAuth {
-        self.auth.unwrap_or(SalesforceAuth::RefreshToken)
+        match self.auth {
+            Some(AuthFlow::ClientCredentials) => SalesforceAuth::ClientCredentials,
+            Some(AuthFlow::JwtBearer) => SalesforceAuth::JwtBearer,
+            _ => SalesforceAuth::RefreshToken,
+        }
+    }
+    /// The HubSpot flow `auth` names (a Salesforce value, refused by validation, reads as the
+    /// default).
+    pub fn hubspot_auth(&self) -> HubspotAuth {
+        match self.auth {
+            Some(AuthFlow::Oauth) => HubspotAuth::Oauth,
+            _ => HubspotAuth::PrivateApp,
+        }
+    }
+    /// The HubSpot OAuth token endpoint below `base_url`.
+    pub fn token_path(&self) -> &str {
+        self.token_path
+            .as_deref()
+            .unwrap_or(DEFAULT_HUBSPOT_TOKEN_PATH)
     }
 }
 
 /// HubSpot's production API root.
 pub const DEFAULT_HUBSPOT_URL: &str = "https://api.hubapi.com";
+
+/// HubSpot's OAuth token endpoint (v1) below the API root.
+pub const DEFAULT_HUBSPOT_TOKEN_PATH: &str = "/oauth/v1/token";
 
 pub fn default_environment() -> Environment {
     Environment::Sandbox

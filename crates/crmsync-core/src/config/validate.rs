@@ -3,7 +3,7 @@
 //! *every* problem with its dotted path, so the user fixes the file in one go.
 
 use super::load::Problem;
-use super::raw::{Capture, CrmConfig, CrmKind, OneOrMany, RawConfig, SalesforceAuth};
+use super::raw::{Capture, CrmConfig, CrmKind, HubspotAuth, OneOrMany, RawConfig, SalesforceAuth};
 use crate::mapping::Rule;
 use crate::transform::Transform;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,54 +81,7 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         }
     }
     let crm = &raw.crm;
-    let kind = crm.kind.as_str();
-    // Each kind's own settings: a setting of the other kind is a mistake worth naming (it
-    // would be silently ignored otherwise).
-    let hubspot_only: [(&str, bool); 7] = [
-        ("base_url", crm.base_url.is_some()),
-        ("token_env", crm.token_env.is_some()),
-        ("token_file", crm.token_file.is_some()),
-        ("requests_per_interval", crm.requests_per_interval.is_some()),
-        ("interval_ms", crm.interval_ms.is_some()),
-        ("headroom_percent", crm.headroom_percent.is_some()),
-        (
-            "daily_reset_utc_offset",
-            crm.daily_reset_utc_offset.is_some(),
-        ),
-    ];
-    let salesforce_only: [(&str, bool); 10] = [
-        ("login_url", crm.login_url.is_some()),
-        ("auth", crm.auth.is_some()),
-        ("client_id", crm.client_id.is_some()),
-        ("client_secret_env", crm.client_secret_env.is_some()),
-        ("client_secret_file", crm.client_secret_file.is_some()),
-        ("refresh_token_env", crm.refresh_token_env.is_some()),
-        ("refresh_token_file", crm.refresh_token_file.is_some()),
-        ("username", crm.username.is_some()),
-        ("private_key_file", crm.private_key_file.is_some()),
-        ("api_version", crm.api_version.is_some()),
-    ];
-    let foreign: &[(&str, bool)] = match crm.kind {
-        CrmKind::Hubspot => &salesforce_only,
-        CrmKind::Salesforce => &hubspot_only,
-    };
-    for (key, set) in foreign {
-        if *set {
-            let hint = match (crm.kind, *key) {
-                (CrmKind::Salesforce, "base_url") => {
-                    "; Salesforce's API address comes from the token answer (`instance_url`): set `login_url`"
-                }
-                (CrmKind::Salesforce, "token_env" | "token_file") => {
-                    "; Salesforce tokens are obtained by OAuth: set `auth`, `client_id` and `client_secret_env` (docs/salesforce.md)"
-                }
-                _ => "",
-            };
-            push(
-                format!("crm.{key}"),
-                format!("is not a setting of `kind = \"{kind}\"`{hint}"),
-            );
-        }
-    }
+    validate_crm_keys(crm, &mut push);
     if let Some(url) = &crm.base_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -145,8 +98,9 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
             format!("`{url}` is not an http(s) URL; e.g. `https://login.salesforce.com`"),
         );
     }
-    if crm.kind == CrmKind::Salesforce {
-        validate_salesforce(crm, &mut push);
+    match crm.kind {
+        CrmKind::Salesforce => validate_salesforce(crm, &mut push),
+        CrmKind::Hubspot => validate_hubspot(crm, &mut push),
     }
     if !(crm.daily_budget_share > 0.0 && crm.daily_budget_share <= 1.0) {
         push(
@@ -868,6 +822,142 @@ fn pulls_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) ->
 
 fn pushes_field(s: &crate::config::SyncConfig, f: &crate::config::FieldConfig) -> bool {
     f.direction.unwrap_or(s.direction) != crate::config::Direction::Pull
+}
+
+/// Each kind's (and each HubSpot flow's) own settings: a setting of the other kind or flow is
+/// a mistake worth naming, since it would be silently ignored otherwise.
+fn validate_crm_keys(crm: &CrmConfig, push: &mut impl FnMut(String, String)) {
+    let kind = crm.kind.as_str();
+    if let Some(flow) = crm.auth
+        && flow.kind() != crm.kind
+    {
+        let flows = match crm.kind {
+            CrmKind::Hubspot => {
+                "\"private_app\" (a private app's token, the default) or \"oauth\" (a public app)"
+            }
+            CrmKind::Salesforce => {
+                "\"refresh_token\" (the default), \"client_credentials\" or \"jwt_bearer\""
+            }
+        };
+        push(
+            "crm.auth".into(),
+            format!(
+                "`auth = \"{}\"` is a {} flow, not one of `kind = \"{kind}\"`; use {flows}",
+                flow.as_str(),
+                flow.kind().as_str()
+            ),
+        );
+    }
+    let hubspot = crm.kind == CrmKind::Hubspot;
+    let oauth = hubspot && crm.hubspot_auth() == HubspotAuth::Oauth;
+    // (key, whether set, whether this kind and flow take it)
+    let keys: [(&str, bool, bool); 17] = [
+        ("base_url", crm.base_url.is_some(), hubspot),
+        ("token_env", crm.token_env.is_some(), hubspot && !oauth),
+        ("token_file", crm.token_file.is_some(), hubspot && !oauth),
+        ("token_path", crm.token_path.is_some(), oauth),
+        (
+            "requests_per_interval",
+            crm.requests_per_interval.is_some(),
+            hubspot,
+        ),
+        ("interval_ms", crm.interval_ms.is_some(), hubspot),
+        ("headroom_percent", crm.headroom_percent.is_some(), hubspot),
+        (
+            "daily_reset_utc_offset",
+            crm.daily_reset_utc_offset.is_some(),
+            hubspot,
+        ),
+        ("login_url", crm.login_url.is_some(), !hubspot),
+        ("client_id", crm.client_id.is_some(), !hubspot || oauth),
+        (
+            "client_secret_env",
+            crm.client_secret_env.is_some(),
+            !hubspot || oauth,
+        ),
+        (
+            "client_secret_file",
+            crm.client_secret_file.is_some(),
+            !hubspot || oauth,
+        ),
+        (
+            "refresh_token_env",
+            crm.refresh_token_env.is_some(),
+            !hubspot || oauth,
+        ),
+        (
+            "refresh_token_file",
+            crm.refresh_token_file.is_some(),
+            !hubspot || oauth,
+        ),
+        ("username", crm.username.is_some(), !hubspot),
+        ("private_key_file", crm.private_key_file.is_some(), !hubspot),
+        ("api_version", crm.api_version.is_some(), !hubspot),
+    ];
+    for (key, set, taken) in keys {
+        if !set || taken {
+            continue;
+        }
+        let message = match (crm.kind, key) {
+            (CrmKind::Salesforce, "base_url") => format!(
+                "is not a setting of `kind = \"{kind}\"`; Salesforce's API address comes from the token answer (`instance_url`): set `login_url`"
+            ),
+            (CrmKind::Salesforce, "token_env" | "token_file") => format!(
+                "is not a setting of `kind = \"{kind}\"`; Salesforce tokens are obtained by OAuth: set `auth`, `client_id` and `client_secret_env` (docs/salesforce.md)"
+            ),
+            (CrmKind::Salesforce, "token_path") => format!(
+                "is not a setting of `kind = \"{kind}\"`; Salesforce's token endpoint is found from `login_url`"
+            ),
+            (CrmKind::Hubspot, "token_env" | "token_file") => {
+                "is a private app's token, not used with `auth = \"oauth\"`, whose access tokens are obtained with `refresh_token_env`: remove it (or set `auth = \"private_app\"`)".to_string()
+            }
+            (
+                CrmKind::Hubspot,
+                "client_id" | "client_secret_env" | "client_secret_file" | "refresh_token_env"
+                | "refresh_token_file" | "token_path",
+            ) => {
+                "is a setting of a HubSpot public app (`auth = \"oauth\"`), not used with a private app's token: set `auth = \"oauth\"` (docs/hubspot.md), or remove it".to_string()
+            }
+            _ => format!("is not a setting of `kind = \"{kind}\"`"),
+        };
+        push(format!("crm.{key}"), message);
+    }
+}
+
+/// What a HubSpot public app needs for OAuth (docs/hubspot.md). A private app's token is
+/// checked where it is read (`load`), since commands that never call the CRM skip it.
+fn validate_hubspot(crm: &CrmConfig, push: &mut impl FnMut(String, String)) {
+    if crm.hubspot_auth() != HubspotAuth::Oauth {
+        return;
+    }
+    if crm.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        push(
+            "crm.client_id".into(),
+            "`auth = \"oauth\"` needs the public app's client id (not a secret), from the app's Auth settings: `client_id = \"5f3c...\"`".into(),
+        );
+    }
+    if crm.client_secret_env.is_none() && crm.client_secret_file.is_none() {
+        push(
+            "crm.client_secret_env".into(),
+            "`auth = \"oauth\"` needs the app's client secret: name the environment variable holding it (`client_secret_env = \"HUBSPOT_CLIENT_SECRET\"`) or a file (`client_secret_file`)".into(),
+        );
+    }
+    if crm.refresh_token_env.is_none() && crm.refresh_token_file.is_none() {
+        push(
+            "crm.refresh_token_env".into(),
+            "`auth = \"oauth\"` needs the refresh token of the app's installation in the account: `refresh_token_env = \"HUBSPOT_REFRESH_TOKEN\"` (or `refresh_token_file`)".into(),
+        );
+    }
+    if let Some(path) = &crm.token_path
+        && (!path.starts_with('/') || path.contains(['?', '#', ' ']))
+    {
+        push(
+            "crm.token_path".into(),
+            format!(
+                "`{path}` is not a path below `base_url`; e.g. `/oauth/v1/token` (the default) or `/oauth/2026-03/token`"
+            ),
+        );
+    }
 }
 
 /// What a Salesforce connection needs for its OAuth flow (docs/salesforce.md).

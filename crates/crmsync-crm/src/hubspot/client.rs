@@ -17,8 +17,9 @@ use secrecy::ExposeSecret;
 use super::config::HubspotConfig;
 use super::dialect::HubspotDialect;
 use super::error as hs_error;
+use super::oauth::{OAuthSession, SessionSettings};
 use super::wire;
-use crate::http::{Answer, Request, StaticSession, Transport, TransportConfig};
+use crate::http::{Answer, Request, Session, StaticSession, Transport, TransportConfig};
 use crate::pace::Lane;
 use crate::{
     AssociationInput, Batches, CallGate, CallObserver, Capabilities, ChangedRecord, Crm, CrmError,
@@ -81,7 +82,28 @@ impl HubspotClient {
                 ));
             }
         }
-        let session = StaticSession::bearer(&base_url, config.token.expose_secret(), "hubspot")?;
+        let retry = RetryPolicy {
+            max_retries: config.max_retries,
+            ..config.retry
+        };
+        // A public app's tokens expire and are refreshed; a private app's token is fixed.
+        let session: Box<dyn Session> = match &config.oauth {
+            Some(oauth) => Box::new(OAuthSession::new(
+                oauth,
+                SessionSettings {
+                    base_url: &base_url,
+                    connection: &config.connection,
+                    timeout: config.timeout,
+                    retry,
+                    observer: observer.clone(),
+                },
+            )?),
+            None => Box::new(StaticSession::bearer(
+                &base_url,
+                config.token.expose_secret(),
+                "hubspot",
+            )?),
+        };
         let interval = Lane::rolling(
             "interval",
             config.requests_per_interval,
@@ -99,17 +121,15 @@ impl HubspotClient {
             TransportConfig {
                 connection: config.connection.clone(),
                 timeout: config.timeout,
-                retry: RetryPolicy {
-                    max_retries: config.max_retries,
-                    ..config.retry
-                },
+                retry,
                 lanes: vec![interval, search],
             },
             Box::new(HubspotDialect {
                 headroom_percent: config.headroom_percent,
                 interval: config.interval,
+                oauth: config.oauth.is_some(),
             }),
-            Box::new(session),
+            session,
             observer,
         )?;
         Ok(HubspotClient {

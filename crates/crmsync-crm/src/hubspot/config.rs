@@ -1,4 +1,5 @@
-//! [`HubspotConfig`]: where the HubSpot API is, the token, and the budget the client keeps to.
+//! [`HubspotConfig`]: where the HubSpot API is, the token (a private app's) or the OAuth
+//! credentials (a public app's, [`HubspotOAuth`]), and the budget the client keeps to.
 //!
 //! The token is a [`SecretString`]: `Debug` prints it redacted, and the client only exposes it
 //! to build the `Authorization` header (marked sensitive), so it never reaches a log.
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::oauth::HubspotOAuth;
 use crate::RetryPolicy;
 
 /// How to reach one HubSpot account and how hard the client may push it.
@@ -15,8 +17,11 @@ pub struct HubspotConfig {
     /// API root without a trailing slash: `https://api.hubapi.com`, or the sandbox's URL.
     pub base_url: String,
     /// Private-app or OAuth access token, sent as `Authorization: Bearer` (FACTS 2.1).
-    /// An empty token sends no `Authorization` header at all.
+    /// An empty token sends no `Authorization` header at all. Unused when `oauth` is set.
     pub token: SecretString,
+    /// A public app's credentials: access tokens are then obtained and refreshed with its
+    /// refresh token (BRIDGES 4.1), and `token` is unused.
+    pub oauth: Option<HubspotOAuth>,
     /// Timeout of one HTTP attempt (connect + response), not of all retries together.
     pub timeout: Duration,
     /// Requests HubSpot allows per `interval` for this app (FACTS 2.10: 100 on Free/Starter,
@@ -41,6 +46,7 @@ impl HubspotConfig {
         HubspotConfig {
             base_url: base_url.into(),
             token,
+            oauth: None,
             timeout: default_timeout(),
             requests_per_interval: default_requests_per_interval(),
             interval: default_interval(),
@@ -48,6 +54,17 @@ impl HubspotConfig {
             max_retries: default_max_retries(),
             retry: RetryPolicy::default(),
             connection: "crm".to_string(),
+        }
+    }
+}
+
+impl HubspotConfig {
+    /// A config for a public app's `oauth` credentials at `base_url`, every other field at its
+    /// default.
+    pub fn with_oauth(base_url: impl Into<String>, oauth: HubspotOAuth) -> Self {
+        HubspotConfig {
+            oauth: Some(oauth),
+            ..HubspotConfig::new(base_url, SecretString::from(String::new()))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`HubspotDialect`]: how the shared [`crate::http::Transport`] reads HubSpot's answers: its
-//! error bodies (FACTS 2.8), its `X-HubSpot-RateLimit-*` headers (FACTS 2.10) and its daily
-//! limit, which no in-call retry can outwait.
+//! error bodies (FACTS 2.8), its `X-HubSpot-RateLimit-*` headers (FACTS 2.10), its daily
+//! limit, which no in-call retry can outwait, and, for a public app, the 401 that a refreshed
+//! OAuth token may fix (`EXPIRED_AUTHENTICATION`, FACTS 2.1).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub(crate) struct HubspotDialect {
     pub(crate) headroom_percent: u32,
     /// The window assumed when an answer does not say its length.
     pub(crate) interval: Duration,
+    /// The credentials are a public app's OAuth tokens, which a refresh may fix.
+    pub(crate) oauth: bool,
 }
 
 impl Dialect for HubspotDialect {
@@ -24,7 +27,12 @@ impl Dialect for HubspotDialect {
     }
 
     fn classify(&self, what: &str, status: u16, headers: &HeaderMap, body: &str) -> CrmError {
-        hs_error::from_response(what, status, headers, body)
+        let err = hs_error::from_response(what, status, headers, body);
+        if self.oauth {
+            hs_error::for_public_app(err)
+        } else {
+            err
+        }
     }
 
     fn rate_headers(&self, headers: &HeaderMap) -> Vec<(String, String)> {
@@ -59,6 +67,13 @@ impl Dialect for HubspotDialect {
     fn outlasts_retries(&self, err: &CrmError) -> bool {
         hs_error::is_daily_limit(err)
     }
+
+    /// Any 401 of a public app: `EXPIRED_AUTHENTICATION` is the usual one, but a token revoked
+    /// early is fixed by a refresh too; the transport renews once per call, so a refresh that
+    /// does not help ends in the 401 itself.
+    fn session_expired(&self, err: &CrmError) -> bool {
+        self.oauth && err.status == Some(401)
+    }
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -75,6 +90,7 @@ mod tests {
         let dialect = HubspotDialect {
             headroom_percent: 10,
             interval: Duration::from_secs(10),
+            oauth: false,
         };
         let mut headers = HeaderMap::new();
         headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("100"));

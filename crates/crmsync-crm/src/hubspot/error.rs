@@ -49,7 +49,7 @@ pub(crate) fn from_response(what: &str, status: u16, headers: &HeaderMap, body: 
             let mut message = format!("hubspot refused the credentials for {what}: {head}: {text}");
             let scopes = parsed.as_ref().map(required_scopes).unwrap_or_default();
             if scopes.is_empty() {
-                message.push_str("; check the access token and the private app's scopes");
+                message.push_str(PRIVATE_APP_HINT);
             } else {
                 message.push_str(&format!("; grant the app the scopes {}", scopes.join(", ")));
             }
@@ -110,6 +110,20 @@ pub(crate) fn from_response(what: &str, status: u16, headers: &HeaderMap, body: 
         retry_after,
         property: described.property,
     }
+}
+
+/// What a refused private-app token suggests checking.
+const PRIVATE_APP_HINT: &str = "; check the access token and the private app's scopes";
+
+/// `err` as a public app's: a refused token is not a private app's to check, but the app's
+/// installation (a refresh was already tried when this is a 401).
+pub(crate) fn for_public_app(mut err: CrmError) -> CrmError {
+    if let Some(head) = err.message.strip_suffix(PRIVATE_APP_HINT) {
+        err.message = format!(
+            "{head}; check that the app is still installed in the account, with the scopes crmsync needs"
+        );
+    }
+    err
 }
 
 /// Codes that name a property the portal does not have or does not let us write: no record

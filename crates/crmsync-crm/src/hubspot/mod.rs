@@ -6,6 +6,7 @@ mod config;
 mod dialect;
 mod error;
 mod events;
+mod oauth;
 pub mod webhook;
 mod wire;
 
@@ -17,3 +18,4 @@ pub use config::{
     DEFAULT_BASE_URL, HubspotConfig, default_headroom_percent, default_interval,
     default_max_retries, default_requests_per_interval, default_timeout,
 };
+pub use oauth::{DEFAULT_TOKEN_PATH, HubspotOAuth};

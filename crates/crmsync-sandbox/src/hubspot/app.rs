@@ -5,8 +5,8 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, objects, pipelines, properties, search,
-    webhooks,
+    account, admin, associations, batch, faults, gate, oauth, objects, pipelines, properties,
+    search, webhooks,
 };
 
 /// The whole application on `state`.
@@ -22,6 +22,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(faults::router())
         .merge(webhooks::router())
+        .merge(oauth::router())
         .fallback(gate::not_found)
         .method_not_allowed_fallback(gate::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), gate::gate))

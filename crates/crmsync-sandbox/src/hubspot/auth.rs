@@ -1,7 +1,8 @@
 //! Bearer-token authentication (FACTS 2.1).
 //!
-//! With a configured token only that token passes; without one any non-empty bearer token
-//! passes, so SDK examples with placeholder tokens work. Anything else is 401
+//! OAuth access tokens the sandbox issued pass while they live (the gate asks
+//! [`super::oauth`] first). Otherwise, with a configured token only that token passes; without
+//! one any non-empty bearer token passes, so SDK examples with placeholder tokens work. Anything else is 401
 //! `INVALID_AUTHENTICATION`. Tokens listed in `other_tokens` always pass and make the request
 //! another user's (see [`Actor`]).
 
@@ -14,20 +15,26 @@ use super::error::ApiError;
 
 const NOT_FOUND: &str = "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview";
 
-/// Checks the `Authorization` header against the configured tokens and says who is calling.
-pub(crate) fn check(
-    headers: &HeaderMap,
-    expected: Option<&str>,
-    others: &BTreeMap<String, u64>,
-) -> Result<Actor, ApiError> {
-    let presented = headers
+/// The bearer token of a request, if it presents one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
-        .filter(|token| !token.is_empty());
+        .filter(|token| !token.is_empty())
+}
+
+/// Checks the `Authorization` header against the configured tokens and says who is calling.
+/// (OAuth access tokens the sandbox issued are checked before, by the gate.)
+pub(crate) fn check(
+    headers: &HeaderMap,
+    expected: Option<&str>,
+    others: &BTreeMap<String, u64>,
+) -> Result<Actor, ApiError> {
+    let presented = bearer(headers);
     if let Some(&user) = presented.and_then(|token| others.get(token)) {
         return Ok(Actor::User(user));
     }

@@ -2,8 +2,9 @@
 //! rate-limit headers, call statistics, and the guarantee that no error leaves without a
 //! HubSpot JSON body.
 //!
-//! Order matters: an unauthenticated request is answered 401 without consuming budget (it
-//! cannot be attributed to an app); then come the injected faults (latency, expired token,
+//! Order matters: the OAuth token endpoint bypasses all of it but the stats; an
+//! unauthenticated request (or one with an expired OAuth token: 401 `EXPIRED_AUTHENTICATION`)
+//! is answered 401 without consuming budget (it cannot be attributed to an app); then come the injected faults (latency, expired token,
 //! 429 storm, hang, reset, 5xx), which consume nothing either; a 429 consumes nothing; all
 //! still carry the headers (FACTS 2.10) and are counted in stats (a reset as status 0). The
 //! handler runs with the caller as [`actor`] so changes are attributed. `/_sandbox` requests
@@ -16,11 +17,12 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::actor;
+use super::actor::{self, Actor};
 use super::auth;
 use super::error::ApiError;
 use super::faults::{self, Action};
 use super::limits;
+use super::oauth::{self, Verdict};
 use super::state::AppState;
 
 /// Largest error body read back when converting a non-JSON error.
@@ -36,11 +38,27 @@ pub(crate) async fn gate(State(state): State<AppState>, request: Request, next: 
         }
         return response;
     }
+    if oauth::TOKEN_PATHS.contains(&path.as_str()) {
+        // The token endpoint authenticates by its form, not a bearer token, and is not part
+        // of the API's rate limits; it is counted like any call.
+        let response = ensure_json_error(next.run(request).await).await;
+        state
+            .stats()
+            .record(method.as_str(), &path, response.status().as_u16());
+        return response;
+    }
     let search = method == Method::POST && path.ends_with("/search");
-    let response = match auth::check(request.headers(), state.token(), state.other_tokens()) {
-        Err(error) => {
+    let issued = auth::bearer(request.headers())
+        .and_then(|token| state.oauth().check(token, Instant::now()));
+    let caller = match issued {
+        Some(Verdict::Valid) => Ok(Actor::Integration),
+        Some(Verdict::Expired(ago)) => Err(faults::expired(ago)),
+        None => auth::check(request.headers(), state.token(), state.other_tokens())
+            .map_err(IntoResponse::into_response),
+    };
+    let response = match caller {
+        Err(mut response) => {
             let usage = state.limiter().usage(Instant::now());
-            let mut response = error.into_response();
             limits::apply_headers(response.headers_mut(), &usage);
             response
         }

@@ -14,6 +14,7 @@ pub(crate) mod faults;
 mod gate;
 mod limits;
 mod links;
+mod oauth;
 mod object_type;
 mod objects;
 pub(crate) mod persist;
@@ -31,6 +32,7 @@ pub(crate) mod webhooks;
 
 pub(crate) use app::app;
 pub use faults::{FaultConfig, RateLimitStorm, StormPolicy};
+pub use oauth::OAuthConfig;
 pub use persist::PersistError;
 pub(crate) use state::AppState;
 pub use webhooks::{SignatureVersion, WebhookConfig, WebhookRetry};

@@ -1,6 +1,6 @@
 //! Shared application state handed to every handler.
 //!
-//! One `Mutex` per concern (data, limiter, stats, faults, webhooks); no guard is ever held
+//! One `Mutex` per concern (data, limiter, stats, faults, OAuth tokens, webhooks); no guard is ever held
 //! across an `.await`, and no two are held at once except store-then-nothing.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::faults::Faults;
 use super::limits::{Limiter, Limits};
+use super::oauth::OAuthTokens;
 use super::stats::Stats;
 use super::store::Store;
 use super::webhooks::Webhooks;
@@ -39,6 +40,7 @@ pub(crate) struct Shared {
     limiter: Mutex<Limiter>,
     stats: Mutex<Stats>,
     faults: Mutex<Faults>,
+    oauth: Mutex<OAuthTokens>,
     webhooks: Mutex<Webhooks>,
     webhook_wake: Notify,
     persist_wake: Notify,
@@ -77,6 +79,7 @@ impl AppState {
             limiter: Mutex::new(Limiter::new(limits)),
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(Faults::new(config.faults.clone())),
+            oauth: Mutex::new(OAuthTokens::new(config.oauth.clone())),
             webhooks: Mutex::new(Webhooks::new(config.webhooks.clone())),
             webhook_wake: Notify::new(),
             persist_wake: Notify::new(),
@@ -121,6 +124,10 @@ impl AppState {
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         lock(&self.0.faults)
+    }
+
+    pub fn oauth(&self) -> MutexGuard<'_, OAuthTokens> {
+        lock(&self.0.oauth)
     }
 
     pub fn webhooks(&self) -> MutexGuard<'_, Webhooks> {

@@ -15,6 +15,7 @@ mod inspect;
 mod lifecycle;
 mod queue;
 mod state;
+mod tokens;
 
 use crate::backend::Backend;
 use crate::model::*;
@@ -88,6 +89,8 @@ struct Inner {
     hints: BTreeMap<(String, String), (String, i64)>,
     /// `(sync, crm_id)` -> the CRM record on its way into the app.
     creates: BTreeMap<(String, String), CrmCreate>,
+    /// connection -> its shared OAuth access token (sealed).
+    tokens: BTreeMap<String, StoredToken>,
 }
 
 /// One row of `links`.

@@ -44,6 +44,7 @@ mod lifecycle;
 mod queue;
 mod source;
 mod state;
+mod tokens;
 
 pub use capture::CHANGE_CHANNEL;
 pub use source::PgSource;

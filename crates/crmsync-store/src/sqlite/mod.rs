@@ -22,6 +22,7 @@ mod lifecycle;
 mod queue;
 mod source;
 mod state;
+mod tokens;
 
 pub use source::SqliteSource;
 

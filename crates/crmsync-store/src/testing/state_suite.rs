@@ -1,5 +1,6 @@
 //! The contract suite of the state database: one async case per promise of [`Records`],
-//! [`Queue`], [`Lifecycle`], [`Coordination`] and [`Inspect`] (as written in `lib.rs`), generic
+//! [`Queue`], [`Lifecycle`], [`Coordination`], [`Inspect`] and [`Tokens`] (as written in
+//! `lib.rs`), generic
 //! over the backend, so every backend is held to the same behaviour. `tests/contract.rs` runs
 //! it on each backend; another crate can run it on its own state with [`run_all`].
 //!
@@ -83,6 +84,8 @@ where
         inspect_reads,
         concurrent_claims_are_exclusive,
         concurrent_reservations_stay_under_the_limit,
+        oauth_tokens_only_move_forward,
+        concurrent_token_stores_keep_the_latest,
     );
 }
 
@@ -2834,4 +2837,96 @@ pub async fn concurrent_reservations_stay_under_the_limit<S: State>(s: S) {
     let granted: i64 = futures::future::join_all(callers).await.into_iter().sum();
     assert_eq!(granted, 7, "the window's max, shared by all callers");
     assert_eq!(s.calls_reserved("crm", t).await.expect("reserved"), 7);
+}
+
+// ----- shared OAuth tokens -----------------------------------------------------------------------
+
+fn stored(sealed: &str, obtained_at_ms: i64, expires_at_ms: i64) -> StoredToken {
+    StoredToken {
+        sealed: sealed.to_string(),
+        obtained_at_ms,
+        expires_at_ms,
+    }
+}
+
+/// [`Tokens`]: one token per connection, replaced only by a later expiry or in place of the
+/// token the caller says was refused.
+pub async fn oauth_tokens_only_move_forward<S: State>(s: S) {
+    let t = T0;
+    assert_eq!(s.token("hubspot").await.expect("token"), None);
+    let first = stored("sealed-1", t, t + 1_800_000);
+    assert!(s.store_token("hubspot", &first, None).await.expect("store"));
+    assert_eq!(
+        s.token("hubspot").await.expect("token"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        s.token("other").await.expect("token"),
+        None,
+        "per connection"
+    );
+
+    // A slow refresher's older token does not replace a newer one, nor does one that
+    // expires at the same instant.
+    let older = stored("sealed-0", t - 60_000, t + 1_740_000);
+    assert!(!s.store_token("hubspot", &older, None).await.expect("store"));
+    let same = stored("sealed-same", t, t + 1_800_000);
+    assert!(!s.store_token("hubspot", &same, None).await.expect("store"));
+    assert_eq!(
+        s.token("hubspot").await.expect("token"),
+        Some(first.clone())
+    );
+
+    // A later one does.
+    let second = stored("sealed-2", t + 1_500_000, t + 3_300_000);
+    assert!(
+        s.store_token("hubspot", &second, Some("not-the-stored-one"))
+            .await
+            .expect("store")
+    );
+    assert_eq!(
+        s.token("hubspot").await.expect("token"),
+        Some(second.clone())
+    );
+
+    // The CRM refused the stored token: a replacement is stored even if a clock behind the
+    // others makes it expire earlier.
+    let skewed = stored("sealed-3", t + 1_000_000, t + 2_800_000);
+    assert!(
+        !s.store_token("hubspot", &skewed, Some("sealed-1"))
+            .await
+            .expect("store"),
+        "only the stored token can be named refused"
+    );
+    assert!(
+        s.store_token("hubspot", &skewed, Some("sealed-2"))
+            .await
+            .expect("store")
+    );
+    assert_eq!(s.token("hubspot").await.expect("token"), Some(skewed));
+    assert_eq!(
+        s.clone().token("other").await.expect("token"),
+        None,
+        "clones share the state"
+    );
+}
+
+/// Workers storing at once: the token that expires last is the one kept, whatever the order.
+pub async fn concurrent_token_stores_keep_the_latest<S: State>(s: S) {
+    let t = T0;
+    let writers = (0..8_i64).map(|i| {
+        let s = s.clone();
+        async move {
+            let token = stored(&format!("sealed-{i}"), t + i, t + 1_800_000 + i);
+            s.store_token("hubspot", &token, None).await.expect("store")
+        }
+    });
+    let stored_any = futures::future::join_all(writers).await;
+    assert!(
+        stored_any.iter().any(|s| *s),
+        "at least the first is stored"
+    );
+    let kept = s.token("hubspot").await.expect("token").expect("a token");
+    assert_eq!(kept.sealed, "sealed-7", "the latest expiry wins");
+    assert_eq!(kept.expires_at_ms, t + 1_800_007);
 }

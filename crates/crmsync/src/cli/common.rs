@@ -1,13 +1,13 @@
 //! Opening the parts a command works with, from a config: the state database and the app
-//! database (any backend, by URL), and the CRM client wired to the call log and to the shared
-//! API budget.
+//! database (any backend, by URL), and the CRM client wired to the call log, to the shared
+//! API budget and (a HubSpot public app) to the OAuth token the workers share in the state.
 
 use anyhow::Context;
-use crmsync_core::config::{self, Config, CrmKind, SalesforceAuth, Secrets};
-use crmsync_crm::AnyCrm;
-use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
+use crmsync_core::config::{self, Config, CrmKind, HubspotAuth, SalesforceAuth, Secrets};
+use crmsync_crm::hubspot::{HubspotClient, HubspotConfig, HubspotOAuth};
 use crmsync_crm::salesforce::{OAuthFlow, SalesforceClient, SalesforceConfig};
-use crmsync_engine::{CallBuffer, Engine};
+use crmsync_crm::{AnyCrm, TokenStore};
+use crmsync_engine::{CallBuffer, Engine, StateTokens};
 use crmsync_store::{AnySource, AnyState, Role, open_source, open_state};
 use secrecy::SecretString;
 use std::path::Path;
@@ -29,10 +29,21 @@ pub async fn open_databases(config: &Config) -> anyhow::Result<(AnyState, AnySou
     Ok((state, source))
 }
 
-/// Builds the CRM client `[crm] kind` names, reporting every call into `calls`.
+/// Builds the CRM client `[crm] kind` names, reporting every call into `calls`, for a command
+/// that does not open the state database (its OAuth token, if any, is its own).
 pub fn crm_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<AnyCrm> {
+    crm_client_sharing(config, calls, None)
+}
+
+/// Builds the CRM client `[crm] kind` names, reporting every call into `calls`; a HubSpot
+/// public app shares its access token with the other workers through `tokens`.
+pub fn crm_client_sharing(
+    config: &Config,
+    calls: &CallBuffer,
+    tokens: Option<Arc<dyn TokenStore>>,
+) -> anyhow::Result<AnyCrm> {
     Ok(match config.raw.crm.kind {
-        CrmKind::Hubspot => hubspot_client(config, calls)?.into(),
+        CrmKind::Hubspot => hubspot_client(config, calls, tokens)?.into(),
         CrmKind::Salesforce => salesforce_client(config, calls)?.into(),
     })
 }
@@ -79,14 +90,39 @@ fn salesforce_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<Sale
     Ok(SalesforceClient::new(sc, Some(calls.observer()))?)
 }
 
-/// Builds the HubSpot client of `config`, reporting every call into `calls`.
-fn hubspot_client(config: &Config, calls: &CallBuffer) -> anyhow::Result<HubspotClient> {
+/// Builds the HubSpot client of `config`, reporting every call into `calls`: a private app's
+/// token, or a public app's OAuth credentials sharing their token through `tokens`.
+fn hubspot_client(
+    config: &Config,
+    calls: &CallBuffer,
+    tokens: Option<Arc<dyn TokenStore>>,
+) -> anyhow::Result<HubspotClient> {
     let crm = &config.raw.crm;
-    let token: SecretString = config
-        .token
-        .clone()
-        .context("the CRM token was not loaded")?;
-    let mut hc = HubspotConfig::new(crm.base_url().to_string(), token);
+    let mut hc = match crm.hubspot_auth() {
+        HubspotAuth::PrivateApp => {
+            let token: SecretString = config
+                .token
+                .clone()
+                .context("the CRM token was not loaded")?;
+            HubspotConfig::new(crm.base_url().to_string(), token)
+        }
+        HubspotAuth::Oauth => {
+            let secrets = config
+                .oauth
+                .clone()
+                .context("the HubSpot OAuth secrets were not loaded")?;
+            let client_id = crm
+                .client_id
+                .clone()
+                .context("[crm] client_id is missing")?;
+            let oauth = HubspotOAuth {
+                token_path: crm.token_path().to_string(),
+                store: tokens,
+                ..HubspotOAuth::new(client_id, secrets.client_secret, secrets.refresh_token)
+            };
+            HubspotConfig::with_oauth(crm.base_url().to_string(), oauth)
+        }
+    };
     hc.connection = crmsync_engine::engine::connection_of(config);
     hc.timeout = Duration::from_millis(crm.timeout_ms);
     hc.requests_per_interval = crm.requests_per_interval();
@@ -112,7 +148,9 @@ pub async fn engine_as(config: Config, role: Role) -> anyhow::Result<Worker> {
     let state = open_state(&config.state_url(), role).await?;
     let source = open_source(&config.source_url()).await?;
     let calls = CallBuffer::default();
-    let crm = crm_client(&config, &calls)?;
+    // Every worker on this state shares one OAuth token (a HubSpot public app): one refreshes.
+    let tokens: Arc<dyn TokenStore> = Arc::new(StateTokens::new(state.clone()));
+    let crm = crm_client_sharing(&config, &calls, Some(tokens))?;
     let mut engine = Engine::new(config, source, state, crm, calls);
     let run = &engine.config.raw.run;
     engine.leases = crmsync_engine::Leases {

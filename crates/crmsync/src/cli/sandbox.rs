@@ -3,8 +3,8 @@
 //! silently ignored (tokens, webhooks, storms, credentials) are refused for the other flavour.
 
 use crmsync_sandbox::{
-    FaultConfig, RateLimitStorm, SalesforceConfig, SalesforceSandbox, Sandbox, SandboxConfig,
-    SignatureVersion, StormPolicy, WebhookConfig,
+    FaultConfig, OAuthConfig, RateLimitStorm, SalesforceConfig, SalesforceSandbox, Sandbox,
+    SandboxConfig, SignatureVersion, StormPolicy, WebhookConfig,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,10 +45,11 @@ pub struct SandboxArgs {
     /// HubSpot only: search requests allowed per second (HubSpot: 5).
     #[arg(long, default_value_t = 5)]
     pub search_per_second: u32,
-    /// Salesforce only: OAuth consumer key [default: crmsync-sandbox].
+    /// OAuth client id: HubSpot's public app, Salesforce's connected app (consumer key)
+    /// [default: crmsync-sandbox].
     #[arg(long)]
     pub client_id: Option<String>,
-    /// Salesforce only: OAuth consumer secret [default: sandbox-secret].
+    /// OAuth client secret of that app [default: sandbox-secret].
     #[arg(long, env = "CRMSYNC_SANDBOX_CLIENT_SECRET")]
     pub client_secret: Option<String>,
     /// Salesforce only: the integration user's username [default: sandbox@crmsync.local].
@@ -57,9 +58,18 @@ pub struct SandboxArgs {
     /// Salesforce only: the integration user's password [default: sandbox].
     #[arg(long, env = "CRMSYNC_SANDBOX_PASSWORD")]
     pub password: Option<String>,
-    /// Salesforce only: a refresh token that is always accepted [default: sandbox-refresh-token].
+    /// The refresh token the token endpoint accepts (HubSpot: `POST /oauth/v1/token`;
+    /// Salesforce: always accepted) [default: sandbox-refresh-token].
     #[arg(long)]
     pub refresh_token: Option<String>,
+    /// HubSpot only: lifetime of the OAuth access tokens `POST /oauth/v1/token` issues, in
+    /// seconds; afterwards a token is answered 401 EXPIRED_AUTHENTICATION [default: 1800].
+    #[arg(long, value_name = "SECS")]
+    pub oauth_token_lifetime_secs: Option<u64>,
+    /// HubSpot only: each refresh returns a new refresh token and the used one stops working
+    /// (HubSpot normally keeps it; the strict case for testing clients).
+    #[arg(long)]
+    pub oauth_rotate_refresh_tokens: bool,
     /// Turn every rate limit off (Salesforce: the daily limit).
     #[arg(long)]
     pub no_limits: bool,
@@ -171,11 +181,8 @@ impl SandboxArgs {
         match self.flavour {
             Flavour::Hubspot => {
                 for (name, given) in [
-                    ("--client-id", self.client_id.is_some()),
-                    ("--client-secret", self.client_secret.is_some()),
                     ("--username", self.username.is_some()),
                     ("--password", self.password.is_some()),
-                    ("--refresh-token", self.refresh_token.is_some()),
                 ] {
                     if given {
                         wrong.push(name);
@@ -190,6 +197,14 @@ impl SandboxArgs {
                     ("--fail-after-apply", self.fail_after_apply > 0),
                     ("--webhook-url", self.webhook_url.is_some()),
                     ("--search-lag-ms", self.search_lag_ms > 0),
+                    (
+                        "--oauth-token-lifetime-secs",
+                        self.oauth_token_lifetime_secs.is_some(),
+                    ),
+                    (
+                        "--oauth-rotate-refresh-tokens",
+                        self.oauth_rotate_refresh_tokens,
+                    ),
                 ] {
                     if given {
                         wrong.push(name);
@@ -238,6 +253,20 @@ impl SandboxArgs {
         }
     }
 
+    /// The HubSpot flavour's public app: the shared credential flags, HubSpot's lifetime.
+    fn oauth_config(&self) -> OAuthConfig {
+        let defaults = OAuthConfig::default();
+        OAuthConfig {
+            client_id: self.client_id.clone().unwrap_or(defaults.client_id),
+            client_secret: self.client_secret.clone().unwrap_or(defaults.client_secret),
+            refresh_token: self.refresh_token.clone().unwrap_or(defaults.refresh_token),
+            token_lifetime_secs: self
+                .oauth_token_lifetime_secs
+                .unwrap_or(defaults.token_lifetime_secs),
+            rotate_refresh_tokens: self.oauth_rotate_refresh_tokens,
+        }
+    }
+
     fn config(&self) -> SandboxConfig {
         let base = if self.no_limits {
             SandboxConfig::unlimited()
@@ -260,6 +289,7 @@ impl SandboxArgs {
         };
         SandboxConfig {
             token: self.token.clone(),
+            oauth: self.oauth_config(),
             other_tokens: self.other_tokens.iter().cloned().collect(),
             search_max_filter_groups: self.search_max_filter_groups,
             search_max_filters_per_group: self.search_max_filters_per_group,
@@ -298,11 +328,30 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     if args.flavour == Flavour::Salesforce {
         return run_salesforce(&args, &addr).await;
     }
+    if args.oauth_token_lifetime_secs == Some(0) {
+        anyhow::bail!(
+            "--oauth-token-lifetime-secs must be at least 1, e.g. --oauth-token-lifetime-secs 1800"
+        );
+    }
     let config = args.config();
     let sandbox = Sandbox::start(&addr, config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     println!("HubSpot sandbox listening on {}", sandbox.base_url());
+    let oauth = args.oauth_config();
+    println!(
+        "OAuth (public app): POST {}/oauth/v1/token · client_id={} client_secret={} refresh_token={} · access tokens live {} s{}",
+        sandbox.base_url(),
+        oauth.client_id,
+        oauth.client_secret,
+        oauth.refresh_token,
+        oauth.token_lifetime_secs,
+        if oauth.rotate_refresh_tokens {
+            ", refresh tokens rotate"
+        } else {
+            ""
+        }
+    );
     println!(
         "admin: {}/_sandbox/stats · reset: POST {}/_sandbox/reset · stop with Ctrl-C",
         sandbox.base_url(),
