@@ -235,7 +235,10 @@ pub async fn metrics(State(ops): State<Arc<Ops>>) -> Result<Response, ApiError> 
 }
 
 /// The calls logged in the last interval window, against its limit.
-pub async fn interval_use(e: &crate::cli::common::Worker, now_ms: i64) -> Result<m::Interval, ApiError> {
+pub async fn interval_use(
+    e: &crate::cli::common::Worker,
+    now_ms: i64,
+) -> Result<m::Interval, ApiError> {
     let crm = &e.config.raw.crm;
     let since = now_ms - i64::try_from(crm.interval_ms()).unwrap_or(i64::MAX);
     Ok(m::Interval {

@@ -182,12 +182,7 @@ pub struct Interval {
 }
 
 /// Sets the gauges from a fresh status of the state database.
-pub fn refresh(
-    status: &Status,
-    queues: &[(String, QueueCounts)],
-    interval: Interval,
-    now_ms: i64,
-) {
+pub fn refresh(status: &Status, queues: &[(String, QueueCounts)], interval: Interval, now_ms: i64) {
     for s in &status.syncs {
         let sync = s.sync.clone();
         for (state, n) in [
