@@ -76,18 +76,20 @@ async fn a_person_sees_every_sync_and_settles_a_conflict_and_held_deletions_from
     browser.goto(&format!("{}/login", ops.url)).await;
     browser.type_into("input[name=token]", TOKEN).await;
     browser.click("button[type=submit]").await;
-    assert!(browser.text(".flash").await.contains("Logged in"));
+    browser.wait_text(".flash", "Logged in", 10).await;
 
     browser
         .click(&format!(
             "#conflicts tr[data-conflict=\"{conflict}\"] form:nth-of-type(2) button"
         ))
         .await;
-    let flash = browser.text(".flash").await;
-    assert!(
-        flash.contains(&format!("Conflict {conflict} settled with the CRM's value")),
-        "{flash}"
-    );
+    browser
+        .wait_text(
+            ".flash",
+            &format!("Conflict {conflict} settled with the CRM's value"),
+            10,
+        )
+        .await;
     let name: String = sqlx::query_scalar("SELECT company_name FROM customers WHERE id = ?")
         .bind(customer)
         .fetch_one(&mut ops.app().await)
@@ -98,8 +100,9 @@ async fn a_person_sees_every_sync_and_settles_a_conflict_and_held_deletions_from
     browser
         .click("#deletions tr[data-sync=\"companies\"] form:nth-of-type(1) button")
         .await;
-    let flash = browser.text(".flash").await;
-    assert!(flash.contains("3 held deletions applied"), "{flash}");
+    browser
+        .wait_text(".flash", "3 held deletions applied", 10)
+        .await;
     let ops_ref = &ops;
     wait_for(30, "the deletions applied", move || async move {
         let all = ops_ref.json("/api/deletions").await;

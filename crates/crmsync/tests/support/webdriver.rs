@@ -92,6 +92,19 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("WebDriver {path}: {e}"),
+        }
+    }
+
+    /// A WebDriver command; its error object when it failed.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method.clone(), url);
         if method != reqwest::Method::GET {
@@ -105,9 +118,46 @@ impl Browser {
             .await
             .expect("WebDriver JSON");
         if v["value"]["error"].is_string() {
-            panic!("WebDriver {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
+    }
+
+    /// Waits (at most `secs`) until the element `css` selects shows text containing `want`: a
+    /// click that submits a form navigates on its own time, and the old page's elements go
+    /// stale meanwhile.
+    pub async fn wait_text(&self, css: &str, want: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = String::new();
+        loop {
+            let found = self
+                .try_call(
+                    reqwest::Method::POST,
+                    "/element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if let Ok(el) = found
+                && let Some(id) = el[ELEMENT].as_str()
+                && let Ok(text) = self
+                    .try_call(
+                        reqwest::Method::GET,
+                        &format!("/element/{id}/text"),
+                        json!({}),
+                    )
+                    .await
+            {
+                last = text.as_str().unwrap_or_default().to_string();
+                if last.contains(want) {
+                    return last;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed {want:?}; last: {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn goto(&self, url: &str) {
