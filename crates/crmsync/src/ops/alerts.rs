@@ -89,11 +89,11 @@ impl Alerts {
     }
 
     /// Raises `kind` for `sync` (empty: the whole worker), unless it was raised within
-    /// `repeat_minutes`.
-    fn raise(&self, kind: &'static str, sync: &str, message: String) {
+    /// `repeat_minutes`; whether it was raised.
+    fn raise(&self, kind: &'static str, sync: &str, message: String) -> bool {
         {
             let Ok(mut mem) = self.memory.lock() else {
-                return;
+                return false;
             };
             let key = (kind.to_string(), sync.to_string());
             if mem
@@ -101,14 +101,14 @@ impl Alerts {
                 .get(&key)
                 .is_some_and(|at| at.elapsed() < self.repeat)
             {
-                return;
+                return false;
             }
             mem.raised.insert(key, Instant::now());
         }
         tracing::error!(alert = kind, sync, "{message}");
         metrics::counter!(m::ALERTS, "kind" => kind).increment(1);
         let Some(tx) = &self.tx else {
-            return;
+            return true;
         };
         let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
         let worker = self.worker.lock().map(|w| w.clone()).unwrap_or_default();
@@ -127,6 +127,7 @@ impl Alerts {
                 "the alert queue is full; this alert is only logged"
             );
         }
+        true
     }
 
     /// Starts the periodic checks (conflicts waiting, the CRM refusing every call).
@@ -148,13 +149,7 @@ impl Alerts {
 
     async fn check(&self, engine: &Worker) {
         if let Ok(open) = engine.state.open_conflicts(None).await {
-            let now = crmsync_store::now_ms();
-            let wait_ms = i64::try_from(self.conflict_wait.as_millis()).unwrap_or(i64::MAX);
-            let mut waiting: HashMap<&str, usize> = HashMap::new();
-            for c in open.iter().filter(|c| now - c.created_at_ms >= wait_ms) {
-                *waiting.entry(c.sync.as_str()).or_default() += 1;
-            }
-            for (sync, n) in waiting {
+            for (sync, n) in self.waiting(&open, crmsync_store::now_ms()) {
                 self.raise(
                     "conflicts_waiting",
                     sync,
@@ -166,11 +161,7 @@ impl Alerts {
                 );
             }
         }
-        let down = self.memory.lock().ok().and_then(|m| {
-            let since = m.failing_since?;
-            (since.elapsed() >= self.crm_down).then(|| m.last_failure.clone().unwrap_or_default())
-        });
-        if let Some(last) = down {
+        if let Some(last) = self.crm_down() {
             self.raise(
                 "crm_refusing",
                 "",
@@ -183,32 +174,62 @@ impl Alerts {
     }
 }
 
+impl Alerts {
+    /// Per sync, how many of `open` have waited at least `conflict_wait` at `now_ms`.
+    fn waiting<'c>(
+        &self,
+        open: &'c [crmsync_store::Conflict],
+        now_ms: i64,
+    ) -> HashMap<&'c str, usize> {
+        let wait_ms = i64::try_from(self.conflict_wait.as_millis()).unwrap_or(i64::MAX);
+        let mut waiting: HashMap<&str, usize> = HashMap::new();
+        for c in open.iter().filter(|c| now_ms - c.created_at_ms >= wait_ms) {
+            *waiting.entry(c.sync.as_str()).or_default() += 1;
+        }
+        waiting
+    }
+
+    /// The last failure, when every CRM call has failed for `crm_down` or longer.
+    fn crm_down(&self) -> Option<String> {
+        self.memory.lock().ok().and_then(|m| {
+            let since = m.failing_since?;
+            (since.elapsed() >= self.crm_down).then(|| m.last_failure.clone().unwrap_or_default())
+        })
+    }
+}
+
 impl Telemetry for Alerts {
     fn emit(&self, event: &Event) {
         match event {
-            Event::Settled { sync, dead, .. } if *dead > 0 => self.raise(
+            Event::Settled { sync, dead, .. } if *dead > 0 => {
+                self.raise(
                 "jobs_dead",
                 sync,
                 format!(
                     "{dead} {sync} record{} ran out of retries; `crmsync status` shows why, `crmsync retry` tries again",
                     if *dead == 1 { "" } else { "s" }
                 ),
-            ),
-            Event::BudgetPaused { remaining, .. } => self.raise(
+                );
+            }
+            Event::BudgetPaused { remaining, .. } => {
+                self.raise(
                 "budget_paused",
                 "",
                 format!(
                     "today's API budget share is spent ({remaining} calls left for others); delivery waits for the daily reset"
                 ),
-            ),
-            Event::Inbound { sync, report, .. } if report.deletions_held > 0 => self.raise(
+                );
+            }
+            Event::Inbound { sync, report, .. } if report.deletions_held > 0 => {
+                self.raise(
                 "deletions_held",
                 sync,
                 format!(
                     "{} deletions of {sync} in the CRM are held by the mass-deletion guard: `crmsync deletions --apply` or `--reject`, or the dashboard",
                     report.deletions_held
                 ),
-            ),
+                );
+            }
             Event::CrmCall { status, .. } => {
                 // The CRM answering at all (a record refused included) is not it being down.
                 let failed = match status {
@@ -306,6 +327,78 @@ async fn send_all(mut rx: mpsc::Receiver<Alert>, url: SecretString, key: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alerts(crm_down: Duration, conflict_wait: Duration) -> Alerts {
+        Alerts {
+            tx: None,
+            memory: Mutex::new(Memory::default()),
+            repeat: Duration::from_secs(3600),
+            conflict_wait,
+            crm_down,
+            worker: Mutex::new(String::new()),
+        }
+    }
+
+    fn call(status: Option<u16>) -> Event {
+        Event::CrmCall {
+            connection: "hubspot".into(),
+            operation: "upsert".into(),
+            status,
+            rate_limited: status == Some(429),
+            latency_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_crm_is_down_only_while_every_call_fails_and_a_refused_record_is_not_a_failure() {
+        let a = alerts(Duration::ZERO, Duration::ZERO);
+        assert_eq!(a.crm_down(), None, "no call yet");
+        a.emit(&call(None));
+        a.emit(&call(Some(503)));
+        assert_eq!(a.crm_down().as_deref(), Some("HTTP 503"));
+        // A batch of invalid records is the CRM answering.
+        a.emit(&call(Some(400)));
+        assert_eq!(a.crm_down(), None);
+        a.emit(&call(Some(401)));
+        assert_eq!(a.crm_down().as_deref(), Some("HTTP 401"));
+        let later = alerts(Duration::from_secs(3600), Duration::ZERO);
+        later.emit(&call(None));
+        assert_eq!(later.crm_down(), None, "not for long enough yet");
+    }
+
+    #[test]
+    fn conflicts_count_once_they_waited_and_an_alert_repeats_only_after_the_pause() {
+        let a = alerts(Duration::ZERO, Duration::from_secs(60));
+        let conflict = |sync: &str, at: i64| crmsync_store::Conflict {
+            id: 1,
+            sync: sync.into(),
+            local_id: "1".into(),
+            crm_id: "9".into(),
+            field: "name".into(),
+            column: "name".into(),
+            app_value: "a".into(),
+            crm_value: "b".into(),
+            base_value: None,
+            created_at_ms: at,
+        };
+        let open = [
+            conflict("companies", 0),
+            conflict("companies", 1_000),
+            conflict("deals", 50_000),
+        ];
+        let waiting = a.waiting(&open, 61_000);
+        assert_eq!(waiting.get("companies"), Some(&2));
+        assert_eq!(waiting.get("deals"), None);
+        assert!(a.raise("conflicts_waiting", "companies", "x".into()));
+        assert!(
+            !a.raise("conflicts_waiting", "companies", "x".into()),
+            "within repeat_minutes"
+        );
+        assert!(
+            a.raise("conflicts_waiting", "deals", "x".into()),
+            "another sync is another alert"
+        );
+    }
 
     /// The Standard Webhooks spec's own example (BRIDGES.md).
     #[test]
