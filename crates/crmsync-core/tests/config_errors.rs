@@ -738,3 +738,20 @@ fn server_and_retention_problems_name_their_keys() {
     }
     assert!(err.problems().iter().all(|p| p.line.is_some()), "{err}");
 }
+
+/// `[server] listen` takes a bare port for the loopback, or an address.
+#[test]
+fn a_bare_port_listens_on_the_loopback() {
+    for (listen, want) in [("9187", "127.0.0.1:9187"), ("0.0.0.0:80", "0.0.0.0:80")] {
+        let text = format!("{GOOD}\n[server]\nlisten = \"{listen}\"\n");
+        let cfg = load_str(&text, Path::new("c.toml"), Secrets::NotNeeded, &no_env).expect("loads");
+        assert_eq!(
+            cfg.raw
+                .server
+                .listen_addr()
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some(want)
+        );
+    }
+}

@@ -85,7 +85,8 @@ pub fn default_call_log_retention_days() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Socket address of the operator server, e.g. "127.0.0.1:9187".
+    /// Address of the operator server, e.g. "127.0.0.1:9187", or a bare port ("9187") for the
+    /// loopback.
     pub listen: Option<String>,
     /// Environment variable / file holding the bearer token the server asks for from any
     /// client but the loopback, and for the dashboard's actions always.
@@ -98,6 +99,23 @@ pub struct ServerConfig {
     /// Connections served at once per server; more clients wait.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+}
+
+/// An operator-server address: `IP:PORT`, or a bare `PORT`, which means the loopback
+/// (`127.0.0.1:PORT`): the safe default, since any other address needs a token.
+pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
+    let text = text.trim();
+    match text.parse::<u16>() {
+        Ok(port) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => text.parse().ok(),
+    }
+}
+
+impl ServerConfig {
+    /// The address `listen` names, when it is set.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(parse_listen)
+    }
 }
 
 impl Default for ServerConfig {

@@ -533,12 +533,12 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
     }
     let server = &raw.server;
     if let Some(listen) = &server.listen
-        && listen.parse::<std::net::SocketAddr>().is_err()
+        && crate::config::raw::parse_listen(listen).is_none()
     {
         push(
             "server.listen".into(),
             format!(
-                "`{listen}` is not a socket address; write an IP and a port, e.g. \"127.0.0.1:9187\""
+                "`{listen}` is not an address; write a port for the loopback (\"9187\") or an IP and a port (\"127.0.0.1:9187\")"
             ),
         );
     }

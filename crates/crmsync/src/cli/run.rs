@@ -39,15 +39,23 @@ pub struct RunArgs {
     /// (e.g. behind a TLS proxy). Overrides `[webhooks] url`.
     #[arg(long)]
     pub webhook_url: Option<String>,
-    /// Serve the operator server on this address: the dashboard at `/`, the JSON API under
-    /// `/api/`, `/metrics`, `/healthz`, `/readyz` (docs/operations.md). Overrides `[server]
-    /// listen`. Any address but the loopback needs the operator token (CRMSYNC_SERVER_TOKEN).
-    #[arg(long)]
+    /// Serve the operator server on this address (`IP:PORT`, or a bare `PORT` for
+    /// 127.0.0.1): the dashboard at `/`, the JSON API under `/api/`, `/metrics`, `/healthz`,
+    /// `/readyz` (docs/operations.md). Overrides `[server] listen`. Any address but the
+    /// loopback needs the operator token (CRMSYNC_SERVER_TOKEN).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_arg)]
     pub listen: Option<std::net::SocketAddr>,
     /// Start even when a mapped property does not exist in the CRM (or is read-only); without
     /// it, such a mapping is refused before anything is sent.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--listen`: `IP:PORT` or a bare port (the loopback).
+fn parse_listen_arg(text: &str) -> Result<std::net::SocketAddr, String> {
+    crmsync_core::config::raw::parse_listen(text).ok_or_else(|| {
+        format!("`{text}` is not an address: write a port (9187, on 127.0.0.1) or IP:PORT")
+    })
 }
 
 /// Logs every SIGHUP and otherwise ignores it: the config is read once at start (a reload
@@ -132,14 +140,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ignore_hangups();
     let config = load_config(&args.config.config, Secrets::Required)?;
     // Validated when the config was loaded.
-    let listen = args.listen.or_else(|| {
-        config
-            .raw
-            .server
-            .listen
-            .as_deref()
-            .and_then(|a| a.parse().ok())
-    });
+    let listen = args.listen.or_else(|| config.raw.server.listen_addr());
     // Before anything opens: a server that may not listen is a usage error, not a late surprise.
     let server = match listen {
         Some(addr) => Some((addr, ops::operator_token(&config, addr)?)),
