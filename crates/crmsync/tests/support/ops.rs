@@ -243,6 +243,14 @@ impl OpsRun {
     pub async fn make_conflict(&self, nth: i64) -> (i64, i64, String) {
         let (customer, company) = self.linked_customer(nth).await;
         self.post_ok("/api/pause", None).await;
+        // The worker saw it: no batch starts until the resume, so neither edit moves alone.
+        let me = self;
+        wait_for(30, "the worker paused", move || async move {
+            me.log()
+                .contains("paused (crmsync resume continues)")
+                .then_some(())
+        })
+        .await;
         sqlx::query("UPDATE customers SET company_name = 'App Side GmbH', updated_at = '2030-01-01T00:00:00Z' WHERE id = ?")
             .bind(customer)
             .execute(&mut self.app().await)
