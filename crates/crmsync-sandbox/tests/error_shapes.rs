@@ -171,8 +171,18 @@ async fn missing_or_wrong_token_is_401() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.error_category(), "INVALID_AUTHENTICATION");
     assert!(
-        reply.header("x-hubspot-ratelimit-max").is_some(),
-        "headers on every response"
+        reply.header("x-hubspot-ratelimit-max").is_none(),
+        "no rate-limit headers while the limits are off"
+    );
+    let limited = Harness::start(crmsync_sandbox::SandboxConfig::default()).await;
+    let refused = limited
+        .send(Method::GET, "/crm/v3/objects/contacts", None, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.header("x-hubspot-ratelimit-max").as_deref(),
+        Some("100"),
+        "with limits on, headers on every response, a refusal's too"
     );
 
     let reply = h

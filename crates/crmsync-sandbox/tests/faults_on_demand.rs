@@ -171,7 +171,8 @@ async fn a_429_storm_answers_the_ten_secondly_body_for_n_requests() {
         );
         assert_eq!(reply.body["errorType"], "RATE_LIMIT");
         assert!(reply.header("retry-after").is_some());
-        assert!(reply.header("x-hubspot-ratelimit-max").is_some());
+        // The limits are off: no made-up maximum to pace by.
+        assert!(reply.header("x-hubspot-ratelimit-max").is_none());
     }
     assert_eq!(
         h.get("/crm/v3/objects/contacts").await.status,

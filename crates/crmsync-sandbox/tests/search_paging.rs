@@ -186,3 +186,42 @@ async fn paging_past_ten_thousand_and_oversized_requests_are_400() {
         "20 filters exceed the total of 18"
     );
 }
+
+/// A top-level `filters` array (HubSpot accepts it) is one group whose filters all hold; it
+/// never means "no filter" (an incremental reader once got every record back and lost one).
+#[tokio::test]
+async fn a_top_level_filters_array_is_one_and_group() {
+    let h = Harness::unlimited().await;
+    for (name, amount) in [("small", "10"), ("mid", "200"), ("big", "3000")] {
+        h.create("deals", json!({"dealname": name, "amount": amount}))
+            .await;
+    }
+    let page = h
+        .post(
+            "/crm/v3/objects/deals/search",
+            json!({
+                "filters": [
+                    {"propertyName": "amount", "operator": "GT", "value": "50"},
+                    {"propertyName": "amount", "operator": "LT", "value": "1000"}
+                ],
+                "properties": ["dealname"]
+            }),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body["total"], 1, "{}", page.body);
+    assert_eq!(page.body["results"][0]["properties"]["dealname"], "mid");
+
+    // Beside filterGroups it is one more group, ORed with them.
+    let page = h
+        .post(
+            "/crm/v3/objects/deals/search",
+            json!({
+                "filterGroups": [{"filters": [{"propertyName": "dealname", "operator": "EQ", "value": "small"}]}],
+                "filters": [{"propertyName": "dealname", "operator": "EQ", "value": "big"}],
+                "properties": ["dealname"]
+            }),
+        )
+        .await;
+    assert_eq!(page.body["total"], 2, "{}", page.body);
+}

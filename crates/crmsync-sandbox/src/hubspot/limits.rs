@@ -3,8 +3,9 @@
 //! Three budgets: a rolling interval (Free tier: 100 per 10 s) that search is exempt from,
 //! a per-second budget for search (5/s), and a daily budget (250,000, reset at midnight UTC,
 //! the sandbox portal's time zone). Rejected requests consume nothing. Every response carries
-//! the `X-HubSpot-RateLimit-*` headers; with a limit disabled the header reports `u32::MAX`
-//! so clients that pace themselves on the headers keep working.
+//! the `X-HubSpot-RateLimit-*` headers of the limits that are on; a limit that is off sends
+//! none (as HubSpot sends no daily headers to OAuth apps, FACTS 2.10), never a made-up maximum
+//! a client would pace itself by.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -29,11 +30,11 @@ pub(crate) struct Limits {
 /// Budget state after admitting a request, for the response headers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Usage {
-    max: u32,
-    remaining: u32,
+    /// The interval limit and what is left of it; `None` when that limit is off.
+    interval: Option<(u32, u32)>,
     interval_ms: u64,
-    daily: u32,
-    daily_remaining: u32,
+    /// The daily limit and what is left of it; `None` when that limit is off.
+    daily: Option<(u32, u32)>,
 }
 
 /// Which budget rejected a request.
@@ -118,14 +119,16 @@ impl Limiter {
 
     fn snapshot(&self) -> Usage {
         let used = u32::try_from(self.window.len()).unwrap_or(u32::MAX);
-        let max = self.limits.interval_limit.unwrap_or(u32::MAX);
-        let daily = self.limits.daily_limit.unwrap_or(u32::MAX);
         Usage {
-            max,
-            remaining: max.saturating_sub(used),
+            interval: self
+                .limits
+                .interval_limit
+                .map(|max| (max, max.saturating_sub(used))),
             interval_ms: self.limits.interval_ms,
-            daily,
-            daily_remaining: daily.saturating_sub(self.daily_used),
+            daily: self
+                .limits
+                .daily_limit
+                .map(|daily| (daily, daily.saturating_sub(self.daily_used))),
         }
     }
 
@@ -196,21 +199,21 @@ pub(crate) fn storm(policy: super::faults::StormPolicy, usage: Usage) -> Rejecti
     }
 }
 
-/// Writes the `X-HubSpot-RateLimit-*` headers.
+/// Writes the `X-HubSpot-RateLimit-*` headers of the limits that are on.
 pub(crate) fn apply_headers(headers: &mut HeaderMap, usage: &Usage) {
-    let pairs = [
-        ("x-hubspot-ratelimit-max", u64::from(usage.max)),
-        ("x-hubspot-ratelimit-remaining", u64::from(usage.remaining)),
-        (
+    let mut pairs = Vec::new();
+    if let Some((max, remaining)) = usage.interval {
+        pairs.push(("x-hubspot-ratelimit-max", u64::from(max)));
+        pairs.push(("x-hubspot-ratelimit-remaining", u64::from(remaining)));
+        pairs.push((
             "x-hubspot-ratelimit-interval-milliseconds",
             usage.interval_ms,
-        ),
-        ("x-hubspot-ratelimit-daily", u64::from(usage.daily)),
-        (
-            "x-hubspot-ratelimit-daily-remaining",
-            u64::from(usage.daily_remaining),
-        ),
-    ];
+        ));
+    }
+    if let Some((daily, remaining)) = usage.daily {
+        pairs.push(("x-hubspot-ratelimit-daily", u64::from(daily)));
+        pairs.push(("x-hubspot-ratelimit-daily-remaining", u64::from(remaining)));
+    }
     for (name, value) in pairs {
         headers.insert(name, HeaderValue::from(value));
     }

@@ -32,6 +32,10 @@ const MAX_RESULTS: usize = 10_000;
 struct SearchRequest {
     #[serde(rename = "filterGroups", default)]
     filter_groups: Vec<FilterGroup>,
+    /// A top-level `filters` array, which HubSpot accepts as one group whose filters all hold
+    /// (beside any `filterGroups`, ORed with them).
+    #[serde(default)]
+    filters: Vec<Filter>,
     #[serde(default)]
     sorts: Vec<Value>,
     #[serde(default)]
@@ -266,6 +270,11 @@ async fn search(
 ) -> Result<axum::Json<Value>, ApiError> {
     let object = object_type(&segment)?;
     let rules = state.search_rules();
+    let mut request = request;
+    if !request.filters.is_empty() {
+        let filters = std::mem::take(&mut request.filters);
+        request.filter_groups.push(FilterGroup { filters });
+    }
     check_limits(&request.filter_groups, &rules)?;
     let visible_until = chrono::Duration::from_std(rules.lag)
         .ok()
