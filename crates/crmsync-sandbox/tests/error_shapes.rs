@@ -180,7 +180,7 @@ async fn missing_or_wrong_token_is_401() {
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        refused.header("x-hubspot-ratelimit-max").as_deref(),
+        refused.header("x-hubspot-ratelimit-max"),
         Some("100"),
         "with limits on, headers on every response, a refusal's too"
     );
