@@ -2,7 +2,8 @@
 # Runs HubSpot's official Python SDK against the crmsync sandbox: the shared conformance check
 # (../shared/conformance/hubspot/run.sh, beside the repository) and crmsync's own extra checks
 # (tests/sdk/run.sh); then simple-salesforce against `crmsync sandbox --flavour salesforce`
-# (../shared/conformance/salesforce/run.sh). Builds and starts both sandboxes with --no-limits on
+# (../shared/conformance/salesforce/run.sh). Builds and starts both sandboxes (limits far above
+# what the checks make for HubSpot, whose check asks for the rate-limit headers; none for Salesforce) on
 # free ports, waits for them with a deadline, runs the checks, stops the servers and exits
 # non-zero if any check failed.
 # Usage: scripts/conformance.sh [PORT]   (env: CONFORMANCE_VENV, CONFORMANCE_PROFILE, CARGO_TARGET_DIR,
@@ -37,7 +38,9 @@ fi
 [[ -x $bin ]] || { echo "no crmsync binary at $bin" >&2; exit 2; }
 log=$(mktemp)
 log_sf=$(mktemp)
-"$bin" sandbox --port "$port" --no-limits >"$log" 2>&1 &
+# Limits on but far above what the checks make: HubSpot sends its interval headers on every
+# answer, and the shared check asks for them; a sandbox with a limit off sends none of its headers.
+"$bin" sandbox --port "$port" --interval-limit 1000000 --daily-limit 100000000 --search-per-second 100000 >"$log" 2>&1 &
 server=$!
 "$bin" sandbox --flavour salesforce --port "$port_sf" --no-limits >"$log_sf" 2>&1 &
 server_sf=$!
