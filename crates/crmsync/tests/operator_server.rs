@@ -288,3 +288,24 @@ async fn a_held_mass_deletion_raises_a_signed_alert_that_is_retried() {
         1.0
     );
 }
+
+/// SIGHUP is logged and ignored (the worker and its server go on); SIGTERM ends it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_ignored_and_sigterm_stops_cleanly() {
+    let mut ops = OpsRun::start(Some(TOKEN)).await;
+    ops.signal("HUP");
+    let ops_ref = &ops;
+    wait_for(30, "the SIGHUP line", move || async move {
+        ops_ref.log().contains("SIGHUP: ignored").then_some(())
+    })
+    .await;
+    assert_eq!(
+        ops.exited_within(0).await,
+        None,
+        "still running after SIGHUP"
+    );
+    assert_eq!(ops.json("/readyz").await["ready"], true);
+    ops.signal("TERM");
+    let status = ops.exited_within(30).await.expect("stopped after SIGTERM");
+    assert!(status.success(), "{status}: {}", ops.log());
+}

@@ -162,6 +162,30 @@ impl OpsRun {
         }
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, ...) to the `crmsync run` process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.run.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits (at most `secs`) for the `crmsync run` process to end; its exit status, or
+    /// `None` while it still runs.
+    pub async fn exited_within(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Ok(Some(status)) = self.run.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().expect("log").join("\n")
     }
