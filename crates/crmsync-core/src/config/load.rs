@@ -87,19 +87,9 @@ impl Config {
             what: "the HubSpot app's client secret (the app's Auth settings)",
             example: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
         };
-        resolve_secret(&source, &self.path, env).map_err(|mut problem| {
-            problem.line = std::fs::read_to_string(&self.path)
-                .ok()
-                .and_then(|text| line_of(&text, &problem.path));
-            ConfigError::Invalid {
-                path: self.path.clone(),
-                problems: vec![problem],
-            }
-        })
+        self.secret_of(&source, env)
     }
-}
 
-impl Config {
     /// The operator server's bearer token: the content of `[server] token_file`, or the
     /// variable `token_env` names (default `CRMSYNC_SERVER_TOKEN`). `Ok(None)` when neither is
     /// configured and the default variable is unset: the server then serves the loopback only
@@ -127,21 +117,9 @@ impl Config {
             what: "the operator token (any long random string, e.g. `openssl rand -hex 32`)",
             example: "3f9c…",
         };
-        resolve_secret(&source, &self.path, env)
-            .map(Some)
-            .map_err(|mut problem| {
-                problem.line = std::fs::read_to_string(&self.path)
-                    .ok()
-                    .and_then(|text| line_of(&text, &problem.path));
-                ConfigError::Invalid {
-                    path: self.path.clone(),
-                    problems: vec![problem],
-                }
-            })
+        self.secret_of(&source, env).map(Some)
     }
-}
 
-impl Config {
     /// Where alerts go: `[alerts] url`, or the content of `url_file`, or the variable `url_env`
     /// names; `Ok(None)` when none is set.
     pub fn alert_url(
