@@ -309,3 +309,21 @@ async fn sighup_is_ignored_and_sigterm_stops_cleanly() {
     let status = ops.exited_within(30).await.expect("stopped after SIGTERM");
     assert!(status.success(), "{status}: {}", ops.log());
 }
+
+/// The reader the metrics test relies on refuses what the format forbids.
+#[test]
+fn the_strict_reader_refuses_what_the_format_forbids() {
+    assert!(support::prom::parse("# TYPE a counter\na{x=\"1\"} 2\na{x=\"2\"} 3\n").is_ok());
+    for bad in [
+        "a{x=1} 2\n",
+        "a{x=\"1\"} two\n",
+        "# TYPE a counter\n# TYPE a counter\na 1\n",
+        "a 1\nb 1\na 2\n",
+        "a{x=\"1\"} 1\na{x=\"1\"} 2\n",
+        "# TYPE a counter\na -1\n",
+        "1a 1\n",
+        "a{x=\"\\q\"} 1\n",
+    ] {
+        assert!(support::prom::parse(bad).is_err(), "accepted {bad:?}");
+    }
+}

@@ -2,6 +2,10 @@
 //! HubSpot UI) flows back into the app database, `crmsync conflicts` reports nothing open, and
 //! SIGTERM ends it with exit code 0.
 
+mod support;
+
+use support::wait_for;
+
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
@@ -22,22 +26,6 @@ fn crmsync(args: &[&str], config: &Path) -> Command {
         .env("HUBSPOT_ACCESS_TOKEN", "test-token")
         .env_remove("RUST_LOG");
     c
-}
-
-/// Polls `check` every 50 ms until it yields a value or `secs` pass.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

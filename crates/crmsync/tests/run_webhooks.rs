@@ -15,6 +15,10 @@
 //! uses single-record endpoints (GET, PATCH, DELETE, create, merge), so the two never mix in
 //! the counts. Every wait is a condition checked every 50 ms under a deadline.
 
+mod support;
+
+use support::wait_for;
+
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
@@ -32,22 +36,6 @@ const SECRET: &str = "s3cret-of-the-hubspot-app";
 const UI_TOKEN: &str = "ui-token";
 /// Customers `crmsync demo` generates here.
 const CUSTOMERS: u64 = 20;
-
-/// Polls `check` every 50 ms until it yields a value or `secs` pass.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn crmsync() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin!("crmsync"));

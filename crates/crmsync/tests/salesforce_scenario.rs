@@ -10,6 +10,7 @@ use crmsync_sandbox::{SalesforceConfig, SalesforceSandbox};
 use serde_json::Value;
 use sqlx::Connection;
 use support::cli::run_with;
+use support::wait_for;
 
 const CONFIG: &str = r#"
 [source]
@@ -262,25 +263,6 @@ async fn the_demo_syncs_the_order_system_into_a_salesforce_org() {
         !written.contains(SECRET) && !written.contains(REFRESH),
         "no secret in the file"
     );
-}
-
-/// Polls `check` every 50 ms until it yields a value or `secs` pass.
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 async fn app_value(dir: &std::path::Path, sql: &'static str) -> Option<String> {

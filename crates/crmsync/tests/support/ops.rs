@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub use super::wait_for;
+
 /// The operator token of the running server.
 pub const TOKEN: &str = "0p3rator-t0ken-for-tests";
 /// The CRM token whose requests are the UI user's.
@@ -35,22 +37,6 @@ impl Drop for OpsRun {
     fn drop(&mut self) {
         let _ = self.run.kill();
         let _ = self.run.wait();
-    }
-}
-
-/// Polls `check` every 50 ms until it yields a value or `secs` pass.
-pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
