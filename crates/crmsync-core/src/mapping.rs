@@ -220,7 +220,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(
             r#"
             source = { url = "sqlite://a.db" }
-            crm = { kind = "hubspot", token_env = "T" }
+            crm = { environment = "sandbox", kind = "hubspot", token_env = "T" }
             [[sync]]
             name = "contacts"
             table = "customers"
@@ -320,7 +320,7 @@ mod policy_tests {
         let raw: RawConfig = toml::from_str(
             r#"
             source = { url = "sqlite://a.db" }
-            crm = { kind = "hubspot", token_env = "T" }
+            crm = { environment = "sandbox", kind = "hubspot", token_env = "T" }
             [[sync]]
             name = "companies"
             table = "accounts"
@@ -447,7 +447,7 @@ mod shape_tests {
 
     const CONFIG: &str = r#"
         source = { url = "sqlite://a.db" }
-        crm = { kind = "hubspot", token_env = "T" }
+        crm = { environment = "sandbox", kind = "hubspot", token_env = "T" }
         [[sync]]
         name = "contacts"
         table = "customers"

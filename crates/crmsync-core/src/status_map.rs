@@ -122,7 +122,7 @@ mod tests {
         let raw: RawConfig = toml::from_str(&format!(
             r#"
             source = {{ url = "sqlite://a.db" }}
-            crm = {{ kind = "hubspot", token_env = "T" }}
+            crm = {{ environment = "sandbox", kind = "hubspot", token_env = "T" }}
             [[sync]]
             name = "deals"
             table = "orders"

@@ -12,7 +12,7 @@ url = "sqlite://orders.db"
 [crm]
 kind = "hubspot"
 token_env = "HUBSPOT_ACCESS_TOKEN"
-
+environment = "sandbox"
 [[sync]]
 name = "companies"
 table = "customers"
@@ -103,7 +103,7 @@ url = "oracle://x"
 [crm]
 kind = "hubspot"
 daily_budget_share = 1.5
-
+environment = "sandbox"
 [[sync]]
 name = "orders"
 table = "orders"
@@ -175,6 +175,7 @@ fn transform_and_rule_items_with_arguments_are_checked_with_dotted_paths() {
 [source]
 url = "sqlite://orders.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 token_env = "HUBSPOT_ACCESS_TOKEN"
 [[sync]]
@@ -200,12 +201,12 @@ ok = { crm = "lastname", transform = [{ date = "%d.%m.%Y" }, { number = { decima
         .map(|p| (p.path.clone(), p.line))
         .collect();
     let want = [
-        ("sync[0].fields.phone.transform[1]", Some(12)),
-        ("sync[0].fields.phone.transform[2]", Some(12)),
-        ("sync[0].fields.phone.validate[1]", Some(12)),
-        ("sync[0].fields.name.template", Some(13)),
-        ("sync[0].fields.note.separator", Some(14)),
-        ("sync[0].fields.note.template", Some(14)),
+        ("sync[0].fields.phone.transform[1]", Some(13)),
+        ("sync[0].fields.phone.transform[2]", Some(13)),
+        ("sync[0].fields.phone.validate[1]", Some(13)),
+        ("sync[0].fields.name.template", Some(14)),
+        ("sync[0].fields.note.separator", Some(15)),
+        ("sync[0].fields.note.template", Some(15)),
     ];
     for (path, line) in want {
         assert!(
@@ -371,6 +372,7 @@ url = "postgres://shop:hunter2@db/shop"
 [state]
 url_env = "STATE_URL"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 token_env = "T"
 [[sync]]
@@ -419,6 +421,7 @@ fn wrong_but_valid_configs_are_refused() {
 [source]
 url = "sqlite://a.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 timeout_ms = 0
 interval_ms = 99999999999
@@ -469,7 +472,7 @@ url = "sqlite://shop.db"
 
 [crm]
 kind = "hubspot"
-
+environment = "sandbox"
 [[sync]]
 name = "orders"
 table = "orders"
@@ -754,4 +757,33 @@ fn a_bare_port_listens_on_the_loopback() {
             Some(want)
         );
     }
+}
+
+#[test]
+fn a_config_without_an_environment_names_the_key_and_the_crm_line() {
+    let text = GOOD.replace("environment = \"sandbox\"\n", "");
+    let err = load_str(
+        &text,
+        Path::new("c.toml"),
+        Secrets::Required,
+        &env_with_token,
+    )
+    .expect_err("must fail");
+    let crm_line = text.lines().position(|l| l == "[crm]").map(|i| i + 1);
+    assert!(
+        err.problems()
+            .iter()
+            .any(|p| p.path == "crm.environment" && p.line == crm_line),
+        "{err}"
+    );
+    let staging = GOOD.replace("environment = \"sandbox\"", "environment = \"staging\"");
+    assert!(
+        load_str(
+            &staging,
+            Path::new("c.toml"),
+            Secrets::Required,
+            &env_with_token
+        )
+        .is_ok()
+    );
 }

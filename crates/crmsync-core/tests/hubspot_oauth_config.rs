@@ -17,7 +17,7 @@ auth = "oauth"
 client_id = "5f3c1a2b-app"
 client_secret_env = "HUBSPOT_CLIENT_SECRET"
 refresh_token_env = "HUBSPOT_REFRESH_TOKEN"
-
+environment = "sandbox"
 [[sync]]
 name = "companies"
 table = "customers"
@@ -92,7 +92,10 @@ fn a_private_app_is_the_default_and_refuses_the_public_apps_keys() {
         "{got:?}"
     );
     assert!(got[0].1.contains("auth = \"oauth\""), "{got:?}");
-    let explicit = text.replace("[crm]\n", "[crm]\nauth = \"private_app\"\n");
+    let explicit = text.replace(
+        "[crm]\nenvironment = \"sandbox\"\n",
+        "[crm]\nenvironment = \"sandbox\"\nauth = \"private_app\"\n",
+    );
     assert_eq!(problems(&explicit, &token).len(), 3);
 }
 
@@ -102,6 +105,7 @@ fn a_public_app_refuses_a_private_apps_token_and_reports_every_missing_piece() {
 [source]
 url = "sqlite://orders.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 auth = "oauth"
 token_env = "HUBSPOT_ACCESS_TOKEN"
@@ -120,8 +124,8 @@ company_name = { crm = "name" }
         .map(|p| (p.path.clone(), p.line))
         .collect();
     for want in [
-        ("crm.token_env", Some(7)),
-        ("crm.token_path", Some(8)),
+        ("crm.token_env", Some(8)),
+        ("crm.token_path", Some(9)),
         ("crm.client_id", None),
         ("crm.client_secret_env", None),
         ("crm.refresh_token_env", None),
@@ -157,6 +161,7 @@ fn flows_of_the_other_kind_are_refused_naming_the_key() {
 [source]
 url = "sqlite://orders.db"
 [crm]
+environment = "sandbox"
 kind = "salesforce"
 auth = "oauth"
 token_path = "/oauth/v1/token"

@@ -72,6 +72,10 @@ impl Crm for AnyCrm {
         each!(self, c => c.links_on_write(from, to))
     }
 
+    async fn account(&self) -> Result<Option<crate::Account>, CrmError> {
+        each!(self, c => c.account().await)
+    }
+
     async fn ensure_id_property(
         &self,
         object: ObjectKind,

@@ -52,6 +52,8 @@ pub enum Operation {
     Auth,
     /// Reads the account's limits.
     Limits,
+    /// Reads which account the credentials belong to.
+    Account,
 }
 
 impl Operation {
@@ -67,6 +69,7 @@ impl Operation {
             Operation::Schema => "schema",
             Operation::Auth => "auth",
             Operation::Limits => "limits",
+            Operation::Account => "account",
         }
     }
 }

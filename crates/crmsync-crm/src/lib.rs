@@ -9,6 +9,7 @@
 //!   does not hide the others' results, when the CRM tells them apart.
 //! - Every HTTP request, including retries, is reported to the [`CallObserver`] exactly once.
 
+pub mod account;
 pub mod any;
 pub mod call;
 pub mod capabilities;
@@ -22,6 +23,7 @@ pub mod salesforce;
 pub mod schema;
 pub mod tokens;
 
+pub use account::Account;
 pub use any::AnyCrm;
 pub use call::{CallGate, CallObserver, CallRecord, CallWindow};
 pub use capabilities::{Batches, Capabilities, Keying, ParentLink};
@@ -123,6 +125,12 @@ pub trait Crm: Send + Sync {
     fn links_on_write(&self, from: ObjectKind, to: ObjectKind) -> bool {
         let _ = (from, to);
         false
+    }
+
+    /// The account the credentials belong to, as the CRM reports it (a read, never a write).
+    /// `None`: this CRM cannot say (the environment guard then treats it as production).
+    fn account(&self) -> impl Future<Output = Result<Option<Account>, CrmError>> + Send {
+        async { Ok(None) }
     }
 
     /// Checks that `id_property` exists on `object` as a unique-valued property and creates it

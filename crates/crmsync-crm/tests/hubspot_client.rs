@@ -386,3 +386,35 @@ async fn a_wrong_or_missing_token_is_an_auth_error_and_not_retried() {
         .expect("right token works");
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_account_is_the_portal_and_its_type_decides_production() {
+    let sandbox = Sandbox::start(
+        "127.0.0.1:0",
+        SandboxConfig {
+            portal_id: 4242,
+            account_type: "DEVELOPER_TEST".into(),
+            ..SandboxConfig::unlimited()
+        },
+    )
+    .await
+    .expect("sandbox");
+    let (hs, _) = client(&sandbox, "t");
+    let account = hs.account().await.expect("account").expect("a portal");
+    assert_eq!(account.id, "hubspot:4242");
+    assert_eq!(account.kind, "DEVELOPER_TEST");
+    assert!(!account.production);
+
+    let production = Sandbox::start(
+        "127.0.0.1:0",
+        SandboxConfig {
+            account_type: "STANDARD".into(),
+            ..SandboxConfig::unlimited()
+        },
+    )
+    .await
+    .expect("sandbox");
+    let (hs, _) = client(&production, "t");
+    let account = hs.account().await.expect("account").expect("a portal");
+    assert!(account.production, "STANDARD is a production account");
+}

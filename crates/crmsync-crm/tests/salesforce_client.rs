@@ -465,3 +465,31 @@ async fn an_external_id_matching_two_records_is_refused_not_guessed() {
         "neither twin was changed: {changed:?}"
     );
 }
+
+#[tokio::test]
+async fn the_account_is_the_org_id_and_whether_it_is_a_sandbox() {
+    let org = start().await;
+    let (sf, log) = client(&org);
+    let account = sf.account().await.expect("account").expect("an org");
+    assert_eq!(account.id, "salesforce:00D000000000001");
+    assert!(
+        !account.production,
+        "the emulator is a sandbox org by default"
+    );
+    assert_eq!(calls(&log, "account"), 1, "one Organization query");
+
+    let production = SalesforceSandbox::start(
+        "127.0.0.1:0",
+        OrgConfig {
+            is_sandbox: false,
+            org_id: "00D5g000004ABCD".into(),
+            ..OrgConfig::unlimited()
+        },
+    )
+    .await
+    .expect("sandbox starts");
+    let (sf, _) = client(&production);
+    let account = sf.account().await.expect("account").expect("an org");
+    assert_eq!(account.id, "salesforce:00D5g000004ABCD");
+    assert!(account.production, "IsSandbox = false is a production org");
+}

@@ -999,7 +999,7 @@ mod tests {
 
     fn deals_config(fields: &str) -> Config {
         let text = format!(
-            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"T\"\n[[sync]]\nname = \"deals\"\ntable = \"orders\"\nobject = \"deals\"\n[sync.fields]\n{fields}\n"
+            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nenvironment = \"sandbox\"\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_env = \"T\"\n[[sync]]\nname = \"deals\"\ntable = \"orders\"\nobject = \"deals\"\n[sync.fields]\n{fields}\n"
         );
         load_str(
             &text,

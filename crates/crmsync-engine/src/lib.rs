@@ -18,6 +18,7 @@ pub mod calls;
 pub mod check;
 pub mod clock;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod estimate;
 pub mod explain;

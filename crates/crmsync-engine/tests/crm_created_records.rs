@@ -38,6 +38,7 @@ url = "SOURCE"
 [state]
 url = "sqlite://state.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "BASE"
 token_env = "HUBSPOT_ACCESS_TOKEN"

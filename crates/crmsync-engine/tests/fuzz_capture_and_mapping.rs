@@ -73,6 +73,7 @@ const CONFIG: &str = r#"
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "BASE"
 token_env = "T"

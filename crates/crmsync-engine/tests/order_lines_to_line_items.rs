@@ -24,6 +24,7 @@ const SHOP: &str = r#"
 [source]
 url = "sqlite://shop.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "BASE"
 token_env = "HUBSPOT_ACCESS_TOKEN"

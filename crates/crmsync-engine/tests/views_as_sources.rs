@@ -12,6 +12,7 @@ const VIEW_CONFIG: &str = r#"
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "BASE"
 token_env = "HUBSPOT_ACCESS_TOKEN"

@@ -38,6 +38,9 @@ pub struct SandboxConfig {
     pub search_per_second: Option<u32>,
     /// Portal (hub) id reported by the sandbox.
     pub portal_id: u64,
+    /// `accountType` of `GET /account-info/v3/details`: `SANDBOX` (default),
+    /// `DEVELOPER_TEST`, `APP_DEVELOPER`, or `STANDARD` to pose as a production account.
+    pub account_type: String,
     /// Id of the app the integration's token belongs to (webhook `appId`, `sourceId`).
     pub app_id: u64,
     /// Search: most filter groups per request (FACTS 2.5; strictest published: 5).
@@ -69,6 +72,7 @@ impl Default for SandboxConfig {
             daily_limit: Some(250_000),
             search_per_second: Some(5),
             portal_id: 62515,
+            account_type: "SANDBOX".to_owned(),
             app_id: 54321,
             search_max_filter_groups: 5,
             search_max_filters_per_group: 6,

@@ -115,6 +115,7 @@ fn write_config(dir: &Path, url: &str, per_interval: u32, interval_ms: u64) -> P
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{url}"
 token_env = "HUBSPOT_ACCESS_TOKEN"
@@ -321,6 +322,7 @@ fn linked_config(dir: &Path, crm: &str, url: &str) -> PathBuf {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 {crm_block}
 daily_budget_share = 1.0
 [[sync]]

@@ -717,6 +717,7 @@ url = "{}"
 [state]
 url = "{}"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{url}"
 token_env = "HUBSPOT_ACCESS_TOKEN"

@@ -86,7 +86,7 @@ fn demo_syncs_valid_records_once_and_status_reports_them() {
 fn a_config_error_exits_2_naming_file_line_and_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = dir.path().join("crmsync.toml");
-    std::fs::write(&cfg, "[source]\nurl = \"sqlite://x.db\"\n[crm]\nkind = \"hubspot\"\ntoken_env = \"CRMSYNC_TEST_NO_SUCH_VAR\"\n[[sync]]\nname = \"a\"\ntable = \"t\"\nobject = \"tickets\"\n[sync.fields]\nx = { crm = \"y\" }\n").expect("write");
+    std::fs::write(&cfg, "[source]\nurl = \"sqlite://x.db\"\n[crm]\nenvironment = \"sandbox\"\nkind = \"hubspot\"\ntoken_env = \"CRMSYNC_TEST_NO_SUCH_VAR\"\n[[sync]]\nname = \"a\"\ntable = \"t\"\nobject = \"tickets\"\n[sync.fields]\nx = { crm = \"y\" }\n").expect("write");
     let out = crmsync()
         .args(["sync", "--once", "--config"])
         .arg(&cfg)
@@ -96,7 +96,7 @@ fn a_config_error_exits_2_naming_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has 2 problems"), "{err}");
-    assert!(err.contains("crmsync.toml:9: `sync[0].object`"), "{err}");
+    assert!(err.contains("crmsync.toml:10: `sync[0].object`"), "{err}");
     assert!(err.contains("CRMSYNC_TEST_NO_SUCH_VAR"), "{err}");
 }
 

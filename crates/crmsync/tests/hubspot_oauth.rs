@@ -99,6 +99,7 @@ url = "sqlite://app.db"
 [state]
 url = "sqlite://{state}"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{base}"
 auth = "oauth"

@@ -49,6 +49,7 @@ fn config(base_url: &str) -> String {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{base_url}"
 token_env = "HUBSPOT_ACCESS_TOKEN"

@@ -55,6 +55,7 @@ async fn run_pulls_a_crm_edit_into_the_app_and_stops_cleanly_on_sigterm() {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{base}"
 token_env = "HUBSPOT_ACCESS_TOKEN"
@@ -192,6 +193,7 @@ async fn signed_webhooks_are_accepted_and_start_the_poll_at_once() {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{base}"
 token_env = "HUBSPOT_ACCESS_TOKEN"

@@ -16,6 +16,7 @@ const CONFIG: &str = r#"
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "salesforce"
 login_url = "BASE"
 client_id = "crmsync-sandbox"
@@ -304,6 +305,7 @@ async fn run_brings_a_salesforce_edit_and_deletion_into_the_app_without_echo() {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "salesforce"
 login_url = "{base}"
 client_id = "crmsync-sandbox"

@@ -45,6 +45,7 @@ fn config(base: &str, extra: &str) -> String {
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "{base}"
 token_env = "HUBSPOT_ACCESS_TOKEN"

@@ -492,12 +492,25 @@ pub enum BudgetModel {
     Rolling24h,
 }
 
-/// Whether the CRM account holds test or real data; guards against test data in production.
+/// Where this config runs: its app database and CRM account hold test data (`sandbox`,
+/// `staging`) or real data (`production`). A non-production config never writes into a
+/// production CRM account unless `allow_production_account` says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Sandbox,
+    Staging,
     Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
 }
 
 /// `[crm]`: the CRM account and how to reach it.
@@ -505,8 +518,13 @@ pub enum Environment {
 #[serde(deny_unknown_fields)]
 pub struct CrmConfig {
     pub kind: CrmKind,
-    #[serde(default = "default_environment")]
-    pub environment: Environment,
+    /// `sandbox`, `staging` or `production`; required (no default: a guess here is how
+    /// test data reaches production).
+    pub environment: Option<Environment>,
+    /// Lets a `sandbox` or `staging` config write into a CRM account that reports itself as
+    /// production (HubSpot `accountType = STANDARD`, a Salesforce org that is not a sandbox).
+    #[serde(default)]
+    pub allow_production_account: bool,
     /// HubSpot: the API root (default `https://api.hubapi.com`). Salesforce takes its API
     /// address from the token answer (`instance_url`) instead.
     pub base_url: Option<String>,
@@ -667,9 +685,6 @@ pub const DEFAULT_HUBSPOT_URL: &str = "https://api.hubapi.com";
 /// HubSpot's OAuth token endpoint (v1) below the API root.
 pub const DEFAULT_HUBSPOT_TOKEN_PATH: &str = "/oauth/v1/token";
 
-pub fn default_environment() -> Environment {
-    Environment::Sandbox
-}
 pub fn default_daily_budget_share() -> f64 {
     0.8
 }

@@ -29,6 +29,13 @@ pub fn validate(raw: &RawConfig) -> Vec<Problem> {
         })
     };
 
+    if raw.crm.environment.is_none() {
+        push(
+            "crm.environment".into(),
+            "is required: say where this config runs, `environment = \"sandbox\"`, `\"staging\"` or `\"production\"` (a non-production config is refused when the CRM account is a production one)".into(),
+        );
+    }
+
     for (section, url, env, file, schemes) in [
         (
             "source",

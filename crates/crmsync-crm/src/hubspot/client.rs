@@ -276,6 +276,22 @@ impl HubspotClient {
 }
 
 impl Crm for HubspotClient {
+    async fn account(&self) -> Result<Option<crate::Account>, CrmError> {
+        let what = "account details";
+        let details: wire::AccountDetails = self
+            .get_json(
+                Operation::Account,
+                what,
+                "/account-info/v3/details".to_string(),
+                None,
+            )
+            .await?;
+        Ok(Some(crate::Account::hubspot(
+            details.portal_id,
+            &details.account_type,
+        )))
+    }
+
     fn parse_event(&self, body: &str) -> Option<CrmEvent> {
         super::events::parse_event(body)
     }

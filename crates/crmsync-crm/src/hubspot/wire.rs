@@ -328,3 +328,18 @@ pub struct BatchUpdateItem<'a> {
     pub id: &'a str,
     pub properties: BTreeMap<&'a str, &'a str>,
 }
+
+/// `GET /account-info/v3/details`: the portal the token belongs to (other fields unread).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDetails {
+    pub portal_id: u64,
+    /// `STANDARD`, `DEVELOPER_TEST`, `SANDBOX`, `APP_DEVELOPER`; absent reads as `STANDARD`
+    /// (production: when in doubt, guard).
+    #[serde(default = "standard")]
+    pub account_type: String,
+}
+
+fn standard() -> String {
+    "STANDARD".to_string()
+}

@@ -360,6 +360,37 @@ impl SalesforceClient {
 }
 
 impl Crm for SalesforceClient {
+    async fn account(&self) -> Result<Option<crate::Account>, CrmError> {
+        let what = "organization";
+        let soql = "SELECT Id, IsSandbox FROM Organization";
+        let page: wire::QueryPage = self
+            .get_json(
+                Operation::Account,
+                what,
+                format!("{}/query", self.inner.api),
+                format!(
+                    "{}/query?q={}",
+                    self.inner.api,
+                    utf8_percent_encode(soql, NON_ALPHANUMERIC)
+                ),
+            )
+            .await?;
+        let row = page
+            .records
+            .first()
+            .ok_or_else(|| sf_error::protocol(what, "the Organization query returned no row"))?;
+        let id = row
+            .get("Id")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| sf_error::protocol(what, "the Organization row has no Id"))?;
+        // Absent or not a boolean reads as production: when in doubt, guard.
+        let sandbox = row
+            .get("IsSandbox")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        Ok(Some(crate::Account::salesforce(id, sandbox)))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             name: "Salesforce",

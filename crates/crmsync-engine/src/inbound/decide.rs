@@ -319,7 +319,7 @@ mod tests {
         let raw: crmsync_core::config::raw::RawConfig = toml::from_str(
             r#"
 source = { url = "sqlite://a" }
-crm = { kind = "hubspot" }
+crm = { environment = "sandbox", kind = "hubspot" }
 [[sync]]
 name = "companies"
 table = "customers"
@@ -457,7 +457,7 @@ stage = { crm = "lifecyclestage", map = { lead = "lead" }, conflict = "review" }
         let raw: crmsync_core::config::raw::RawConfig = toml::from_str(
             r#"
 source = { url = "sqlite://a" }
-crm = { kind = "hubspot" }
+crm = { environment = "sandbox", kind = "hubspot" }
 [[sync]]
 name = "companies"
 table = "customers"

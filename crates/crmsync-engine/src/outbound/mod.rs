@@ -1259,7 +1259,7 @@ mod tests {
         let raw: crmsync_core::config::raw::RawConfig = toml::from_str(
             r#"
 source = { url = "sqlite://a" }
-crm = { kind = "hubspot" }
+crm = { environment = "sandbox", kind = "hubspot" }
 [[sync]]
 name = "companies"
 table = "c"

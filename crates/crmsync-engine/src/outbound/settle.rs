@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn a_rate_limit_never_kills_a_job_out_of_attempts_but_a_server_error_does() {
         let config = load_str(
-            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nkind = \"salesforce\"\nclient_id = \"c\"\nrefresh_token_env = \"R\"\n[[sync]]\nname = \"companies\"\ntable = \"customers\"\nobject = \"companies\"\nid_property = \"crmsync_id__c\"\n[sync.fields]\ncompany = { crm = \"Name\" }\n",
+            "[source]\nurl = \"sqlite://app.db\"\n[crm]\nenvironment = \"sandbox\"\nkind = \"salesforce\"\nclient_id = \"c\"\nrefresh_token_env = \"R\"\n[[sync]]\nname = \"companies\"\ntable = \"customers\"\nobject = \"companies\"\nid_property = \"crmsync_id__c\"\n[sync.fields]\ncompany = { crm = \"Name\" }\n",
             std::path::Path::new("crmsync.toml"),
             Secrets::NotNeeded,
             &|_| None,

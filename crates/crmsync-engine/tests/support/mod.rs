@@ -27,6 +27,7 @@ pub const CONFIG: &str = r#"
 [source]
 url = "sqlite://app.db"
 [crm]
+environment = "sandbox"
 kind = "hubspot"
 base_url = "BASE"
 token_env = "HUBSPOT_ACCESS_TOKEN"

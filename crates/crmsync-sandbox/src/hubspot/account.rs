@@ -1,6 +1,8 @@
 //! `GET /account-info/v3/details`: who the token belongs to. Integrations call it as a cheap
-//! healthcheck; the sandbox reports its configured portal id and a UTC time zone (the zone
-//! its daily limit resets in).
+//! healthcheck and (crmsync) to tell a test portal from a production one; the sandbox reports
+//! its configured portal id and account type and a UTC time zone (the zone its daily limit
+//! resets in). `GET /account-info/v3/api-usage/daily/private-apps`: the day's calls against
+//! the daily limit.
 
 use axum::Router;
 use axum::extract::State;
@@ -12,7 +14,7 @@ use super::state::AppState;
 async fn details(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({
         "portalId": state.portal_id(),
-        "accountType": "SANDBOX",
+        "accountType": state.account_type(),
         "timeZone": "UTC",
         "companyCurrency": "USD",
         "additionalCurrencies": [],
@@ -23,6 +25,33 @@ async fn details(State(state): State<AppState>) -> axum::Json<Value> {
     }))
 }
 
+/// The day's usage as HubSpot reports it for private apps: one `api-calls-daily` entry.
+async fn daily_usage(State(state): State<AppState>) -> axum::Json<Value> {
+    let (used, limit) = state.daily_usage();
+    let now = chrono::Utc::now();
+    let resets = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| {
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        });
+    axum::Json(json!({
+        "results": [{
+            "name": "api-calls-daily",
+            "usageLimit": limit,
+            "currentUsage": used,
+            "collectedAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "fetchStatus": "SUCCESS",
+            "resetsAt": resets,
+        }]
+    }))
+}
+
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/account-info/v3/details", get(details))
+    Router::new()
+        .route("/account-info/v3/details", get(details))
+        .route(
+            "/account-info/v3/api-usage/daily/private-apps",
+            get(daily_usage),
+        )
 }

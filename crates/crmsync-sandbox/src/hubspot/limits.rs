@@ -37,6 +37,16 @@ pub(crate) struct Usage {
     daily: Option<(u32, u32)>,
 }
 
+impl Usage {
+    /// Calls made today and the daily limit; `None` as limit when it is off.
+    pub fn daily_used(&self) -> (u64, Option<u32>) {
+        match self.daily {
+            Some((limit, left)) => (u64::from(limit.saturating_sub(left)), Some(limit)),
+            None => (0, None),
+        }
+    }
+}
+
 /// Which budget rejected a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Policy {

@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     token: Option<String>,
     other_tokens: BTreeMap<String, u64>,
     portal_id: u64,
+    account_type: String,
     app_id: u64,
     search: SearchRules,
     store: Mutex<Store>,
@@ -68,6 +69,7 @@ impl AppState {
             token: config.token.clone(),
             other_tokens: config.other_tokens.clone(),
             portal_id: config.portal_id,
+            account_type: config.account_type.clone(),
             app_id: config.app_id,
             search: SearchRules {
                 max_groups: config.search_max_filter_groups,
@@ -99,6 +101,16 @@ impl AppState {
     /// The emulated portal (hub) id.
     pub fn portal_id(&self) -> u64 {
         self.0.portal_id
+    }
+
+    /// Calls counted against today's limit, and that limit (`None`: off).
+    pub fn daily_usage(&self) -> (u64, Option<u32>) {
+        self.limiter().usage(std::time::Instant::now()).daily_used()
+    }
+
+    /// The emulated account type (`SANDBOX`, `STANDARD`, …).
+    pub fn account_type(&self) -> &str {
+        &self.0.account_type
     }
 
     /// The id of the app the integration token belongs to.

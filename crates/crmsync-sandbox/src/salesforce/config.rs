@@ -28,6 +28,9 @@ pub struct SalesforceConfig {
     pub state_file: Option<PathBuf>,
     /// The org id (`00D…`, 15 or 18 characters).
     pub org_id: String,
+    /// What `SELECT IsSandbox FROM Organization` answers: a sandbox org by default, `false`
+    /// poses as a production org (for testing the environment guard).
+    pub is_sandbox: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -42,6 +45,7 @@ impl Default for SalesforceConfig {
             faults: FaultConfig::default(),
             state_file: None,
             org_id: "00D000000000001".to_owned(),
+            is_sandbox: true,
         }
     }
 }

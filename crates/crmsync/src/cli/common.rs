@@ -143,7 +143,8 @@ pub fn retry_policy(crm: &crmsync_core::config::CrmConfig) -> crmsync_crm::Retry
 }
 
 /// The engine for `config` (token required) opened as `role`, its CRM calls admitted by the
-/// shared budget in the state database.
+/// shared budget in the state database, once the environment guard let it
+/// ([`crmsync_engine::environment::guard`]: refused with exit 2 before any write).
 pub async fn engine_as(config: Config, role: Role) -> anyhow::Result<Worker> {
     let state = open_state(&config.state_url(), role).await?;
     let source = open_source(&config.source_url()).await?;
@@ -159,6 +160,10 @@ pub async fn engine_as(config: Config, role: Role) -> anyhow::Result<Worker> {
     };
     let gate = engine.budget_gate();
     engine.crm.set_gate(Arc::new(gate));
+    // Before anything can write: the config's environment against the CRM account, and the
+    // state's binding to one app database and one account (binding it on first use). After
+    // the gate: the account read counts against the shared budget like every call.
+    crmsync_engine::environment::guard(&engine.config, &engine.crm, &engine.state).await?;
     Ok(engine)
 }
 

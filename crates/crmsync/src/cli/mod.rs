@@ -5,6 +5,7 @@ pub mod common;
 mod conflicts;
 mod deletions;
 mod demo;
+mod env;
 mod explain;
 mod init;
 mod install;
@@ -54,6 +55,9 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Show what is synced, pending, failed and quarantined, and the API calls made.
     Status(status::StatusArgs),
+    /// Show the config's environment, the app database and CRM account it reaches, what the
+    /// state database is bound to, and whether a sync may write (exit 2 when it may not).
+    Env(env::EnvArgs),
     /// Check the config against the CRM and scan the source for problems, changing nothing.
     Check(check::CheckArgs),
     /// Look at quarantined records again (rejected ones; --all: invalid and held too), insert
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a).await,
         Command::Sync(a) => sync::run(a).await,
         Command::Status(a) => status::run(a).await,
+        Command::Env(a) => env::run(a).await,
         Command::Check(a) => check::run(a).await,
         Command::Retry(a) => retry::run(a).await,
         Command::Explain(a) => explain::run(a).await,

@@ -70,6 +70,21 @@ pub struct SandboxArgs {
     /// (HubSpot normally keeps it; the strict case for testing clients).
     #[arg(long)]
     pub oauth_rotate_refresh_tokens: bool,
+    /// HubSpot only: the portal id `GET /account-info/v3/details` reports [default: 62515].
+    #[arg(long, value_name = "N")]
+    pub portal_id: Option<u64>,
+    /// HubSpot only: the account type it reports: SANDBOX (default), DEVELOPER_TEST,
+    /// APP_DEVELOPER, or STANDARD to pose as a production account (docs/environments.md).
+    #[arg(long, value_name = "TYPE", value_parser = parse_account_type)]
+    pub account_type: Option<String>,
+    /// Salesforce only: the org id (`00D…`) the token answer and `Organization` report
+    /// [default: 00D000000000001].
+    #[arg(long, value_name = "ID")]
+    pub org_id: Option<String>,
+    /// Salesforce only: pose as a production org (`Organization.IsSandbox = false`; the
+    /// default is a sandbox org).
+    #[arg(long)]
+    pub production_org: bool,
     /// Turn every rate limit off (Salesforce: the daily limit).
     #[arg(long)]
     pub no_limits: bool,
@@ -155,6 +170,16 @@ fn parse_other_token(raw: &str) -> Result<(String, u64), String> {
     Ok((token.to_owned(), user))
 }
 
+fn parse_account_type(raw: &str) -> Result<String, String> {
+    let upper = raw.to_ascii_uppercase();
+    match upper.as_str() {
+        "STANDARD" | "DEVELOPER_TEST" | "SANDBOX" | "APP_DEVELOPER" => Ok(upper),
+        _ => Err(format!(
+            "expected STANDARD, DEVELOPER_TEST, SANDBOX or APP_DEVELOPER, got {raw:?}"
+        )),
+    }
+}
+
 fn parse_storm_policy(raw: &str) -> Result<StormPolicy, String> {
     match raw.to_ascii_uppercase().as_str() {
         "TEN_SECONDLY_ROLLING" => Ok(StormPolicy::TenSecondlyRolling),
@@ -183,6 +208,8 @@ impl SandboxArgs {
                 for (name, given) in [
                     ("--username", self.username.is_some()),
                     ("--password", self.password.is_some()),
+                    ("--org-id", self.org_id.is_some()),
+                    ("--production-org", self.production_org),
                 ] {
                     if given {
                         wrong.push(name);
@@ -193,6 +220,8 @@ impl SandboxArgs {
                 for (name, given) in [
                     ("--token", self.token.is_some()),
                     ("--other-token", !self.other_tokens.is_empty()),
+                    ("--portal-id", self.portal_id.is_some()),
+                    ("--account-type", self.account_type.is_some()),
                     ("--storm", self.storm.is_some()),
                     ("--fail-after-apply", self.fail_after_apply > 0),
                     ("--webhook-url", self.webhook_url.is_some()),
@@ -249,7 +278,8 @@ impl SandboxArgs {
             },
             faults: self.faults(),
             state_file: self.state.clone(),
-            org_id: defaults.org_id,
+            org_id: self.org_id.clone().unwrap_or(defaults.org_id),
+            is_sandbox: !self.production_org,
         }
     }
 
@@ -298,6 +328,11 @@ impl SandboxArgs {
             faults: self.faults(),
             webhooks,
             state_file: self.state.clone(),
+            portal_id: self.portal_id.unwrap_or(base.portal_id),
+            account_type: self
+                .account_type
+                .clone()
+                .unwrap_or_else(|| base.account_type.clone()),
             ..base
         }
     }
