@@ -73,7 +73,7 @@ mod tests {
 
     fn crm(offset: &str) -> CrmConfig {
         let raw: crmsync_core::config::raw::RawConfig = toml::from_str(&format!(
-            "source = {{ url = \"sqlite://a\" }}\ncrm = {{ environment = "sandbox", kind = \"hubspot\", daily_limit = 1000, daily_budget_share = 0.5, daily_reset_utc_offset = \"{offset}\" }}"
+            "source = {{ url = \"sqlite://a\" }}\ncrm = {{ environment = \"sandbox\", kind = \"hubspot\", daily_limit = 1000, daily_budget_share = 0.5, daily_reset_utc_offset = \"{offset}\" }}"
         ))
         .expect("parses");
         raw.crm
