@@ -154,3 +154,17 @@ impl Crm for AnyCrm {
         each!(self, c => c.associate_batch(from, to, pairs).await)
     }
 }
+
+impl crate::SchemaAdmin for AnyCrm {
+    async fn export_schema(&self, objects: &[ObjectKind]) -> Result<crate::SchemaDoc, CrmError> {
+        each!(self, c => c.export_schema(objects).await)
+    }
+
+    fn can_apply(&self, change: &crate::SchemaChange) -> Result<(), String> {
+        each!(self, c => c.can_apply(change))
+    }
+
+    async fn apply_change(&self, change: &crate::SchemaChange) -> Result<(), CrmError> {
+        each!(self, c => c.apply_change(change).await)
+    }
+}

@@ -21,6 +21,8 @@ pub mod pace;
 pub mod retry;
 pub mod salesforce;
 pub mod schema;
+pub mod schema_admin;
+pub mod schema_doc;
 pub mod tokens;
 
 pub use account::Account;
@@ -32,6 +34,8 @@ pub use http::Operation;
 pub use object::ObjectKind;
 pub use retry::RetryPolicy;
 pub use schema::{Pipeline, PropertyInfo, Stage};
+pub use schema_admin::SchemaAdmin;
+pub use schema_doc::{SchemaChange, SchemaDoc, SchemaItem};
 pub use tokens::{SharedToken, TokenStore};
 
 use std::collections::BTreeMap;

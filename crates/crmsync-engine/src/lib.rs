@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod outbound;
 pub mod report;
 pub mod runtime;
+pub mod schema;
 pub mod status;
 pub mod telemetry;
 pub mod tokens;

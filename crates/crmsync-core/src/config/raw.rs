@@ -525,6 +525,9 @@ pub struct CrmConfig {
     /// production (HubSpot `accountType = STANDARD`, a Salesforce org that is not a sandbox).
     #[serde(default)]
     pub allow_production_account: bool,
+    /// The CRM configuration this config declares (`crmsync schema diff/apply`): a TOML file
+    /// as `crmsync schema export` writes it, relative to the config file.
+    pub schema: Option<String>,
     /// HubSpot: the API root (default `https://api.hubapi.com`). Salesforce takes its API
     /// address from the token answer (`instance_url`) instead.
     pub base_url: Option<String>,

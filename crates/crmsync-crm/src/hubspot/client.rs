@@ -213,9 +213,15 @@ impl HubspotClient {
 }
 
 impl HubspotClient {
+    /// Sends one request through the connection's transport (for the other files of this
+    /// folder: the schema administration).
+    pub(super) async fn send(&self, request: Request<'_>) -> Result<Answer, CrmError> {
+        self.inner.transport.send(request).await
+    }
+
     /// GETs `path` (default: `endpoint`; a path with a query string is logged as its endpoint)
     /// and reads the JSON answer.
-    async fn get_json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         operation: Operation,
         what: &str,
@@ -855,7 +861,7 @@ fn parse_ms(value: &str) -> Option<i64> {
 }
 
 /// HubSpot's default property group per object (FACTS 2.7).
-fn group_name(object: ObjectKind) -> &'static str {
+pub(super) fn group_name(object: ObjectKind) -> &'static str {
     match object {
         ObjectKind::Contacts => "contactinformation",
         ObjectKind::Companies => "companyinformation",
@@ -907,7 +913,7 @@ fn check_batch_size(what: &str, len: usize) -> Result<(), CrmError> {
     Ok(())
 }
 
-fn to_json(what: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, CrmError> {
+pub(super) fn to_json(what: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, CrmError> {
     serde_json::to_vec(body).map_err(|e| {
         CrmError::new(
             ErrorKind::Protocol,

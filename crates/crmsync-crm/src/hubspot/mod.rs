@@ -7,6 +7,7 @@ mod dialect;
 mod error;
 mod events;
 mod oauth;
+mod schema;
 pub mod webhook;
 mod wire;
 

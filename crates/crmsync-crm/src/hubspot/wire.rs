@@ -107,6 +107,10 @@ pub struct PropertyValidationResult {
 #[serde(default, rename_all = "camelCase")]
 pub struct Property {
     pub name: String,
+    pub label: String,
+    pub group_name: String,
+    pub description: String,
+    pub hubspot_defined: bool,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub has_unique_value: bool,
@@ -117,12 +121,14 @@ pub struct Property {
     pub modification_metadata: Option<PropertyModificationMetadata>,
 }
 
-/// `OptionInput`/`Option` of an enumeration property: only the stored value matters here.
+/// `Option` of an enumeration property.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PropertyOption {
     pub value: String,
+    pub label: String,
     pub hidden: bool,
+    pub display_order: Option<i64>,
 }
 
 /// `PropertyModificationMetadata`: whether the API may write values.
@@ -141,23 +147,27 @@ pub struct CollectionResponsePipeline {
 
 /// `Pipeline`, only the fields this client reads.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Pipeline {
     #[serde(deserialize_with = "id_string")]
     pub id: String,
     pub label: String,
+    pub display_order: i64,
     pub archived: bool,
     pub stages: Vec<PipelineStage>,
 }
 
 /// `PipelineStage`, only the fields this client reads.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PipelineStage {
     #[serde(deserialize_with = "id_string")]
     pub id: String,
     pub label: String,
+    pub display_order: i64,
     pub archived: bool,
+    /// String values (FACTS 2.8); anything else is read as its JSON text.
+    pub metadata: BTreeMap<String, Value>,
 }
 
 /// `CollectionResponsePropertyNoPaging`: answer of `GET /crm/v3/properties/{objectType}`.
@@ -342,4 +352,106 @@ pub struct AccountDetails {
 
 fn standard() -> String {
     "STANDARD".to_string()
+}
+
+/// `CollectionResponsePropertyGroupNoPaging`: answer of `GET /crm/v3/properties/{o}/groups`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CollectionResponsePropertyGroup {
+    pub results: Vec<PropertyGroup>,
+}
+
+/// `PropertyGroup` (FACTS 2.7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PropertyGroup {
+    pub name: String,
+    pub label: String,
+    pub display_order: Option<i64>,
+    pub archived: bool,
+}
+
+/// `PropertyGroupCreate`: body of `POST /crm/v3/properties/{o}/groups`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyGroupCreate<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_order: Option<i64>,
+}
+
+/// `PropertyGroupUpdate`: body of `PATCH …/groups/{groupName}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyGroupUpdate<'a> {
+    pub label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_order: Option<i64>,
+}
+
+/// `OptionInput` of a property create or update.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionInput<'a> {
+    pub label: &'a str,
+    pub value: &'a str,
+    pub display_order: i64,
+    pub hidden: bool,
+}
+
+/// `PropertyCreate` with every field a schema document sets (the id property uses the
+/// smaller [`PropertyCreate`]).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyDefinitionCreate<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub field_type: &'a str,
+    pub group_name: &'a str,
+    pub description: &'a str,
+    pub has_unique_value: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<OptionInput<'a>>,
+}
+
+/// `PropertyUpdate`: body of `PATCH /crm/v3/properties/{o}/{name}` (uniqueness cannot change).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PropertyUpdate<'a> {
+    pub label: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub field_type: &'a str,
+    pub group_name: &'a str,
+    pub description: &'a str,
+    pub options: Vec<OptionInput<'a>>,
+}
+
+/// `PipelineStageInput`: a stage in a pipeline create, or the body of a stage create/update.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStageInput<'a> {
+    pub label: &'a str,
+    pub display_order: i64,
+    pub metadata: &'a BTreeMap<String, String>,
+}
+
+/// `PipelineInput`: body of `POST /crm/v3/pipelines/{o}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineInput<'a> {
+    pub label: &'a str,
+    pub display_order: i64,
+    pub stages: Vec<PipelineStageInput<'a>>,
+}
+
+/// `PipelinePatchInput`: body of `PATCH /crm/v3/pipelines/{o}/{pipelineId}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelinePatchInput<'a> {
+    pub label: &'a str,
+    pub display_order: i64,
 }

@@ -118,7 +118,12 @@ impl SalesforceClient {
         Ok(self.inner.transport.credentials().await?.base_url)
     }
 
-    async fn send(&self, req: Request<'_>) -> Result<Answer, CrmError> {
+    /// `/services/data/vXX.X`, the root of this client's REST paths.
+    pub(super) fn api(&self) -> &str {
+        &self.inner.api
+    }
+
+    pub(super) async fn send(&self, req: Request<'_>) -> Result<Answer, CrmError> {
         self.inner.transport.send(req).await
     }
 
@@ -136,7 +141,10 @@ impl SalesforceClient {
     }
 
     /// The fields of `object` (cached after the first call).
-    async fn describe(&self, object: ObjectKind) -> Result<Arc<Vec<wire::Field>>, CrmError> {
+    pub(super) async fn describe(
+        &self,
+        object: ObjectKind,
+    ) -> Result<Arc<Vec<wire::Field>>, CrmError> {
         let name = sobject(object);
         if let Some(found) = self.cached(name) {
             return Ok(found);
@@ -165,7 +173,7 @@ impl SalesforceClient {
             .and_then(|c| c.get(name).cloned())
     }
 
-    fn forget_describe(&self, object: ObjectKind) {
+    pub(super) fn forget_describe(&self, object: ObjectKind) {
         if let Ok(mut cache) = self.inner.describes.lock() {
             cache.remove(sobject(object));
         }

@@ -8,6 +8,7 @@ mod config;
 mod dialect;
 mod error;
 mod objects;
+mod schema;
 mod wire;
 
 pub use client::SalesforceClient;

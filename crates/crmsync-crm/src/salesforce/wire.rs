@@ -74,6 +74,11 @@ pub(crate) struct Describe {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Field {
     pub name: String,
+    #[serde(default)]
+    pub label: String,
+    /// A custom field (`__c`): configuration, not Salesforce's own.
+    #[serde(default)]
+    pub custom: bool,
     #[serde(rename = "type", default)]
     pub kind: String,
     #[serde(default)]
@@ -97,6 +102,8 @@ pub(crate) struct Field {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct PicklistValue {
     pub value: String,
+    #[serde(default)]
+    pub label: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
 }

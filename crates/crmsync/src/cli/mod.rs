@@ -16,6 +16,7 @@ mod resync;
 mod retry;
 mod run;
 mod sandbox;
+mod schema;
 mod status;
 mod sync;
 
@@ -60,6 +61,9 @@ pub enum Command {
     Env(env::EnvArgs),
     /// Check the config against the CRM and scan the source for problems, changing nothing.
     Check(check::CheckArgs),
+    /// The CRM configuration the mappings rely on, as code: export it as TOML, diff it against
+    /// a file or another CRM, apply it.
+    Schema(schema::SchemaArgs),
     /// Look at quarantined records again (rejected ones; --all: invalid and held too), insert
     /// refused CRM records again, and push.
     Retry(retry::RetryArgs),
@@ -111,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(a).await,
         Command::Env(a) => env::run(a).await,
         Command::Check(a) => check::run(a).await,
+        Command::Schema(a) => schema::run(a).await,
         Command::Retry(a) => retry::run(a).await,
         Command::Explain(a) => explain::run(a).await,
         Command::Run(a) => run::run(a).await,
