@@ -493,3 +493,80 @@ async fn the_account_is_the_org_id_and_whether_it_is_a_sandbox() {
     assert_eq!(account.id, "salesforce:00D5g000004ABCD");
     assert!(account.production, "IsSandbox = false is a production org");
 }
+
+#[tokio::test]
+async fn schema_export_reads_custom_fields_and_apply_creates_what_the_tooling_api_can() {
+    use crmsync_crm::schema_doc::{PropertyDef, SchemaChange};
+    use crmsync_crm::SchemaAdmin;
+    let org = start().await;
+    let (client, log) = client(&org);
+    let field = |kind: &str, length: Option<u64>, unique: bool| PropertyDef {
+        label: "Robot model".into(),
+        kind: kind.into(),
+        field_type: String::new(),
+        group: None,
+        description: String::new(),
+        unique,
+        length,
+        options: Vec::new(),
+    };
+    let create = SchemaChange::CreateProperty {
+        object: ObjectKind::Contacts,
+        name: "robot_model__c".into(),
+        def: field("Text", Some(80), false),
+    };
+    assert_eq!(client.can_apply(&create), Ok(()));
+    client.apply_change(&create).await.expect("field created");
+    let key = SchemaChange::CreateProperty {
+        object: ObjectKind::Contacts,
+        name: "fleet_key__c".into(),
+        def: field("Text", Some(40), true),
+    };
+    client.apply_change(&key).await.expect("key field created");
+    let doc = client
+        .export_schema(&[ObjectKind::Contacts])
+        .await
+        .expect("export");
+    let contacts = &doc.objects["contacts"];
+    let model = &contacts.properties["robot_model__c"];
+    assert_eq!(
+        (model.kind.as_str(), model.length, model.unique),
+        ("Text", Some(80), false)
+    );
+    assert!(
+        contacts.properties["fleet_key__c"].unique,
+        "an External ID that is unique is an upsert key"
+    );
+    assert!(
+        !contacts.properties.contains_key("Email"),
+        "Salesforce's own fields are not configuration"
+    );
+    // What the Tooling API cannot do here is refused before any call, saying where to do it.
+    let before = calls(&log, "schema");
+    for refused in [
+        SchemaChange::CreateProperty {
+            object: ObjectKind::Contacts,
+            name: "tier__c".into(),
+            def: field("Picklist", None, false),
+        },
+        SchemaChange::UpdateProperty {
+            object: ObjectKind::Contacts,
+            name: "robot_model__c".into(),
+            def: field("Text", Some(120), false),
+        },
+        SchemaChange::CreateProperty {
+            object: ObjectKind::Contacts,
+            name: "Plain".into(),
+            def: field("Text", None, false),
+        },
+    ] {
+        let why = client.can_apply(&refused).err().unwrap_or_default();
+        assert!(
+            why.contains("Setup") || why.contains("__c"),
+            "{refused:?}: {why}"
+        );
+        let err = client.apply_change(&refused).await.err();
+        assert_eq!(err.map(|e| e.kind), Some(ErrorKind::Schema));
+    }
+    assert_eq!(calls(&log, "schema"), before, "nothing refused was sent");
+}
