@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::object_type::ObjectType;
-use super::pipelines;
 use super::record::iso;
 
 /// One enumeration option.
@@ -18,6 +17,9 @@ pub(crate) struct PropertyOption {
     pub value: String,
     pub display_order: i64,
     pub hidden: bool,
+    /// Added in the second fidelity pass; older snapshots have none.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A property definition as served by `/crm/v3/properties/{objectType}`.
@@ -38,6 +40,15 @@ pub(crate) struct PropertyDef {
     pub read_only_value: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `hidden` of the model; older snapshots predate it.
+    #[serde(default)]
+    pub hidden: bool,
+    /// `formField` when a client set it; otherwise every writable property is a form field.
+    #[serde(default)]
+    pub form_field: Option<bool>,
+    /// Set when the property was archived (moved to HubSpot's recycling bin).
+    #[serde(default)]
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 impl PropertyDef {
@@ -51,7 +62,7 @@ impl PropertyDef {
                     "value": o.value,
                     "displayOrder": o.display_order,
                     "hidden": o.hidden,
-                    "description": "",
+                    "description": o.description,
                 })
             })
             .collect();
@@ -64,8 +75,8 @@ impl PropertyDef {
             "description": self.description,
             "options": options,
             "displayOrder": self.display_order,
-            "hidden": false,
-            "formField": !self.read_only_value,
+            "hidden": self.hidden,
+            "formField": self.form_field.unwrap_or(!self.read_only_value),
             "hasUniqueValue": self.has_unique_value,
             "calculated": self.field_type == "calculation_equation",
             "externalOptions": false,
@@ -76,12 +87,15 @@ impl PropertyDef {
             },
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
-            "archived": false,
+            "archived": self.archived_at.is_some(),
         });
-        if self.hubspot_defined
-            && let Some(map) = body.as_object_mut()
-        {
-            map.insert("hubspotDefined".to_owned(), Value::Bool(true));
+        if let Some(map) = body.as_object_mut() {
+            if self.hubspot_defined {
+                map.insert("hubspotDefined".to_owned(), Value::Bool(true));
+            }
+            if let Some(at) = self.archived_at {
+                map.insert("archivedAt".to_owned(), Value::String(iso(at)));
+            }
         }
         body
     }
@@ -98,8 +112,41 @@ pub(crate) fn default_group(object: ObjectType) -> &'static str {
     }
 }
 
+/// A property group (FACTS 2.7): `{name, label, displayOrder}`, answered with `archived`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PropertyGroup {
+    pub name: String,
+    pub label: String,
+    pub display_order: i64,
+}
+
+impl PropertyGroup {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "label": self.label,
+            "displayOrder": self.display_order,
+            // Archived groups leave the listing at once, so a served group never is.
+            "archived": false,
+        })
+    }
+}
+
+/// The property groups a new portal has for `object`, in display order.
+pub(crate) fn default_groups(object: ObjectType) -> Vec<PropertyGroup> {
+    builtin_groups(object)
+        .iter()
+        .zip(0..)
+        .map(|((name, label), order)| PropertyGroup {
+            name: (*name).to_owned(),
+            label: (*label).to_owned(),
+            display_order: order,
+        })
+        .collect()
+}
+
 /// Property groups of an object type: `(name, label)`.
-pub(crate) fn groups(object: ObjectType) -> &'static [(&'static str, &'static str)] {
+fn builtin_groups(object: ObjectType) -> &'static [(&'static str, &'static str)] {
     match object {
         ObjectType::Contacts => &[
             ("contactinformation", "Contact information"),
@@ -391,6 +438,7 @@ fn options(pairs: &[(&str, &str)]) -> Vec<PropertyOption> {
             value: (*value).to_owned(),
             display_order: order,
             hidden: false,
+            description: String::new(),
         })
         .collect()
 }
@@ -414,15 +462,8 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 (ObjectType::Contacts, "hs_lead_status") => options(LEAD_STATUSES),
                 (ObjectType::Deals, "dealtype") => options(DEAL_TYPES),
                 (ObjectType::Deals, "deal_currency_code") => options(CURRENCIES),
-                (ObjectType::Deals, "pipeline") => {
-                    options(&[(pipelines::DEFAULT_ID, pipelines::DEFAULT_LABEL)])
-                }
-                (ObjectType::Deals, "dealstage") => options(
-                    &pipelines::DEFAULT_STAGES
-                        .iter()
-                        .map(|s| (s.id, s.label))
-                        .collect::<Vec<_>>(),
-                ),
+                // `pipeline` and `dealstage` take their options from the stored pipelines
+                // (`Store::sync_pipeline_options`).
                 _ => Vec::new(),
             };
             PropertyDef {
@@ -441,6 +482,9 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 read_only_value: read_only,
                 created_at: epoch,
                 updated_at: epoch,
+                hidden: false,
+                form_field: None,
+                archived_at: None,
             }
         })
         .collect()
