@@ -4,7 +4,8 @@
 //! Invariants: within one object type pipeline ids are unique and stage ids are unique
 //! across all its pipelines (a stage id is a value of the record's stage property, whose
 //! options list every stage); stage metadata values are strings; a deal stage carries a
-//! `probability` between 0 and 1 and an `isClosed`, a ticket stage a `ticketState`.
+//! `probability` between 0 and 1 and an `isClosed`, a ticket stage a `ticketState` (`OPEN`
+//! or `CLOSED`).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,16 @@ use super::record::iso;
 
 /// Id of the default deal pipeline.
 pub(crate) const DEFAULT_DEAL_PIPELINE: &str = "default";
+/// Id of the default ticket pipeline.
+pub(crate) const DEFAULT_TICKET_PIPELINE: &str = "0";
+
+/// The stages of the default ticket pipeline: `(id, label, ticketState)`.
+const TICKET_STAGES: [(&str, &str, &str); 4] = [
+    ("1", "New", "OPEN"),
+    ("2", "Waiting on contact", "OPEN"),
+    ("3", "Waiting on us", "OPEN"),
+    ("4", "Closed", "CLOSED"),
+];
 
 /// When the built-in pipelines were "created": fixed, so answers are reproducible.
 fn builtin_time() -> DateTime<Utc> {
@@ -95,6 +106,7 @@ impl Pipeline {
 pub(crate) fn pipeline_properties(object: ObjectType) -> Option<(&'static str, &'static str)> {
     match object {
         ObjectType::Deals => Some(("pipeline", "dealstage")),
+        ObjectType::Tickets => Some(("hs_pipeline", "hs_pipeline_stage")),
         _ => None,
     }
 }
@@ -166,6 +178,15 @@ pub(crate) fn defaults(object: ObjectType) -> Vec<Pipeline> {
                 ((*id).to_owned(), (*label).to_owned(), metadata)
             }),
         )],
+        // The default ticket pipeline of every portal (HubSpot's tickets guide).
+        ObjectType::Tickets => vec![builtin_pipeline(
+            DEFAULT_TICKET_PIPELINE,
+            "Support Pipeline",
+            TICKET_STAGES.iter().map(|(id, label, state)| {
+                let metadata = BTreeMap::from([("ticketState".to_owned(), (*state).to_owned())]);
+                ((*id).to_owned(), (*label).to_owned(), metadata)
+            }),
+        )],
         _ => Vec::new(),
     }
 }
@@ -227,28 +248,40 @@ pub(crate) fn check_metadata(
             )),
         }
     }
-    if object == ObjectType::Deals {
-        match metadata.get("probability") {
-            None => problems.push(format!(
-                "stage {label:?}: metadata.probability is required for deal stages (\"0.0\" to \"1.0\")"
-            )),
-            Some(p) if !p.parse::<f64>().is_ok_and(|p| (0.0..=1.0).contains(&p)) => {
-                problems.push(format!(
-                    "stage {label:?}: metadata.probability must be a number from 0.0 to 1.0, got {p:?}"
-                ));
+    match object {
+        ObjectType::Deals => {
+            match metadata.get("probability") {
+                None => problems.push(format!(
+                    "stage {label:?}: metadata.probability is required for deal stages (\"0.0\" to \"1.0\")"
+                )),
+                Some(p) if !p.parse::<f64>().is_ok_and(|p| (0.0..=1.0).contains(&p)) => {
+                    problems.push(format!(
+                        "stage {label:?}: metadata.probability must be a number from 0.0 to 1.0, got {p:?}"
+                    ));
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
+            match metadata.get("isClosed").map(String::as_str) {
+                None => {
+                    // HubSpot reports `isClosed` on every deal stage; an open stage is the default.
+                    metadata.insert("isClosed".to_owned(), "false".to_owned());
+                }
+                Some("true" | "false") => {}
+                Some(other) => problems.push(format!(
+                    "stage {label:?}: metadata.isClosed must be \"true\" or \"false\", got {other:?}"
+                )),
+            }
         }
-        match metadata.get("isClosed").map(String::as_str) {
-            None => {
-                // HubSpot reports `isClosed` on every deal stage; an open stage is the default.
-                metadata.insert("isClosed".to_owned(), "false".to_owned());
-            }
-            Some("true" | "false") => {}
+        ObjectType::Tickets => match metadata.get("ticketState").map(String::as_str) {
+            Some("OPEN" | "CLOSED") => {}
             Some(other) => problems.push(format!(
-                "stage {label:?}: metadata.isClosed must be \"true\" or \"false\", got {other:?}"
+                "stage {label:?}: metadata.ticketState must be OPEN or CLOSED, got {other:?}"
             )),
-        }
+            None => problems.push(format!(
+                "stage {label:?}: metadata.ticketState (OPEN or CLOSED) is required for ticket stages"
+            )),
+        },
+        _ => {}
     }
     metadata
 }

@@ -1,5 +1,6 @@
-//! Property definitions: the built-in properties of contacts, companies, deals, line items
-//! and products and the model returned by the properties API (FACTS 2.7).
+//! Property definitions: the built-in properties of contacts, companies, deals, line items,
+//! products and tickets, the model returned by the properties API and the property groups
+//! (FACTS 2.7).
 //!
 //! Invariant: every property a record may carry has a definition here; writes of anything
 //! else are rejected with `PROPERTY_DOESNT_EXIST`.
@@ -109,6 +110,7 @@ pub(crate) fn default_group(object: ObjectType) -> &'static str {
         ObjectType::Deals => "dealinformation",
         ObjectType::LineItems => "lineiteminformation",
         ObjectType::Products => "productinformation",
+        ObjectType::Tickets => "ticketinformation",
     }
 }
 
@@ -156,6 +158,7 @@ fn builtin_groups(object: ObjectType) -> &'static [(&'static str, &'static str)]
         ObjectType::Deals => &[("dealinformation", "Deal information")],
         ObjectType::LineItems => &[("lineiteminformation", "Line item information")],
         ObjectType::Products => &[("productinformation", "Product information")],
+        ObjectType::Tickets => &[("ticketinformation", "Ticket information")],
     }
 }
 
@@ -392,6 +395,73 @@ const PRODUCT_PROPERTIES: &[Builtin] = &[
     ("hs_object_id", "Record ID", "number", "number", true),
 ];
 
+/// HubSpot's default ticket properties (tickets guide and a new portal's property list).
+const TICKET_PROPERTIES: &[Builtin] = &[
+    ("subject", "Ticket name", "string", "text", false),
+    ("content", "Ticket description", "string", "textarea", false),
+    ("hs_pipeline", "Pipeline", "enumeration", "select", false),
+    (
+        "hs_pipeline_stage",
+        "Ticket status",
+        "enumeration",
+        "radio",
+        false,
+    ),
+    (
+        "hs_ticket_priority",
+        "Priority",
+        "enumeration",
+        "select",
+        false,
+    ),
+    (
+        "hs_ticket_category",
+        "Category",
+        "enumeration",
+        "checkbox",
+        false,
+    ),
+    ("source_type", "Source", "enumeration", "select", false),
+    ("closed_date", "Close date", "datetime", "date", false),
+    ("createdate", "Create date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last modified date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+    (
+        "hs_merged_object_ids",
+        "Merged Record IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+];
+
+const TICKET_PRIORITIES: &[(&str, &str)] = &[
+    ("LOW", "Low"),
+    ("MEDIUM", "Medium"),
+    ("HIGH", "High"),
+    ("URGENT", "Urgent"),
+];
+
+const TICKET_CATEGORIES: &[(&str, &str)] = &[
+    ("PRODUCT_ISSUE", "Product issue"),
+    ("BILLING_ISSUE", "Billing issue"),
+    ("FEATURE_REQUEST", "Feature request"),
+    ("GENERAL_INQUIRY", "General inquiry"),
+];
+
+const TICKET_SOURCES: &[(&str, &str)] = &[
+    ("CHAT", "Chat"),
+    ("EMAIL", "Email"),
+    ("FORM", "Form"),
+    ("PHONE", "Phone"),
+];
+
 const LIFECYCLE_STAGES: &[(&str, &str)] = &[
     ("subscriber", "Subscriber"),
     ("lead", "Lead"),
@@ -451,6 +521,7 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
         ObjectType::Deals => DEAL_PROPERTIES,
         ObjectType::LineItems => LINE_ITEM_PROPERTIES,
         ObjectType::Products => PRODUCT_PROPERTIES,
+        ObjectType::Tickets => TICKET_PROPERTIES,
     };
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     table
@@ -462,8 +533,12 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 (ObjectType::Contacts, "hs_lead_status") => options(LEAD_STATUSES),
                 (ObjectType::Deals, "dealtype") => options(DEAL_TYPES),
                 (ObjectType::Deals, "deal_currency_code") => options(CURRENCIES),
-                // `pipeline` and `dealstage` take their options from the stored pipelines
-                // (`Store::sync_pipeline_options`).
+                (ObjectType::Tickets, "hs_ticket_priority") => options(TICKET_PRIORITIES),
+                (ObjectType::Tickets, "hs_ticket_category") => options(TICKET_CATEGORIES),
+                (ObjectType::Tickets, "source_type") => options(TICKET_SOURCES),
+                // The pipeline and stage properties (`pipeline`/`dealstage`,
+                // `hs_pipeline`/`hs_pipeline_stage`) take their options from the stored
+                // pipelines (`Store::sync_pipeline_options`).
                 _ => Vec::new(),
             };
             PropertyDef {

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use super::Store;
 use crate::hubspot::error::{ApiError, PropertyProblem};
 use crate::hubspot::object_type::ObjectType;
-use crate::hubspot::pipeline_defs::{self, DEFAULT_DEAL_PIPELINE, Pipeline};
+use crate::hubspot::pipeline_defs::{
+    self, DEFAULT_DEAL_PIPELINE, DEFAULT_TICKET_PIPELINE, Pipeline,
+};
 use crate::hubspot::record::Record;
 use crate::hubspot::schema::{PropertyDef, PropertyGroup, PropertyOption};
 use crate::hubspot::store::Changes;
@@ -110,7 +112,7 @@ impl Store {
         let pipelines = self.pipelines(object);
         let preferred = match object {
             ObjectType::Deals => DEFAULT_DEAL_PIPELINE,
-            _ => "0",
+            _ => DEFAULT_TICKET_PIPELINE,
         };
         pipelines
             .iter()
