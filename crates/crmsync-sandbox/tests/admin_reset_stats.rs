@@ -48,7 +48,7 @@ async fn stats_group_calls_by_template_and_reset_clears_data() {
     assert_eq!(stats["total"], 5);
     assert_eq!(
         stats["objects"],
-        json!({"contacts": 2, "companies": 0, "deals": 0, "line_items": 0, "products": 0})
+        json!({"contacts": 2, "companies": 0, "deals": 0, "line_items": 0, "products": 0, "tickets": 0})
     );
 
     let reset = h.send(Method::POST, "/_sandbox/reset", None, None).await;

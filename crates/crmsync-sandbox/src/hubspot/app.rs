@@ -5,8 +5,8 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, oauth, objects, pipelines, properties,
-    search, webhooks,
+    account, admin, associations, batch, faults, gate, groups, oauth, objects, pipelines,
+    properties, search, webhooks,
 };
 
 /// The whole application on `state`.
@@ -16,6 +16,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(batch::router())
         .merge(search::router())
         .merge(properties::router())
+        .merge(groups::router())
         .merge(pipelines::router())
         .merge(associations::router())
         .merge(account::router())

@@ -75,7 +75,7 @@ fn check_size(count: usize) -> Result<(), ApiError> {
 }
 
 /// `BatchResponse…` envelope; with errors it becomes the `WithErrors` variant and 207.
-fn envelope(
+pub(crate) fn envelope(
     success: StatusCode,
     started: chrono::DateTime<Utc>,
     results: Vec<Value>,

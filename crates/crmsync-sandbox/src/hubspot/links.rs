@@ -24,7 +24,7 @@ pub(crate) struct AssociationType {
     pub unlabeled: bool,
 }
 
-use ObjectType::{Companies, Contacts, Deals, LineItems};
+use ObjectType::{Companies, Contacts, Deals, LineItems, Tickets};
 
 const fn kind(
     from: ObjectType,
@@ -46,9 +46,10 @@ const fn kind(
 }
 
 /// The type id table of FACTS 2.6, plus line item ↔ deal (20 / 19: HubSpot's line items guide
-/// creates the association with type 20). Products have no associations: a line item names its
-/// product in `hs_product_id`.
-pub(crate) const TYPES: [AssociationType; 12] = [
+/// creates the association with type 20) and tickets ↔ contacts (16 / 15), companies
+/// (339 / 340, primary 26 / 25) and deals (27 / 28), from HubSpot's association type id table.
+/// Products have no associations: a line item names its product in `hs_product_id`.
+pub(crate) const TYPES: [AssociationType; 20] = [
     kind(
         Contacts,
         Companies,
@@ -103,6 +104,42 @@ pub(crate) const TYPES: [AssociationType; 12] = [
     kind(Companies, Deals, 6, 5, Some("Primary"), "company_to_deal"),
     kind(LineItems, Deals, 20, 19, None, "line_item_to_deal"),
     kind(Deals, LineItems, 19, 20, None, "deal_to_line_item"),
+    kind(Tickets, Contacts, 16, 15, None, "ticket_to_contact"),
+    kind(Contacts, Tickets, 15, 16, None, "contact_to_ticket"),
+    kind(
+        Tickets,
+        Companies,
+        339,
+        340,
+        None,
+        "ticket_to_company_unlabeled",
+    ),
+    kind(
+        Tickets,
+        Companies,
+        26,
+        25,
+        Some("Primary"),
+        "ticket_to_company",
+    ),
+    kind(
+        Companies,
+        Tickets,
+        340,
+        339,
+        None,
+        "company_to_ticket_unlabeled",
+    ),
+    kind(
+        Companies,
+        Tickets,
+        25,
+        26,
+        Some("Primary"),
+        "company_to_ticket",
+    ),
+    kind(Tickets, Deals, 27, 28, None, "ticket_to_deal"),
+    kind(Deals, Tickets, 28, 27, None, "deal_to_ticket"),
 ];
 
 /// The association type `id` from `from` to `to`, if HubSpot defines it.

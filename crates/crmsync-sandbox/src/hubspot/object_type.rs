@@ -1,5 +1,5 @@
-//! The five emulated object types (contacts, companies, deals, line items, products) and the
-//! per-type facts HubSpot hard-codes for them.
+//! The six emulated object types (contacts, companies, deals, line items, products, tickets)
+//! and the per-type facts HubSpot hard-codes for them.
 
 /// A CRM object type served by the sandbox.
 #[derive(
@@ -12,15 +12,17 @@ pub(crate) enum ObjectType {
     Deals,
     LineItems,
     Products,
+    Tickets,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 5] = [
+    pub const ALL: [ObjectType; 6] = [
         Self::Contacts,
         Self::Companies,
         Self::Deals,
         Self::LineItems,
         Self::Products,
+        Self::Tickets,
     ];
 
     /// Parses a path segment: the plural name, the singular, or the type id (FACTS 2.2).
@@ -31,6 +33,7 @@ impl ObjectType {
             "deals" | "deal" | "0-3" => Some(Self::Deals),
             "line_items" | "line_item" | "0-8" => Some(Self::LineItems),
             "products" | "product" | "0-7" => Some(Self::Products),
+            "tickets" | "ticket" | "0-5" => Some(Self::Tickets),
             _ => None,
         }
     }
@@ -42,6 +45,7 @@ impl ObjectType {
             Self::Deals => 2,
             Self::LineItems => 3,
             Self::Products => 4,
+            Self::Tickets => 5,
         }
     }
 
@@ -53,6 +57,7 @@ impl ObjectType {
             Self::Deals => "deals",
             Self::LineItems => "line_items",
             Self::Products => "products",
+            Self::Tickets => "tickets",
         }
     }
 
@@ -63,6 +68,7 @@ impl ObjectType {
             Self::Deals => "deal",
             Self::LineItems => "line_item",
             Self::Products => "product",
+            Self::Tickets => "ticket",
         }
     }
 
@@ -71,6 +77,7 @@ impl ObjectType {
             Self::Contacts => "0-1",
             Self::Companies => "0-2",
             Self::Deals => "0-3",
+            Self::Tickets => "0-5",
             Self::Products => "0-7",
             Self::LineItems => "0-8",
         }
@@ -80,7 +87,7 @@ impl ObjectType {
     pub fn last_modified_property(self) -> &'static str {
         match self {
             Self::Contacts => "lastmodifieddate",
-            Self::Companies | Self::Deals | Self::LineItems | Self::Products => {
+            Self::Companies | Self::Deals | Self::LineItems | Self::Products | Self::Tickets => {
                 "hs_lastmodifieddate"
             }
         }
@@ -131,6 +138,18 @@ impl ObjectType {
                 "name",
                 "price",
             ],
+            // HubSpot's tickets guide: what a read without `properties` returns.
+            Self::Tickets => &[
+                "content",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "hs_pipeline",
+                "hs_pipeline_stage",
+                "hs_ticket_category",
+                "hs_ticket_priority",
+                "subject",
+            ],
         }
     }
 
@@ -142,6 +161,7 @@ impl ObjectType {
             Self::Deals => &["dealname"],
             Self::LineItems => &["name", "hs_sku", "description"],
             Self::Products => &["name", "hs_sku", "description"],
+            Self::Tickets => &["subject", "content"],
         }
     }
 }
@@ -159,6 +179,8 @@ mod tests {
         assert_eq!(ObjectType::parse("0-8"), Some(ObjectType::LineItems));
         assert_eq!(ObjectType::parse("product"), Some(ObjectType::Products));
         assert_eq!(ObjectType::parse("0-7"), Some(ObjectType::Products));
-        assert_eq!(ObjectType::parse("tickets"), None);
+        assert_eq!(ObjectType::parse("tickets"), Some(ObjectType::Tickets));
+        assert_eq!(ObjectType::parse("0-5"), Some(ObjectType::Tickets));
+        assert_eq!(ObjectType::parse("quotes"), None);
     }
 }

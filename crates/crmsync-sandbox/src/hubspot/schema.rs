@@ -1,5 +1,6 @@
-//! Property definitions: the built-in properties of contacts, companies, deals, line items
-//! and products and the model returned by the properties API (FACTS 2.7).
+//! Property definitions: the built-in properties of contacts, companies, deals, line items,
+//! products and tickets, the model returned by the properties API and the property groups
+//! (FACTS 2.7).
 //!
 //! Invariant: every property a record may carry has a definition here; writes of anything
 //! else are rejected with `PROPERTY_DOESNT_EXIST`.
@@ -8,7 +9,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::object_type::ObjectType;
-use super::pipelines;
 use super::record::iso;
 
 /// One enumeration option.
@@ -18,6 +18,9 @@ pub(crate) struct PropertyOption {
     pub value: String,
     pub display_order: i64,
     pub hidden: bool,
+    /// Added in the second fidelity pass; older snapshots have none.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A property definition as served by `/crm/v3/properties/{objectType}`.
@@ -38,6 +41,15 @@ pub(crate) struct PropertyDef {
     pub read_only_value: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `hidden` of the model; older snapshots predate it.
+    #[serde(default)]
+    pub hidden: bool,
+    /// `formField` when a client set it; otherwise every writable property is a form field.
+    #[serde(default)]
+    pub form_field: Option<bool>,
+    /// Set when the property was archived (moved to HubSpot's recycling bin).
+    #[serde(default)]
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 impl PropertyDef {
@@ -51,7 +63,7 @@ impl PropertyDef {
                     "value": o.value,
                     "displayOrder": o.display_order,
                     "hidden": o.hidden,
-                    "description": "",
+                    "description": o.description,
                 })
             })
             .collect();
@@ -64,8 +76,8 @@ impl PropertyDef {
             "description": self.description,
             "options": options,
             "displayOrder": self.display_order,
-            "hidden": false,
-            "formField": !self.read_only_value,
+            "hidden": self.hidden,
+            "formField": self.form_field.unwrap_or(!self.read_only_value),
             "hasUniqueValue": self.has_unique_value,
             "calculated": self.field_type == "calculation_equation",
             "externalOptions": false,
@@ -76,12 +88,15 @@ impl PropertyDef {
             },
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
-            "archived": false,
+            "archived": self.archived_at.is_some(),
         });
-        if self.hubspot_defined
-            && let Some(map) = body.as_object_mut()
-        {
-            map.insert("hubspotDefined".to_owned(), Value::Bool(true));
+        if let Some(map) = body.as_object_mut() {
+            if self.hubspot_defined {
+                map.insert("hubspotDefined".to_owned(), Value::Bool(true));
+            }
+            if let Some(at) = self.archived_at {
+                map.insert("archivedAt".to_owned(), Value::String(iso(at)));
+            }
         }
         body
     }
@@ -95,11 +110,45 @@ pub(crate) fn default_group(object: ObjectType) -> &'static str {
         ObjectType::Deals => "dealinformation",
         ObjectType::LineItems => "lineiteminformation",
         ObjectType::Products => "productinformation",
+        ObjectType::Tickets => "ticketinformation",
     }
 }
 
+/// A property group (FACTS 2.7): `{name, label, displayOrder}`, answered with `archived`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PropertyGroup {
+    pub name: String,
+    pub label: String,
+    pub display_order: i64,
+}
+
+impl PropertyGroup {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "label": self.label,
+            "displayOrder": self.display_order,
+            // Archived groups leave the listing at once, so a served group never is.
+            "archived": false,
+        })
+    }
+}
+
+/// The property groups a new portal has for `object`, in display order.
+pub(crate) fn default_groups(object: ObjectType) -> Vec<PropertyGroup> {
+    builtin_groups(object)
+        .iter()
+        .zip(0..)
+        .map(|((name, label), order)| PropertyGroup {
+            name: (*name).to_owned(),
+            label: (*label).to_owned(),
+            display_order: order,
+        })
+        .collect()
+}
+
 /// Property groups of an object type: `(name, label)`.
-pub(crate) fn groups(object: ObjectType) -> &'static [(&'static str, &'static str)] {
+fn builtin_groups(object: ObjectType) -> &'static [(&'static str, &'static str)] {
     match object {
         ObjectType::Contacts => &[
             ("contactinformation", "Contact information"),
@@ -109,6 +158,7 @@ pub(crate) fn groups(object: ObjectType) -> &'static [(&'static str, &'static st
         ObjectType::Deals => &[("dealinformation", "Deal information")],
         ObjectType::LineItems => &[("lineiteminformation", "Line item information")],
         ObjectType::Products => &[("productinformation", "Product information")],
+        ObjectType::Tickets => &[("ticketinformation", "Ticket information")],
     }
 }
 
@@ -345,6 +395,73 @@ const PRODUCT_PROPERTIES: &[Builtin] = &[
     ("hs_object_id", "Record ID", "number", "number", true),
 ];
 
+/// HubSpot's default ticket properties (tickets guide and a new portal's property list).
+const TICKET_PROPERTIES: &[Builtin] = &[
+    ("subject", "Ticket name", "string", "text", false),
+    ("content", "Ticket description", "string", "textarea", false),
+    ("hs_pipeline", "Pipeline", "enumeration", "select", false),
+    (
+        "hs_pipeline_stage",
+        "Ticket status",
+        "enumeration",
+        "radio",
+        false,
+    ),
+    (
+        "hs_ticket_priority",
+        "Priority",
+        "enumeration",
+        "select",
+        false,
+    ),
+    (
+        "hs_ticket_category",
+        "Category",
+        "enumeration",
+        "checkbox",
+        false,
+    ),
+    ("source_type", "Source", "enumeration", "select", false),
+    ("closed_date", "Close date", "datetime", "date", false),
+    ("createdate", "Create date", "datetime", "date", false),
+    (
+        "hs_lastmodifieddate",
+        "Last modified date",
+        "datetime",
+        "date",
+        true,
+    ),
+    ("hs_object_id", "Record ID", "number", "number", true),
+    (
+        "hs_merged_object_ids",
+        "Merged Record IDs",
+        "enumeration",
+        "checkbox",
+        true,
+    ),
+];
+
+const TICKET_PRIORITIES: &[(&str, &str)] = &[
+    ("LOW", "Low"),
+    ("MEDIUM", "Medium"),
+    ("HIGH", "High"),
+    ("URGENT", "Urgent"),
+];
+
+const TICKET_CATEGORIES: &[(&str, &str)] = &[
+    ("PRODUCT_ISSUE", "Product issue"),
+    ("BILLING_ISSUE", "Billing issue"),
+    ("FEATURE_REQUEST", "Feature request"),
+    ("GENERAL_INQUIRY", "General inquiry"),
+];
+
+const TICKET_SOURCES: &[(&str, &str)] = &[
+    ("CHAT", "Chat"),
+    ("EMAIL", "Email"),
+    ("FORM", "Form"),
+    ("PHONE", "Phone"),
+];
+
 const LIFECYCLE_STAGES: &[(&str, &str)] = &[
     ("subscriber", "Subscriber"),
     ("lead", "Lead"),
@@ -391,6 +508,7 @@ fn options(pairs: &[(&str, &str)]) -> Vec<PropertyOption> {
             value: (*value).to_owned(),
             display_order: order,
             hidden: false,
+            description: String::new(),
         })
         .collect()
 }
@@ -403,6 +521,7 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
         ObjectType::Deals => DEAL_PROPERTIES,
         ObjectType::LineItems => LINE_ITEM_PROPERTIES,
         ObjectType::Products => PRODUCT_PROPERTIES,
+        ObjectType::Tickets => TICKET_PROPERTIES,
     };
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     table
@@ -414,15 +533,12 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 (ObjectType::Contacts, "hs_lead_status") => options(LEAD_STATUSES),
                 (ObjectType::Deals, "dealtype") => options(DEAL_TYPES),
                 (ObjectType::Deals, "deal_currency_code") => options(CURRENCIES),
-                (ObjectType::Deals, "pipeline") => {
-                    options(&[(pipelines::DEFAULT_ID, pipelines::DEFAULT_LABEL)])
-                }
-                (ObjectType::Deals, "dealstage") => options(
-                    &pipelines::DEFAULT_STAGES
-                        .iter()
-                        .map(|s| (s.id, s.label))
-                        .collect::<Vec<_>>(),
-                ),
+                (ObjectType::Tickets, "hs_ticket_priority") => options(TICKET_PRIORITIES),
+                (ObjectType::Tickets, "hs_ticket_category") => options(TICKET_CATEGORIES),
+                (ObjectType::Tickets, "source_type") => options(TICKET_SOURCES),
+                // The pipeline and stage properties (`pipeline`/`dealstage`,
+                // `hs_pipeline`/`hs_pipeline_stage`) take their options from the stored
+                // pipelines (`Store::sync_pipeline_options`).
                 _ => Vec::new(),
             };
             PropertyDef {
@@ -441,6 +557,9 @@ pub(crate) fn builtin(object: ObjectType) -> Vec<PropertyDef> {
                 read_only_value: read_only,
                 created_at: epoch,
                 updated_at: epoch,
+                hidden: false,
+                form_field: None,
+                archived_at: None,
             }
         })
         .collect()

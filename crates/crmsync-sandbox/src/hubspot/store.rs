@@ -7,7 +7,11 @@
 //! - ids are numeric, increasing and never reused, across all object types;
 //! - timestamps never go backwards, so sorting by the modification date is stable;
 //! - every mutation bumps `generation` (what persistence watches) and, while webhooks are
-//!   on, appends its [`Change`]s to the outbox, attributed to the current [`actor`].
+//!   on, appends its [`Change`]s to the outbox, attributed to the current [`actor`];
+//! - the options of the pipeline and stage properties always list the stored pipelines and
+//!   stages (property definitions, groups and pipelines are kept in [`catalog`]).
+
+pub(crate) mod catalog;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,9 +25,9 @@ use super::error::{ApiError, PropertyProblem};
 use super::events::{Change, Outbox, What};
 use super::links::{AssociationType, Links, Node};
 use super::object_type::ObjectType;
-use super::pipelines;
+use super::pipeline_defs::{self, Pipeline};
 use super::record::{Record, iso};
-use super::schema::{self, PropertyDef};
+use super::schema::{self, PropertyDef, PropertyGroup};
 use super::values::{normalize, raw_value};
 
 /// Property changes of one write: `None` clears the property.
@@ -45,8 +49,14 @@ pub(crate) struct Table {
 pub(crate) struct Store {
     tables: [Table; ObjectType::ALL.len()],
     schemas: [BTreeMap<String, PropertyDef>; ObjectType::ALL.len()],
+    /// Archived (recycled) custom properties: no longer writable or readable on records.
+    archived_properties: [BTreeMap<String, PropertyDef>; ObjectType::ALL.len()],
+    groups: [BTreeMap<String, PropertyGroup>; ObjectType::ALL.len()],
+    pipelines: [Vec<Pipeline>; ObjectType::ALL.len()],
     pub links: Links,
     next_id: u64,
+    /// Next generated pipeline or stage id (HubSpot's are numeric strings).
+    next_definition_id: u64,
     last_now: DateTime<Utc>,
     pub outbox: Outbox,
     generation: u64,
@@ -61,7 +71,21 @@ pub(crate) struct Snapshot {
     merged_into: BTreeMap<ObjectType, Vec<(u64, u64)>>,
     custom_properties: BTreeMap<ObjectType, Vec<PropertyDef>>,
     links: Vec<(Node, Node, Vec<u32>)>,
+    // The fields below came with the second fidelity pass; a snapshot written before it
+    // lacks them and loads with the defaults (an object type absent from a map keeps its
+    // default groups and pipelines).
+    #[serde(default)]
+    archived_properties: BTreeMap<ObjectType, Vec<PropertyDef>>,
+    #[serde(default)]
+    groups: BTreeMap<ObjectType, Vec<PropertyGroup>>,
+    #[serde(default)]
+    pipelines: BTreeMap<ObjectType, Vec<Pipeline>>,
+    #[serde(default)]
+    next_definition_id: u64,
 }
+
+/// First generated pipeline/stage id: as long as HubSpot's, far from the built-in ones.
+const FIRST_DEFINITION_ID: u64 = 100_000_001;
 
 impl Store {
     pub fn new() -> Self {
@@ -71,16 +95,30 @@ impl Store {
                 .map(|def| (def.name.clone(), def))
                 .collect()
         });
-        Self {
+        let groups = ObjectType::ALL.map(|object| {
+            schema::default_groups(object)
+                .into_iter()
+                .map(|group| (group.name.clone(), group))
+                .collect()
+        });
+        let mut store = Self {
             tables: Default::default(),
             schemas,
+            archived_properties: Default::default(),
+            groups,
+            pipelines: ObjectType::ALL.map(pipeline_defs::defaults),
             links: Links::default(),
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
+            next_definition_id: FIRST_DEFINITION_ID,
             last_now: DateTime::<Utc>::UNIX_EPOCH,
             outbox: Outbox::default(),
             generation: 0,
+        };
+        for object in ObjectType::ALL {
+            store.sync_pipeline_options(object);
         }
+        store
     }
 
     /// An empty portal that keeps this one's webhook switch (admin reset).
@@ -115,6 +153,10 @@ impl Store {
             merged_into: BTreeMap::new(),
             custom_properties: BTreeMap::new(),
             links: self.links.edges(),
+            archived_properties: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+            next_definition_id: self.next_definition_id,
         };
         for object in ObjectType::ALL {
             let table = self.table(object);
@@ -133,6 +175,20 @@ impl Store {
                     .cloned()
                     .collect(),
             );
+            snapshot.archived_properties.insert(
+                object,
+                self.archived_properties[object.index()]
+                    .values()
+                    .cloned()
+                    .collect(),
+            );
+            snapshot.groups.insert(
+                object,
+                self.groups[object.index()].values().cloned().collect(),
+            );
+            snapshot
+                .pipelines
+                .insert(object, self.pipelines[object.index()].clone());
         }
         snapshot
     }
@@ -141,11 +197,27 @@ impl Store {
     pub fn restore(snapshot: Snapshot) -> Self {
         let mut store = Self::new();
         store.next_id = snapshot.next_id.max(store.next_id);
+        store.next_definition_id = snapshot.next_definition_id.max(store.next_definition_id);
         store.last_now = snapshot.last_now;
         for (object, defs) in snapshot.custom_properties {
             for def in defs {
                 store.schemas[object.index()].insert(def.name.clone(), def);
             }
+        }
+        for (object, defs) in snapshot.archived_properties {
+            for def in defs {
+                store.archived_properties[object.index()].insert(def.name.clone(), def);
+            }
+        }
+        for (object, groups) in snapshot.groups {
+            store.groups[object.index()] = groups
+                .into_iter()
+                .map(|group| (group.name.clone(), group))
+                .collect();
+        }
+        for (object, pipelines) in snapshot.pipelines {
+            store.pipelines[object.index()] = pipelines;
+            store.sync_pipeline_options(object);
         }
         for (object, records) in snapshot.records {
             let schema = &store.schemas[object.index()];
@@ -242,6 +314,9 @@ impl Store {
                 ),
             ));
         }
+        // A new property may take an archived one's name; the archived one then cannot be
+        // restored any more (HubSpot's knowledge base on restoring deleted properties).
+        self.archived_properties[object.index()].remove(&def.name);
         schema.insert(def.name.clone(), def);
         self.generation += 1;
         Ok(())
@@ -362,9 +437,7 @@ impl Store {
                 },
             }
         }
-        if object == ObjectType::Deals {
-            check_deal_stage(&changes, target, &mut problems);
-        }
+        self.check_stage(object, &changes, target, &mut problems);
         if object == ObjectType::LineItems {
             self.check_line_item(&changes, &mut problems);
         }
@@ -436,10 +509,12 @@ impl Store {
             .entry("createdate".to_owned())
             .or_insert_with(|| iso(now));
         props.insert(object.last_modified_property().to_owned(), iso(now));
-        if object == ObjectType::Deals && props.contains_key("dealstage") {
-            props
-                .entry("pipeline".to_owned())
-                .or_insert_with(|| pipelines::DEFAULT_ID.to_owned());
+        if let Some((pipeline, stage)) = pipeline_defs::pipeline_properties(object)
+            && props.contains_key(stage)
+            && !props.contains_key(pipeline)
+            && let Some(default) = self.default_pipeline(object)
+        {
+            props.insert(pipeline.to_owned(), default.to_owned());
         }
         if object == ObjectType::LineItems {
             self.inherit_from_product(&mut props);
@@ -816,36 +891,6 @@ fn index_record(
         } else if index.get(&key) == Some(&record.id) {
             index.remove(&key);
         }
-    }
-}
-
-/// The deal's stage must belong to its pipeline (FACTS 2.8): unknown stage → INVALID_OPTION.
-fn check_deal_stage(
-    changes: &Changes,
-    target: Option<&Record>,
-    problems: &mut Vec<PropertyProblem>,
-) {
-    let current = |name: &str| target.and_then(|r| r.props.get(name)).cloned();
-    let pipeline = match changes.get("pipeline") {
-        Some(value) => value.clone(),
-        None => current("pipeline"),
-    }
-    .unwrap_or_else(|| pipelines::DEFAULT_ID.to_owned());
-    let stage = match changes.get("dealstage") {
-        Some(value) => value.clone(),
-        None => current("dealstage"),
-    };
-    let touched = changes.contains_key("dealstage") || changes.contains_key("pipeline");
-    if let Some(stage) = stage
-        && touched
-        && !pipelines::stage_in_pipeline(&pipeline, &stage)
-        && !problems.iter().any(|p| p.name == "dealstage")
-    {
-        problems.push(PropertyProblem {
-            name: "dealstage".to_owned(),
-            error: "INVALID_OPTION",
-            message: format!("{stage} was not one of the allowed options for pipeline {pipeline}"),
-        });
     }
 }
 

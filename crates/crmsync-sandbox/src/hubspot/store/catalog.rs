@@ -1,0 +1,262 @@
+//! The portal's definitions beside its records: property definitions (update, archive),
+//! property groups and pipelines with their stages.
+//!
+//! Invariants: every live property names an existing group; a HubSpot-defined property's
+//! definition never changes; the options of a type's pipeline and stage properties are
+//! rebuilt from its pipelines after every pipeline change, so record writes are checked
+//! against what `/crm/v3/pipelines` serves; each change bumps the generation so it is saved.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+
+use super::Store;
+use crate::hubspot::error::{ApiError, PropertyProblem};
+use crate::hubspot::object_type::ObjectType;
+use crate::hubspot::pipeline_defs::{
+    self, DEFAULT_DEAL_PIPELINE, DEFAULT_TICKET_PIPELINE, Pipeline,
+};
+use crate::hubspot::record::Record;
+use crate::hubspot::schema::{PropertyDef, PropertyGroup, PropertyOption};
+use crate::hubspot::store::Changes;
+
+impl Store {
+    /// Records a change made through a definition endpoint (persistence watches this).
+    pub fn touch(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Archived custom properties of `object`.
+    pub fn archived_properties(&self, object: ObjectType) -> &BTreeMap<String, PropertyDef> {
+        &self.archived_properties[object.index()]
+    }
+
+    /// Replaces the live definition of a custom property (the caller checked the change).
+    pub fn replace_property(&mut self, object: ObjectType, def: PropertyDef) {
+        self.schemas[object.index()].insert(def.name.clone(), def);
+        self.touch();
+    }
+
+    /// Moves a custom property to the recycling bin: its values stay on the records but are
+    /// neither readable nor writable, and it stops being a unique key. HubSpot-defined → 400,
+    /// unknown → 404.
+    pub fn archive_property(&mut self, object: ObjectType, name: &str) -> Result<(), ApiError> {
+        let Some(def) = self.schemas[object.index()].get(name) else {
+            return Err(property_not_found(object, name));
+        };
+        if def.hubspot_defined {
+            return Err(ApiError::validation(format!(
+                "{name} is a HubSpot-defined property of {} and cannot be archived",
+                object.name()
+            )));
+        }
+        let now = self.now();
+        if let Some(mut def) = self.schemas[object.index()].remove(name) {
+            def.archived_at = Some(now);
+            def.updated_at = now;
+            self.archived_properties[object.index()].insert(name.to_owned(), def);
+        }
+        self.tables[object.index()].unique.remove(name);
+        self.touch();
+        Ok(())
+    }
+
+    /// The property groups of `object`, by name.
+    pub fn groups(&self, object: ObjectType) -> &BTreeMap<String, PropertyGroup> {
+        &self.groups[object.index()]
+    }
+
+    /// Adds or replaces a group (the caller checked whether it may).
+    pub fn put_group(&mut self, object: ObjectType, group: PropertyGroup) {
+        self.groups[object.index()].insert(group.name.clone(), group);
+        self.touch();
+    }
+
+    /// Removes a group; refused (400) while live properties still belong to it, 404 when
+    /// there is no such group.
+    pub fn remove_group(&mut self, object: ObjectType, name: &str) -> Result<(), ApiError> {
+        if !self.groups[object.index()].contains_key(name) {
+            return Err(group_not_found(object, name));
+        }
+        let members: Vec<&str> = self.schemas[object.index()]
+            .values()
+            .filter(|d| d.group_name == name)
+            .map(|d| d.name.as_str())
+            .collect();
+        if !members.is_empty() {
+            // HubSpot documents no behaviour for a group that still holds properties; the
+            // sandbox refuses rather than orphaning them (docs/sandbox.md).
+            return Err(ApiError::validation(format!(
+                "Property group {name} still contains {} properties ({}); move or archive them first",
+                members.len(),
+                members.join(", ")
+            )));
+        }
+        self.groups[object.index()].remove(name);
+        self.touch();
+        Ok(())
+    }
+
+    /// The pipelines of `object` in display order (empty for types without pipelines).
+    pub fn pipelines(&self, object: ObjectType) -> &[Pipeline] {
+        &self.pipelines[object.index()]
+    }
+
+    pub fn pipeline(&self, object: ObjectType, id: &str) -> Option<&Pipeline> {
+        self.pipelines(object).iter().find(|p| p.id == id)
+    }
+
+    /// The pipeline a record lands in when it names a stage but no pipeline: the default
+    /// one while it exists, else the first in display order.
+    pub fn default_pipeline(&self, object: ObjectType) -> Option<&str> {
+        let pipelines = self.pipelines(object);
+        let preferred = match object {
+            ObjectType::Deals => DEFAULT_DEAL_PIPELINE,
+            _ => DEFAULT_TICKET_PIPELINE,
+        };
+        pipelines
+            .iter()
+            .find(|p| p.id == preferred)
+            .or_else(|| pipelines.first())
+            .map(|p| p.id.as_str())
+    }
+
+    /// Replaces the pipelines of `object` and rebuilds its pipeline and stage options.
+    pub fn set_pipelines(&mut self, object: ObjectType, mut pipelines: Vec<Pipeline>) {
+        for pipeline in &mut pipelines {
+            pipeline.sort_stages();
+        }
+        pipelines.sort_by_key(|p| p.display_order);
+        self.pipelines[object.index()] = pipelines;
+        self.sync_pipeline_options(object);
+        self.touch();
+    }
+
+    /// A fresh numeric id for a pipeline or stage.
+    pub fn next_definition_id(&mut self) -> String {
+        let id = self.next_definition_id;
+        self.next_definition_id += 1;
+        id.to_string()
+    }
+
+    /// Live records of `object` in pipeline `pipeline` (and, when `stages` is given, in one
+    /// of those stages).
+    pub fn records_in(&self, object: ObjectType, pipeline: &str, stages: Option<&[&str]>) -> usize {
+        let Some((pipeline_prop, stage_prop)) = pipeline_defs::pipeline_properties(object) else {
+            return 0;
+        };
+        let default = self.default_pipeline(object);
+        self.table(object)
+            .records
+            .values()
+            .filter(|r| !r.is_archived())
+            .filter(|r| {
+                r.props.get(pipeline_prop).map(String::as_str).or(default) == Some(pipeline)
+                    && r.props.contains_key(stage_prop)
+            })
+            .filter(|r| {
+                stages.is_none_or(|stages| {
+                    r.props
+                        .get(stage_prop)
+                        .is_some_and(|s| stages.contains(&s.as_str()))
+                })
+            })
+            .count()
+    }
+
+    /// Rebuilds the options of the pipeline and stage properties from the stored pipelines,
+    /// so an enumeration check on write accepts exactly the served ids.
+    pub(super) fn sync_pipeline_options(&mut self, object: ObjectType) {
+        let Some((pipeline_prop, stage_prop)) = pipeline_defs::pipeline_properties(object) else {
+            return;
+        };
+        let pipelines = &self.pipelines[object.index()];
+        let pipeline_options = options(pipelines.iter().map(|p| (&p.id, &p.label)));
+        let stage_options = options(
+            pipelines
+                .iter()
+                .flat_map(|p| p.stages.iter().map(|s| (&s.id, &s.label))),
+        );
+        let schema = &mut self.schemas[object.index()];
+        if let Some(def) = schema.get_mut(pipeline_prop) {
+            def.options = pipeline_options;
+        }
+        if let Some(def) = schema.get_mut(stage_prop) {
+            def.options = stage_options;
+        }
+    }
+
+    /// A record's stage must belong to its pipeline (FACTS 2.8): unknown → `INVALID_OPTION`.
+    pub(super) fn check_stage(
+        &self,
+        object: ObjectType,
+        changes: &Changes,
+        target: Option<&Record>,
+        problems: &mut Vec<PropertyProblem>,
+    ) {
+        let Some((pipeline_prop, stage_prop)) = pipeline_defs::pipeline_properties(object) else {
+            return;
+        };
+        let current = |name: &str| target.and_then(|r| r.props.get(name)).cloned();
+        let pipeline = match changes.get(pipeline_prop) {
+            Some(value) => value.clone(),
+            None => current(pipeline_prop),
+        }
+        .or_else(|| self.default_pipeline(object).map(str::to_owned))
+        .unwrap_or_default();
+        let stage = match changes.get(stage_prop) {
+            Some(value) => value.clone(),
+            None => current(stage_prop),
+        };
+        let touched = changes.contains_key(stage_prop) || changes.contains_key(pipeline_prop);
+        if let Some(stage) = stage
+            && touched
+            && !problems.iter().any(|p| p.name == stage_prop)
+            && self
+                .pipeline(object, &pipeline)
+                .is_none_or(|p| p.stage(&stage).is_none())
+        {
+            problems.push(PropertyProblem {
+                name: stage_prop.to_owned(),
+                error: "INVALID_OPTION",
+                message: format!(
+                    "{stage} was not one of the allowed options for pipeline {pipeline}"
+                ),
+            });
+        }
+    }
+}
+
+fn options<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<PropertyOption> {
+    pairs
+        .zip(0..)
+        .map(|((value, label), order)| PropertyOption {
+            label: label.clone(),
+            value: value.clone(),
+            display_order: order,
+            hidden: false,
+            description: String::new(),
+        })
+        .collect()
+}
+
+/// 404 for a property that does not exist (or is archived, when reading live ones).
+pub(crate) fn property_not_found(object: ObjectType, name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Unable to find property {name} for object type {}",
+        object.type_id()
+    ))
+}
+
+/// 404 for a property group that does not exist.
+pub(crate) fn group_not_found(object: ObjectType, name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Unable to find property group {name} for object type {}",
+        object.type_id()
+    ))
+}
+
+/// 409 `OBJECT_ALREADY_EXISTS` (FACTS 2.9).
+pub(crate) fn already_exists(message: String) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", message)
+}
