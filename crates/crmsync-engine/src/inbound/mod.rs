@@ -52,9 +52,15 @@ where
         if changes.is_empty() {
             return Ok(());
         }
-        let mut decisions =
-            decide_changes(&self.config, &self.app, &self.state, sync, changes, self.clock.now_ms())
-                .await?;
+        let mut decisions = decide_changes(
+            &self.config,
+            &self.app,
+            &self.state,
+            sync,
+            changes,
+            self.clock.now_ms(),
+        )
+        .await?;
         let new_rows = std::mem::take(&mut decisions.creates);
         self.commit_inbound(sync, decisions, report).await?;
         self.create_rows(sync, new_rows, report).await

@@ -65,7 +65,8 @@ where
         gone: &[(String, String)],
         report: &mut PullReport,
     ) -> Result<(), EngineError> {
-        let verdict = judge_gone(&self.config, &self.state, sync, gone, self.clock.now_ms()).await?;
+        let verdict =
+            judge_gone(&self.config, &self.state, sync, gone, self.clock.now_ms()).await?;
         let Gone {
             deletions,
             hold,

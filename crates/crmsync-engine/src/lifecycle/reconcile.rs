@@ -114,7 +114,9 @@ pub(crate) async fn task_due<S: State>(
     if every_ms == 0 {
         return Ok(false);
     }
-    let mut last = state.cursor(&sync.name, CursorDirection::Pull, task).await?;
+    let mut last = state
+        .cursor(&sync.name, CursorDirection::Pull, task)
+        .await?;
     if last.is_none() {
         // Before per-sync leaders, one pass covered every sync under `*`.
         last = state.cursor("*", CursorDirection::Push, task).await?;
