@@ -275,6 +275,7 @@ where
     let mut creating: HashMap<String, HashSet<String>> = HashMap::new();
     let mut syncs = Vec::new();
     let mut calls = 0;
+    let mut unreachable: Option<String> = None;
     for i in dependency_order(&config.raw.syncs) {
         let sync = &config.raw.syncs[i];
         let mut sp = SyncPlan {
@@ -290,6 +291,10 @@ where
             } else {
                 match &crm {
                     CrmAccess::Unavailable(why) => sp.inbound_unknown = Some(why.clone()),
+                    // One failed read is enough: the other syncs do not wait out its retries.
+                    CrmAccess::Reads { .. } if unreachable.is_some() => {
+                        sp.inbound_unknown = unreachable.clone();
+                    }
                     CrmAccess::Reads { crm, calls: buffer } => {
                         // What a failed read added is taken back: the side is unknown then.
                         let (records, guesses) = (out.records.len(), out.guesses.len());
@@ -315,8 +320,9 @@ where
                                 out.records.truncate(records);
                                 out.guesses.truncate(guesses);
                                 effects = Effects::default();
-                                sp.inbound_unknown =
-                                    Some(format!("the CRM could not be read: {e}"));
+                                let why = format!("the CRM could not be read: {e}");
+                                unreachable = Some(why.clone());
+                                sp.inbound_unknown = Some(why);
                             }
                             Err(e) => return Err(e),
                         }
@@ -745,7 +751,9 @@ where
     while let Some(page) = captured.next_page().await? {
         let mut rows = Vec::new();
         for r in page.rows {
-            if !seen.insert(r.key.clone()) {
+            // A change log may name a key on two pages; a full scan never does (and is not
+            // remembered key by key, so a plan of a large backfill stays flat in memory).
+            if !captured.full && !seen.insert(r.key.clone()) {
                 continue;
             }
             ob.read += 1;
