@@ -108,7 +108,12 @@ pub fn calls_for(
 
 /// Whether the CRM `kind` carries the link from `sync` to `target`'s records in the write
 /// itself (Salesforce lookups), so it costs no association call.
-fn linked_on_write(kind: &str, syncs: &[SyncConfig], sync: &SyncConfig, target: &str) -> bool {
+pub(crate) fn linked_on_write(
+    kind: &str,
+    syncs: &[SyncConfig],
+    sync: &SyncConfig,
+    target: &str,
+) -> bool {
     let object = |s: &SyncConfig| crmsync_crm::ObjectKind::parse(&s.object);
     let to = syncs.iter().find(|s| s.name == target).and_then(object);
     match (object(sync), to) {

@@ -26,6 +26,7 @@ pub mod gate;
 pub mod inbound;
 pub mod lifecycle;
 pub mod outbound;
+pub mod planner;
 pub mod report;
 pub mod runtime;
 pub mod schema;

@@ -7,7 +7,7 @@
 //! changes not pushed yet is queued again with its new payload. Conflicts are parked with the
 //! record held from pushing.
 
-use super::decide::Decisions;
+use super::decide::{Decided, Decisions};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::report::PullReport;
@@ -92,14 +92,8 @@ where
                 continue;
             }
             report.applied += 1;
-            let mut new_row = d.row.clone();
-            for (column, value) in &d.writes {
-                new_row
-                    .values
-                    .insert(column.clone(), (!value.is_empty()).then(|| value.clone()));
-            }
             old_rows.push(d.row.clone());
-            new_rows.push(new_row);
+            new_rows.push(written_row(d));
         }
         let locals: Vec<String> = new_rows.iter().map(|r| r.key.clone()).collect();
         let links = self.state.links_for(&sync.name, &locals).await?;
@@ -166,4 +160,15 @@ where
         }
         Ok(())
     }
+}
+
+/// The row `d` leaves once its writes are in (`""` writes NULL): what the commit hashes the
+/// record's new payload from, and what `crmsync plan` plans the push of.
+pub(crate) fn written_row(d: &Decided) -> crmsync_store::SourceRow {
+    let mut row = d.row.clone();
+    for (column, value) in &d.writes {
+        row.values
+            .insert(column.clone(), (!value.is_empty()).then(|| value.clone()));
+    }
+    row
 }

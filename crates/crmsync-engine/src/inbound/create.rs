@@ -290,46 +290,60 @@ where
         &self,
         sync: &SyncConfig,
     ) -> Result<HashSet<String>, EngineError> {
-        if sync.on_crm_create != OnCrmCreate::Insert {
-            return Ok(HashSet::new());
-        }
-        let entries = self.state.creates(Some(&sync.name)).await?;
-        if entries.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let fingerprint = mapping_fingerprint(sync);
         let now = self.clock.now_ms();
-        let mut claimed = Vec::new();
-        let mut hints = Vec::new();
-        for e in &entries {
-            let due = match e.state {
-                CreateState::Claimed => {
-                    claimed.push(e.crm_id.clone());
-                    true
-                }
-                CreateState::Refused => e.retry_requested || e.fingerprint != fingerprint,
-            };
-            if due {
-                hints.push(Hint {
-                    sync: sync.name.clone(),
-                    crm_id: e.crm_id.clone(),
-                    reason: HINT_REASON.to_string(),
-                    added_at_ms: now,
-                });
-            }
+        let (hints, keys) = creates_to_revisit(&self.app, &self.state, sync, now).await?;
+        if !hints.is_empty() {
+            self.state.add_hints(&hints, now).await?;
         }
-        self.state.add_hints(&hints, now).await?;
-        if claimed.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let column = write_back_column(sync)?;
-        Ok(self
-            .app
-            .keys_by(&sync.table, &sync.key, column, &claimed)
-            .await?
-            .into_values()
-            .collect())
+        Ok(keys)
     }
+}
+
+/// What [`Engine::revisit_creates`] does, without writing: the hints to add (claimed records,
+/// refusals due again) and the app keys of rows that exist for claimed records.
+pub(crate) async fn creates_to_revisit<A: Source, S: State>(
+    app: &A,
+    state: &S,
+    sync: &SyncConfig,
+    now_ms: i64,
+) -> Result<(Vec<Hint>, HashSet<String>), EngineError> {
+    if sync.on_crm_create != OnCrmCreate::Insert {
+        return Ok((vec![], HashSet::new()));
+    }
+    let entries = state.creates(Some(&sync.name)).await?;
+    if entries.is_empty() {
+        return Ok((vec![], HashSet::new()));
+    }
+    let fingerprint = mapping_fingerprint(sync);
+    let mut claimed = Vec::new();
+    let mut hints = Vec::new();
+    for e in &entries {
+        let due = match e.state {
+            CreateState::Claimed => {
+                claimed.push(e.crm_id.clone());
+                true
+            }
+            CreateState::Refused => e.retry_requested || e.fingerprint != fingerprint,
+        };
+        if due {
+            hints.push(Hint {
+                sync: sync.name.clone(),
+                crm_id: e.crm_id.clone(),
+                reason: HINT_REASON.to_string(),
+                added_at_ms: now_ms,
+            });
+        }
+    }
+    if claimed.is_empty() {
+        return Ok((hints, HashSet::new()));
+    }
+    let column = write_back_column(sync)?;
+    let keys = app
+        .keys_by(&sync.table, &sync.key, column, &claimed)
+        .await?
+        .into_values()
+        .collect();
+    Ok((hints, keys))
 }
 
 /// The sync's `write_back_column`, which `on_crm_create = "insert"` requires (the config's

@@ -85,6 +85,10 @@ pub struct Decided {
     pub writes: Vec<(String, String)>,
     /// New bases: (CRM property, value).
     pub bases: Vec<(String, String)>,
+    /// Fields both sides changed since they last agreed (or with no base known), decided by
+    /// the field's conflict policy: (CRM property, the policy's outcome). A parked one is
+    /// also among [`Decisions::conflicts`].
+    pub contested: Vec<(String, Decision)>,
 }
 
 /// A CRM record created in the CRM that becomes a row (`on_crm_create = "insert"`).
@@ -237,6 +241,7 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
         let mut writes = Vec::new();
         let mut new_bases = Vec::new();
         let mut kept = false;
+        let mut contested = Vec::new();
         for (key, field) in &fields {
             let crm_value = change
                 .properties
@@ -261,7 +266,14 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
                     Decision::TakeCrm
                 }
             } else {
-                decide(&app_value, &crm_value, base_value, policy, crm_newer)
+                let d = decide(&app_value, &crm_value, base_value, policy, crm_newer);
+                if d != Decision::Agree
+                    && base_value != Some(app_value.as_str())
+                    && base_value != Some(crm_value.as_str())
+                {
+                    contested.push((field.crm.clone(), d));
+                }
+                d
             };
             match decision {
                 Decision::Agree => new_bases.push((field.crm.clone(), crm_value)),
@@ -306,6 +318,7 @@ pub fn decide_page(input: &DecideInput<'_>, changes: &[ChangedRecord]) -> Decisi
             row: row.clone(),
             writes,
             bases: new_bases,
+            contested,
         });
     }
     out

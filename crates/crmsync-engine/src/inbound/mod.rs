@@ -52,54 +52,15 @@ where
         if changes.is_empty() {
             return Ok(());
         }
-        let crm_ids: Vec<String> = changes.iter().map(|c| c.crm_id.clone()).collect();
-        let local_of = self.state.local_ids_of(&sync.name, &crm_ids).await?;
-        let local_ids: Vec<String> = local_of.values().cloned().collect();
-        let mut columns = crmsync_core::mapping::referenced_columns(sync);
-        if let Some(c) = &sync.updated_at_column {
-            columns.push(c);
-        }
-        let rows: HashMap<String, SourceRow> = self
-            .app
-            .fetch(&sync.table, &sync.key, &columns, &local_ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect();
-        let bases = self.state.bases(&sync.name, &local_ids).await?;
-        let creates = if sync.on_crm_create == OnCrmCreate::Insert {
-            let unlinked: Vec<String> = crm_ids
-                .iter()
-                .filter(|id| !local_of.contains_key(*id))
-                .cloned()
-                .collect();
-            self.state.creates_among(&sync.name, &unlinked).await?
-        } else {
-            HashMap::new()
-        };
-        let fingerprint = crmsync_core::hash::mapping_fingerprint(sync);
-        let parked: HashSet<String> = self
-            .state
-            .open_conflicts(Some(&sync.name))
-            .await?
-            .into_iter()
-            .map(|c| c.local_id)
-            .collect();
-        let decisions = decide_page(
-            &DecideInput {
-                sync,
-                local_of: &local_of,
-                rows: &rows,
-                bases: &bases,
-                parked: &parked,
-                creates: &creates,
-                fingerprint: &fingerprint,
-                id_properties: &decide::id_properties(&self.config.raw.syncs, sync),
-                now_ms: self.clock.now_ms(),
-            },
+        let mut decisions = decide_changes(
+            &self.config,
+            &self.app,
+            &self.state,
+            sync,
             changes,
-        );
-        let mut decisions = decisions;
+            self.clock.now_ms(),
+        )
+        .await?;
         let new_rows = std::mem::take(&mut decisions.creates);
         self.commit_inbound(sync, decisions, report).await?;
         self.create_rows(sync, new_rows, report).await
@@ -187,4 +148,66 @@ where
         }
         Ok(report)
     }
+}
+
+/// Decides `changes` (one page of CRM records) of `sync` without writing anything: reads the
+/// links, the app rows, the bases, the insert entries and the open conflicts, then runs the
+/// pure [`decide_page`]. The poll and the read back commit what this returns; `crmsync plan`
+/// only reports it.
+pub async fn decide_changes<A: Source, S: State>(
+    config: &crmsync_core::config::Config,
+    app: &A,
+    state: &S,
+    sync: &SyncConfig,
+    changes: &[ChangedRecord],
+    now_ms: i64,
+) -> Result<decide::Decisions, EngineError> {
+    if changes.is_empty() {
+        return Ok(decide::Decisions::default());
+    }
+    let crm_ids: Vec<String> = changes.iter().map(|c| c.crm_id.clone()).collect();
+    let local_of = state.local_ids_of(&sync.name, &crm_ids).await?;
+    let local_ids: Vec<String> = local_of.values().cloned().collect();
+    let mut columns = crmsync_core::mapping::referenced_columns(sync);
+    if let Some(c) = &sync.updated_at_column {
+        columns.push(c);
+    }
+    let rows: HashMap<String, SourceRow> = app
+        .fetch(&sync.table, &sync.key, &columns, &local_ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    let bases = state.bases(&sync.name, &local_ids).await?;
+    let creates = if sync.on_crm_create == OnCrmCreate::Insert {
+        let unlinked: Vec<String> = crm_ids
+            .iter()
+            .filter(|id| !local_of.contains_key(*id))
+            .cloned()
+            .collect();
+        state.creates_among(&sync.name, &unlinked).await?
+    } else {
+        HashMap::new()
+    };
+    let fingerprint = crmsync_core::hash::mapping_fingerprint(sync);
+    let parked: HashSet<String> = state
+        .open_conflicts(Some(&sync.name))
+        .await?
+        .into_iter()
+        .map(|c| c.local_id)
+        .collect();
+    Ok(decide_page(
+        &DecideInput {
+            sync,
+            local_of: &local_of,
+            rows: &rows,
+            bases: &bases,
+            parked: &parked,
+            creates: &creates,
+            fingerprint: &fingerprint,
+            id_properties: &decide::id_properties(&config.raw.syncs, sync),
+            now_ms,
+        },
+        changes,
+    ))
 }

@@ -20,7 +20,7 @@ use crmsync_store::{Capture, CursorDirection, Source, State};
 pub const PAGE: usize = 500;
 
 /// The pull cursor's mechanism name.
-const POLL: &str = "poll";
+pub(crate) const POLL: &str = "poll";
 
 /// Parses a stored cursor `"<ms>:<id>"` (what [`parse_pull_state`] calls the position).
 pub fn parse_cursor(value: &str) -> Option<(i64, String)> {

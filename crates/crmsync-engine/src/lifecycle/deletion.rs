@@ -65,45 +65,18 @@ where
         gone: &[(String, String)],
         report: &mut PullReport,
     ) -> Result<(), EngineError> {
-        if gone.is_empty() {
-            return Ok(());
-        }
-        let known = self.state.deletions(Some(&sync.name), None).await?;
-        let tripped = known.iter().any(|d| d.state == DeletionState::Held);
-        // By record *and* CRM id: a record unlinked, recreated and deleted again is new.
-        let known: HashSet<(&str, &str)> = known
-            .iter()
-            .map(|d| (d.local_id.as_str(), d.crm_id.as_str()))
-            .collect();
-        let new: Vec<&(String, String)> = gone
-            .iter()
-            .filter(|(local, crm)| !known.contains(&(local.as_str(), crm.as_str())))
-            .collect();
-        if new.is_empty() {
+        let verdict =
+            judge_gone(&self.config, &self.state, sync, gone, self.clock.now_ms()).await?;
+        let Gone {
+            deletions,
+            hold,
+            total,
+            linked,
+        } = verdict;
+        if deletions.is_empty() {
             return Ok(());
         }
         let now = self.clock.now_ms();
-        let recent = self
-            .state
-            .deletions_since(&sync.name, now - GUARD_WINDOW_MS)
-            .await?;
-        let linked = self.state.link_count(&sync.name).await?;
-        let run = &self.config.raw.run;
-        let share_limit = (run.max_delete_share * linked as f64).ceil() as u64;
-        let limit = share_limit.max(run.delete_guard_min);
-        let total = recent + new.len() as u64;
-        let hold = tripped || total > limit;
-        let deletions: Vec<CrmDeletion> = new
-            .iter()
-            .map(|(local, crm)| CrmDeletion {
-                sync: sync.name.clone(),
-                local_id: local.clone(),
-                crm_id: crm.clone(),
-                seen_at_ms: now,
-                state: DeletionState::Held,
-                action: None,
-            })
-            .collect();
         if hold {
             tracing::warn!(
                 sync = %sync.name,
@@ -339,4 +312,70 @@ where
         self.wakes.deliver.notify_one();
         Ok(n)
     }
+}
+
+/// What the linked records of a sync found gone come to ([`judge_gone`]).
+#[derive(Debug, Default)]
+pub struct Gone {
+    /// The deletions not known yet (by record *and* CRM id: a record unlinked, recreated and
+    /// deleted again is new), stamped held.
+    pub deletions: Vec<CrmDeletion>,
+    /// The mass-deletion guard holds them (it tripped before, or they pass the limit).
+    pub hold: bool,
+    /// Deletions within the guard's window, these included.
+    pub total: u64,
+    /// The sync's linked records.
+    pub linked: u64,
+}
+
+/// Judges `gone` (local id, CRM id) of `sync` at `now_ms` against the deletions known and the
+/// mass-deletion guard, writing nothing: [`Engine::record_gone`] then applies or holds them,
+/// `crmsync plan` reports them.
+pub async fn judge_gone<S: State>(
+    config: &crmsync_core::config::Config,
+    state: &S,
+    sync: &SyncConfig,
+    gone: &[(String, String)],
+    now_ms: i64,
+) -> Result<Gone, EngineError> {
+    if gone.is_empty() {
+        return Ok(Gone::default());
+    }
+    let known = state.deletions(Some(&sync.name), None).await?;
+    let tripped = known.iter().any(|d| d.state == DeletionState::Held);
+    let known: HashSet<(&str, &str)> = known
+        .iter()
+        .map(|d| (d.local_id.as_str(), d.crm_id.as_str()))
+        .collect();
+    let new: Vec<&(String, String)> = gone
+        .iter()
+        .filter(|(local, crm)| !known.contains(&(local.as_str(), crm.as_str())))
+        .collect();
+    if new.is_empty() {
+        return Ok(Gone::default());
+    }
+    let recent = state
+        .deletions_since(&sync.name, now_ms - GUARD_WINDOW_MS)
+        .await?;
+    let linked = state.link_count(&sync.name).await?;
+    let run = &config.raw.run;
+    let share_limit = (run.max_delete_share * linked as f64).ceil() as u64;
+    let limit = share_limit.max(run.delete_guard_min);
+    let total = recent + new.len() as u64;
+    Ok(Gone {
+        deletions: new
+            .iter()
+            .map(|(local, crm)| CrmDeletion {
+                sync: sync.name.clone(),
+                local_id: local.clone(),
+                crm_id: crm.clone(),
+                seen_at_ms: now_ms,
+                state: DeletionState::Held,
+                action: None,
+            })
+            .collect(),
+        hold: tripped || total > limit,
+        total,
+        linked,
+    })
 }

@@ -83,20 +83,7 @@ where
         task: &str,
         every_ms: u64,
     ) -> Result<bool, EngineError> {
-        if every_ms == 0 {
-            return Ok(false);
-        }
-        let mut last = self
-            .state
-            .cursor(&sync.name, CursorDirection::Pull, task)
-            .await?;
-        if last.is_none() {
-            // Before per-sync leaders, one pass covered every sync under `*`.
-            last = self.state.cursor("*", CursorDirection::Push, task).await?;
-        }
-        let last = last.and_then(|v| v.parse::<i64>().ok());
-        let every = i64::try_from(every_ms).unwrap_or(i64::MAX);
-        Ok(last.is_none_or(|l| self.clock.now_ms().saturating_sub(l) >= every))
+        task_due(&self.state, sync, task, every_ms, self.clock.now_ms()).await
     }
 
     /// Records that `sync`'s periodic task `task` completed now (not when it stopped early).
@@ -113,4 +100,28 @@ where
         }
         Ok(())
     }
+}
+
+/// Whether `sync`'s periodic task `task` (run every `every_ms`; 0: never) is due at `now_ms`,
+/// by the time its last complete run stored. Reads only.
+pub(crate) async fn task_due<S: State>(
+    state: &S,
+    sync: &SyncConfig,
+    task: &str,
+    every_ms: u64,
+    now_ms: i64,
+) -> Result<bool, EngineError> {
+    if every_ms == 0 {
+        return Ok(false);
+    }
+    let mut last = state
+        .cursor(&sync.name, CursorDirection::Pull, task)
+        .await?;
+    if last.is_none() {
+        // Before per-sync leaders, one pass covered every sync under `*`.
+        last = state.cursor("*", CursorDirection::Push, task).await?;
+    }
+    let last = last.and_then(|v| v.parse::<i64>().ok());
+    let every = i64::try_from(every_ms).unwrap_or(i64::MAX);
+    Ok(last.is_none_or(|l| now_ms.saturating_sub(l) >= every))
 }

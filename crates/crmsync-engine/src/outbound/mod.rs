@@ -162,26 +162,7 @@ where
             crate::inbound::warnings::clear_unmapped(&self.state, &sync.name).await?;
         }
         let mut captured = capture(&self.app, &self.state, sync, replan).await?;
-        let mut parked: HashSet<String> = self
-            .state
-            .open_conflicts(Some(&sync.name))
-            .await?
-            .into_iter()
-            .map(|c| c.local_id)
-            .collect();
-        // Deleted in the CRM, or sharing a CRM record after a merge: a push would recreate
-        // the record or overwrite the other app record's values.
-        parked.extend(
-            self.state
-                .blocked_keys(
-                    &sync.name,
-                    &[
-                        crate::lifecycle::deletion::RULE,
-                        crate::lifecycle::merge::RULE,
-                    ],
-                )
-                .await?,
-        );
+        let mut parked = parked_keys(&self.state, sync).await?;
         let references = plan::reference_properties(&self.config.raw.syncs, sync);
         // Rows inserted for CRM records whose link is not recorded yet (an insert was
         // interrupted): pushed, they would create a second CRM record. The next read back
@@ -198,24 +179,21 @@ where
             rows.retain(|r| !parked.contains(&r.key));
             report.held += (before - rows.len()) as u64;
             let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-            let links = self.state.links_for(&sync.name, &keys).await?;
-            let parents = parent_links(&self.state, sync, &rows).await?;
-            let unsendable = unsendable_parents(&self.state, sync, &rows).await?;
-            let quarantined = self.state.quarantined_among(&sync.name, &keys).await?;
             let now = self.clock.now_ms();
-            let input = PlanInput {
-                sync,
-                links: &links,
-                parents: &parents,
-                references: &references,
-                unsendable_parents: &unsendable,
-                quarantined: &quarantined,
-                // A small change set is someone's edit; let it overtake a backfill.
-                priority: if captured.full { 0 } else { 10 },
-                now_ms: now,
-                assume_parents: false,
-            };
-            let p = plan(&input, &rows);
+            let (links, p) = plan_page(
+                &self.state,
+                &PageInput {
+                    sync,
+                    references: &references,
+                    // A small change set is someone's edit; let it overtake a backfill.
+                    priority: if captured.full { 0 } else { 10 },
+                    now_ms: now,
+                    assume_parents: false,
+                    links: None,
+                },
+                &rows,
+            )
+            .await?;
             self.report_skipped(sync, &p.skipped);
             without_optional += p.without_optional;
             report.unchanged += p.unchanged;
@@ -1198,6 +1176,83 @@ pub(crate) async fn stopped_reason<S: Records>(
         .cursor(sync, CursorDirection::Push, STOPPED)
         .await?
         .filter(|r| !r.is_empty()))
+}
+
+/// The records of `sync` parked for a person: an open conflict, deleted in the CRM, or
+/// sharing a CRM record after a merge. Capture neither plans nor sends them (a push would
+/// overwrite the CRM's value, recreate the record, or overwrite the other app record's values).
+pub(crate) async fn parked_keys<S: State>(
+    state: &S,
+    sync: &SyncConfig,
+) -> Result<HashSet<String>, StoreError> {
+    let mut parked: HashSet<String> = state
+        .open_conflicts(Some(&sync.name))
+        .await?
+        .into_iter()
+        .map(|c| c.local_id)
+        .collect();
+    parked.extend(
+        state
+            .blocked_keys(
+                &sync.name,
+                &[
+                    crate::lifecycle::deletion::RULE,
+                    crate::lifecycle::merge::RULE,
+                ],
+            )
+            .await?,
+    );
+    Ok(parked)
+}
+
+/// How one page of captured rows is planned ([`plan_page`]).
+pub(crate) struct PageInput<'a> {
+    pub sync: &'a SyncConfig,
+    pub references: &'a BTreeMap<String, String>,
+    pub priority: i32,
+    pub now_ms: i64,
+    pub assume_parents: bool,
+    /// Links to plan from instead of the stored ones, by key (`crmsync plan`: the links as the
+    /// inbound step before the capture would leave them).
+    pub links: Option<&'a HashMap<String, Link>>,
+}
+
+/// Plans one page of `sync`'s captured rows the way capture does: reads the rows' links, their
+/// parents' links, the parents that cannot be sent and the quarantine, then runs the pure
+/// [`plan`]. Writes nothing; returns the links it planned from with the plan.
+pub(crate) async fn plan_page<S: Records>(
+    state: &S,
+    input: &PageInput<'_>,
+    rows: &[SourceRow],
+) -> Result<(HashMap<String, Link>, plan::Plan), StoreError> {
+    let sync = input.sync;
+    let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+    let mut links = state.links_for(&sync.name, &keys).await?;
+    if let Some(over) = input.links {
+        for k in &keys {
+            if let Some(l) = over.get(k) {
+                links.insert(k.clone(), l.clone());
+            }
+        }
+    }
+    let parents = parent_links(state, sync, rows).await?;
+    let unsendable = unsendable_parents(state, sync, rows).await?;
+    let quarantined = state.quarantined_among(&sync.name, &keys).await?;
+    let p = plan(
+        &PlanInput {
+            sync,
+            links: &links,
+            parents: &parents,
+            references: input.references,
+            unsendable_parents: &unsendable,
+            quarantined: &quarantined,
+            priority: input.priority,
+            now_ms: input.now_ms,
+            assume_parents: input.assume_parents,
+        },
+        rows,
+    );
+    Ok((links, p))
 }
 
 /// Whether the next capture of `sync` re-plans every row: its records were planned with

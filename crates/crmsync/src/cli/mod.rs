@@ -50,7 +50,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Install change-capture triggers on the app tables synced with `capture = "trigger"`.
     Install(ConfigArg),
-    /// Count what a full sync would send, the API calls it takes and how long, changing nothing.
+    /// Show what the next sync would do both ways (create, update, skip, conflict, delete,
+    /// held; per record with --records), its API calls and how long, changing nothing.
     Plan(plan::PlanArgs),
     /// Push app changes to the CRM.
     Sync(sync::SyncArgs),
