@@ -496,8 +496,8 @@ async fn the_account_is_the_org_id_and_whether_it_is_a_sandbox() {
 
 #[tokio::test]
 async fn schema_export_reads_custom_fields_and_apply_creates_what_the_tooling_api_can() {
-    use crmsync_crm::schema_doc::{PropertyDef, SchemaChange};
     use crmsync_crm::SchemaAdmin;
+    use crmsync_crm::schema_doc::{PropertyDef, SchemaChange};
     let org = start().await;
     let (client, log) = client(&org);
     let field = |kind: &str, length: Option<u64>, unique: bool| PropertyDef {
