@@ -225,3 +225,69 @@ async fn a_top_level_filters_array_is_one_and_group() {
         .await;
     assert_eq!(page.body["total"], 2, "{}", page.body);
 }
+
+/// The other body forms readers send: an empty body (every record, default properties), a
+/// sort as a string (`-amount` descending), `limit` and `after` as strings or numbers, an empty
+/// `filterGroups`, a filter value as a JSON number, and free-text `query`.
+#[tokio::test]
+async fn every_body_form_hubspot_accepts() {
+    let h = Harness::unlimited().await;
+    for (name, amount) in [("small", "10"), ("mid", "200"), ("big", "3000")] {
+        h.create("deals", json!({"dealname": name, "amount": amount}))
+            .await;
+    }
+    let names = |body: &Value| -> Vec<String> {
+        body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r["properties"]["dealname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let all = h.post("/crm/v3/objects/deals/search", json!({})).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(all.body["total"], 3, "{}", all.body);
+    assert!(
+        all.body["results"][0]["properties"]["hs_object_id"].is_string(),
+        "default properties come back: {}",
+        all.body
+    );
+    let first = h
+        .post(
+            "/crm/v3/objects/deals/search",
+            json!({"filterGroups": [], "sorts": ["-amount"], "limit": "2", "properties": ["dealname"]}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(names(&first.body), ["big", "mid"]);
+    let after = first.body["paging"]["next"]["after"].clone();
+    assert!(after.is_string(), "the cursor is a string: {}", first.body);
+    for cursor in [after.clone(), json!(after.as_str().unwrap_or("0").parse::<u64>().unwrap_or(0))] {
+        let next = h
+            .post(
+                "/crm/v3/objects/deals/search",
+                json!({"sorts": ["-amount"], "limit": 2, "after": cursor, "properties": ["dealname"]}),
+            )
+            .await;
+        assert_eq!(names(&next.body), ["small"], "after = {cursor}");
+    }
+    let numeric = h
+        .post(
+            "/crm/v3/objects/deals/search",
+            json!({"filterGroups": [{"filters": [{"propertyName": "amount", "operator": "GTE", "value": 200}]}], "properties": ["dealname"], "sorts": ["amount"]}),
+        )
+        .await;
+    assert_eq!(names(&numeric.body), ["mid", "big"], "{}", numeric.body);
+    let text = h
+        .post(
+            "/crm/v3/objects/deals/search",
+            json!({"query": "mi", "properties": ["dealname"]}),
+        )
+        .await;
+    assert_eq!(names(&text.body), ["mid"], "{}", text.body);
+}
