@@ -5,7 +5,7 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, groups, oauth, objects, pipelines,
+    account, admin, associations, batch, faults, gate, groups, labels, oauth, objects, pipelines,
     properties, search, webhooks,
 };
 
@@ -19,6 +19,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(groups::router())
         .merge(pipelines::router())
         .merge(associations::router())
+        .merge(labels::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(faults::router())

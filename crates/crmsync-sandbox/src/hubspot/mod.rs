@@ -13,6 +13,7 @@ mod extract;
 pub(crate) mod faults;
 mod gate;
 mod groups;
+mod labels;
 mod limits;
 mod links;
 mod oauth;

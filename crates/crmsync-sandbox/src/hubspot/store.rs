@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::actor;
 use super::error::{ApiError, PropertyProblem};
 use super::events::{Change, Outbox, What};
-use super::links::{AssociationType, Links, Node};
+use super::links::{AssociationType, Links, Node, UserLabel};
 use super::object_type::ObjectType;
 use super::pipeline_defs::{self, Pipeline};
 use super::record::{Record, iso};
@@ -53,6 +53,10 @@ pub(crate) struct Store {
     archived_properties: [BTreeMap<String, PropertyDef>; ObjectType::ALL.len()],
     groups: [BTreeMap<String, PropertyGroup>; ObjectType::ALL.len()],
     pipelines: [Vec<Pipeline>; ObjectType::ALL.len()],
+    /// USER_DEFINED association labels.
+    labels: Vec<UserLabel>,
+    /// Next user-defined association type id.
+    next_label_id: u32,
     pub links: Links,
     next_id: u64,
     /// Next generated pipeline or stage id (HubSpot's are numeric strings).
@@ -82,10 +86,16 @@ pub(crate) struct Snapshot {
     pipelines: BTreeMap<ObjectType, Vec<Pipeline>>,
     #[serde(default)]
     next_definition_id: u64,
+    #[serde(default)]
+    labels: Vec<UserLabel>,
+    #[serde(default)]
+    next_label_id: u32,
 }
 
 /// First generated pipeline/stage id: as long as HubSpot's, far from the built-in ones.
 const FIRST_DEFINITION_ID: u64 = 100_000_001;
+/// First user-defined association type id: clear of every HUBSPOT_DEFINED id served.
+const FIRST_LABEL_ID: u32 = 1001;
 
 impl Store {
     pub fn new() -> Self {
@@ -107,6 +117,8 @@ impl Store {
             archived_properties: Default::default(),
             groups,
             pipelines: ObjectType::ALL.map(pipeline_defs::defaults),
+            labels: Vec::new(),
+            next_label_id: FIRST_LABEL_ID,
             links: Links::default(),
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
@@ -157,6 +169,8 @@ impl Store {
             groups: BTreeMap::new(),
             pipelines: BTreeMap::new(),
             next_definition_id: self.next_definition_id,
+            labels: self.labels.clone(),
+            next_label_id: self.next_label_id,
         };
         for object in ObjectType::ALL {
             let table = self.table(object);
@@ -199,6 +213,8 @@ impl Store {
         store.next_id = snapshot.next_id.max(store.next_id);
         store.next_definition_id = snapshot.next_definition_id.max(store.next_definition_id);
         store.last_now = snapshot.last_now;
+        store.labels = snapshot.labels;
+        store.next_label_id = snapshot.next_label_id.max(store.next_label_id);
         for (object, defs) in snapshot.custom_properties {
             for def in defs {
                 store.schemas[object.index()].insert(def.name.clone(), def);
@@ -244,7 +260,7 @@ impl Store {
         self.links.add(from, to, kind);
         if self.links.types_between(from, to) != before {
             self.generation += 1;
-            let primary = !kind.unlabeled;
+            let primary = kind.is_primary();
             self.record_association(from, to, primary, false);
         }
     }
@@ -258,13 +274,13 @@ impl Store {
     }
 
     /// Removes labels between the pair (FACTS 2.6), recording a change if any went away.
-    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[&AssociationType]) {
+    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[AssociationType]) {
         let before = self.links.types_between(from, to);
         self.links.remove_labels(from, to, kinds);
         let after = self.links.types_between(from, to);
         if after != before {
             self.generation += 1;
-            let primary = kinds.iter().any(|k| !k.unlabeled);
+            let primary = kinds.iter().any(|k| k.is_primary());
             self.record_association(from, to, primary, true);
         }
     }
