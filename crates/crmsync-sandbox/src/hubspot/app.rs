@@ -5,8 +5,8 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, groups, labels, oauth, objects, pipelines,
-    properties, search, webhooks,
+    account, admin, associations, batch, faults, gate, groups, labels, oauth, objects, owners,
+    pipelines, properties, search, webhooks,
 };
 
 /// The whole application on `state`.
@@ -20,6 +20,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(pipelines::router())
         .merge(associations::router())
         .merge(labels::router())
+        .merge(owners::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(faults::router())

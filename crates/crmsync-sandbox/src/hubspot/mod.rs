@@ -19,6 +19,7 @@ mod links;
 mod oauth;
 mod object_type;
 mod objects;
+mod owners;
 pub(crate) mod persist;
 mod pipeline_defs;
 mod pipelines;

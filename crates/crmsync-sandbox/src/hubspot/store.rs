@@ -25,6 +25,7 @@ use super::error::{ApiError, PropertyProblem};
 use super::events::{Change, Outbox, What};
 use super::links::{AssociationType, Links, Node, UserLabel};
 use super::object_type::ObjectType;
+use super::owners::{self, Owner};
 use super::pipeline_defs::{self, Pipeline};
 use super::record::{Record, iso};
 use super::schema::{self, PropertyDef, PropertyGroup};
@@ -57,6 +58,7 @@ pub(crate) struct Store {
     labels: Vec<UserLabel>,
     /// Next user-defined association type id.
     next_label_id: u32,
+    owners: Vec<Owner>,
     pub links: Links,
     next_id: u64,
     /// Next generated pipeline or stage id (HubSpot's are numeric strings).
@@ -90,6 +92,9 @@ pub(crate) struct Snapshot {
     labels: Vec<UserLabel>,
     #[serde(default)]
     next_label_id: u32,
+    /// `None` in a snapshot from before owners existed: the seeded ones.
+    #[serde(default)]
+    owners: Option<Vec<Owner>>,
 }
 
 /// First generated pipeline/stage id: as long as HubSpot's, far from the built-in ones.
@@ -119,6 +124,7 @@ impl Store {
             pipelines: ObjectType::ALL.map(pipeline_defs::defaults),
             labels: Vec::new(),
             next_label_id: FIRST_LABEL_ID,
+            owners: owners::seeded(),
             links: Links::default(),
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
@@ -171,6 +177,7 @@ impl Store {
             next_definition_id: self.next_definition_id,
             labels: self.labels.clone(),
             next_label_id: self.next_label_id,
+            owners: Some(self.owners.clone()),
         };
         for object in ObjectType::ALL {
             let table = self.table(object);
@@ -214,6 +221,9 @@ impl Store {
         store.next_definition_id = snapshot.next_definition_id.max(store.next_definition_id);
         store.last_now = snapshot.last_now;
         store.labels = snapshot.labels;
+        if let Some(owners) = snapshot.owners {
+            store.owners = owners;
+        }
         store.next_label_id = snapshot.next_label_id.max(store.next_label_id);
         for (object, defs) in snapshot.custom_properties {
             for def in defs {
@@ -338,6 +348,21 @@ impl Store {
         Ok(())
     }
 
+    /// The portal's owners.
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    pub fn add_owner(&mut self, owner: Owner) {
+        self.owners.push(owner);
+        self.generation += 1;
+    }
+
+    fn is_active_owner(&self, raw: &str) -> bool {
+        raw.parse::<u64>()
+            .is_ok_and(|id| self.owners.iter().any(|o| o.id == id && !o.archived))
+    }
+
     /// Live (non-archived) record counts per object type.
     pub fn live_count(&self, object: ObjectType) -> usize {
         self.table(object)
@@ -438,6 +463,23 @@ impl Store {
                     error: "READ_ONLY_VALUE",
                     message: format!("{name} is a read only property; its value cannot be set."),
                 });
+                continue;
+            }
+            if def.is_owner() {
+                // HubSpot checks an owner id against the portal's owners [MEM: the code].
+                match raw_value(value) {
+                    None => {
+                        changes.insert(name.clone(), None);
+                    }
+                    Some(raw) if self.is_active_owner(&raw) => {
+                        changes.insert(name.clone(), Some(raw));
+                    }
+                    Some(raw) => problems.push(PropertyProblem {
+                        name: name.clone(),
+                        error: "INVALID_OWNER_ID",
+                        message: format!("{raw} is not a valid owner id"),
+                    }),
+                }
                 continue;
             }
             let is_email = object == ObjectType::Contacts && name == "email";
