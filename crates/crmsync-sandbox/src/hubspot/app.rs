@@ -5,8 +5,8 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, groups, labels, oauth, objects, owners,
-    pipelines, properties, search, webhooks,
+    account, admin, associations, batch, faults, gate, groups, labels, oauth, object_schemas,
+    objects, owners, pipelines, properties, search, webhooks,
 };
 
 /// The whole application on `state`.
@@ -21,6 +21,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(associations::router())
         .merge(labels::router())
         .merge(owners::router())
+        .merge(object_schemas::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(faults::router())

@@ -17,6 +17,7 @@ mod labels;
 mod limits;
 mod links;
 mod oauth;
+mod object_schemas;
 mod object_type;
 mod objects;
 mod owners;

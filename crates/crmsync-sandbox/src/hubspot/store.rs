@@ -24,6 +24,7 @@ use super::actor;
 use super::error::{ApiError, PropertyProblem};
 use super::events::{Change, Outbox, What};
 use super::links::{AssociationType, Links, Node, UserLabel};
+use super::object_schemas::ObjectSchema;
 use super::object_type::ObjectType;
 use super::owners::{self, Owner};
 use super::pipeline_defs::{self, Pipeline};
@@ -59,6 +60,10 @@ pub(crate) struct Store {
     /// Next user-defined association type id.
     next_label_id: u32,
     owners: Vec<Owner>,
+    /// Custom object schemas (validated and stored; their records are not served).
+    object_schemas: Vec<ObjectSchema>,
+    /// The `N` of the next custom object type id `2-N`.
+    next_schema_number: u64,
     pub links: Links,
     next_id: u64,
     /// Next generated pipeline or stage id (HubSpot's are numeric strings).
@@ -95,6 +100,10 @@ pub(crate) struct Snapshot {
     /// `None` in a snapshot from before owners existed: the seeded ones.
     #[serde(default)]
     owners: Option<Vec<Owner>>,
+    #[serde(default)]
+    object_schemas: Vec<ObjectSchema>,
+    #[serde(default)]
+    next_schema_number: u64,
 }
 
 /// First generated pipeline/stage id: as long as HubSpot's, far from the built-in ones.
@@ -125,6 +134,8 @@ impl Store {
             labels: Vec::new(),
             next_label_id: FIRST_LABEL_ID,
             owners: owners::seeded(),
+            object_schemas: Vec::new(),
+            next_schema_number: 1,
             links: Links::default(),
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
@@ -178,6 +189,8 @@ impl Store {
             labels: self.labels.clone(),
             next_label_id: self.next_label_id,
             owners: Some(self.owners.clone()),
+            object_schemas: self.object_schemas.clone(),
+            next_schema_number: self.next_schema_number,
         };
         for object in ObjectType::ALL {
             let table = self.table(object);
@@ -224,6 +237,8 @@ impl Store {
         if let Some(owners) = snapshot.owners {
             store.owners = owners;
         }
+        store.object_schemas = snapshot.object_schemas;
+        store.next_schema_number = snapshot.next_schema_number.max(store.next_schema_number);
         store.next_label_id = snapshot.next_label_id.max(store.next_label_id);
         for (object, defs) in snapshot.custom_properties {
             for def in defs {

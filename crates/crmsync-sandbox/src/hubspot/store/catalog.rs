@@ -1,5 +1,6 @@
 //! The portal's definitions beside its records: property definitions (update, archive),
-//! property groups, pipelines with their stages, and user-defined association labels.
+//! property groups, pipelines with their stages, user-defined association labels and custom
+//! object schemas.
 //!
 //! Invariants: every live property names an existing group; a HubSpot-defined property's
 //! definition never changes; the options of a type's pipeline and stage properties are
@@ -14,6 +15,7 @@ use axum::http::StatusCode;
 use super::Store;
 use crate::hubspot::error::{ApiError, PropertyProblem};
 use crate::hubspot::links::{self, AssociationType, UserLabel};
+use crate::hubspot::object_schemas::ObjectSchema;
 use crate::hubspot::object_type::ObjectType;
 use crate::hubspot::pipeline_defs::{
     self, DEFAULT_DEAL_PIPELINE, DEFAULT_TICKET_PIPELINE, Pipeline,
@@ -413,5 +415,43 @@ impl Store {
                 to.name()
             ))
         })
+    }
+}
+
+impl Store {
+    /// Custom object schemas, archived ones included.
+    pub fn object_schemas(&self) -> &[ObjectSchema] {
+        &self.object_schemas
+    }
+
+    /// The `N` of a new custom object type id `2-N`; never reused.
+    pub fn next_schema_number(&mut self) -> u64 {
+        let n = self.next_schema_number;
+        self.next_schema_number += 1;
+        n
+    }
+
+    pub fn add_object_schema(&mut self, schema: ObjectSchema) {
+        self.object_schemas.push(schema);
+        self.touch();
+    }
+
+    /// Replaces the schema with the same `objectTypeId`.
+    pub fn replace_object_schema(&mut self, schema: ObjectSchema) {
+        if let Some(slot) = self
+            .object_schemas
+            .iter_mut()
+            .find(|s| s.object_type_id == schema.object_type_id)
+        {
+            *slot = schema;
+            self.touch();
+        }
+    }
+
+    /// Forgets a schema for good (its name becomes free).
+    pub fn purge_object_schema(&mut self, object_type_id: &str) {
+        self.object_schemas
+            .retain(|s| s.object_type_id != object_type_id);
+        self.touch();
     }
 }
