@@ -979,6 +979,32 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_from_before_the_definitions_loads_with_the_defaults() {
+        // The shape written before groups, pipelines, labels, owners and schemas were stored.
+        let old = r#"{"next_id": 1005, "last_now": "2024-01-01T00:00:00Z", "records": {},
+            "merged_into": {}, "custom_properties": {}, "links": []}"#;
+        let snapshot: Snapshot = match serde_json::from_str(old) {
+            Ok(snapshot) => snapshot,
+            Err(error) => panic!("an old snapshot must load: {error}"),
+        };
+        let store = Store::restore(snapshot);
+        assert!(
+            store
+                .groups(ObjectType::Contacts)
+                .contains_key("contactinformation")
+        );
+        assert_eq!(
+            store.default_pipeline(ObjectType::Deals),
+            Some(pipeline_defs::DEFAULT_DEAL_PIPELINE)
+        );
+        assert_eq!(store.pipelines(ObjectType::Tickets).len(), 1);
+        assert_eq!(store.owners().len(), 2);
+        assert!(store.labels().is_empty() && store.object_schemas().is_empty());
+        let stages = &store.schema(ObjectType::Deals)["dealstage"].options;
+        assert_eq!(stages.len(), 7, "dealstage options follow the pipelines");
+    }
+
+    #[test]
     fn net_price_is_quantity_times_discounted_price() {
         assert_eq!(
             line_item_amount(&props(&[("price", "12.50"), ("quantity", "3")])).as_deref(),
