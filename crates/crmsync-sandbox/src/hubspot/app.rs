@@ -5,8 +5,8 @@ use axum::middleware;
 
 use super::state::AppState;
 use super::{
-    account, admin, associations, batch, faults, gate, groups, oauth, objects, pipelines,
-    properties, search, webhooks,
+    account, admin, associations, batch, faults, gate, groups, labels, oauth, object_schemas,
+    objects, owners, pipelines, properties, search, webhooks,
 };
 
 /// The whole application on `state`.
@@ -19,6 +19,9 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(groups::router())
         .merge(pipelines::router())
         .merge(associations::router())
+        .merge(labels::router())
+        .merge(owners::router())
+        .merge(object_schemas::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(faults::router())

@@ -53,11 +53,19 @@ struct ArchiveInput {
     to: Vec<IdRef>,
 }
 
-fn types_json(from: ObjectType, to: ObjectType, types: &BTreeSet<u32>) -> Vec<Value> {
+fn types_json(
+    store: &Store,
+    from: ObjectType,
+    to: ObjectType,
+    types: &BTreeSet<u32>,
+) -> Vec<Value> {
     types
         .iter()
-        .filter_map(|&id| links::find_type(from, to, id))
-        .map(|t| json!({"category": "HUBSPOT_DEFINED", "typeId": t.id, "label": t.label}))
+        .filter_map(|&id| {
+            store.type_label(from, to, id).map(
+                |(category, label)| json!({"category": category, "typeId": id, "label": label}),
+            )
+        })
         .collect()
 }
 
@@ -87,10 +95,10 @@ fn labels_between(store: &Store, from: (ObjectType, u64), to: (ObjectType, u64))
         .find(|(node, _)| *node == to)
         .map(|(_, types)| types)
         .unwrap_or_default();
-    let labels: Vec<&str> = types
+    let labels: Vec<String> = types
         .iter()
-        .filter_map(|&id| links::find_type(from.0, to.0, id))
-        .filter_map(|t| t.label)
+        .filter_map(|&id| store.type_label(from.0, to.0, id))
+        .filter_map(|(_, label)| label)
         .collect();
     json!({
         "fromObjectTypeId": from.0.type_id(),
@@ -131,14 +139,14 @@ async fn create_labeled(
     let to_node = (to, live_id(&store, to, &to_id)?);
     let kinds = specs
         .iter()
-        .map(|spec| association_kind(from, Some(to), spec))
+        .map(|spec| association_kind(&store, from, Some(to), spec))
         .collect::<Result<Vec<_>, _>>()?;
     if kinds.is_empty() {
         return Err(ApiError::validation(
             "at least one association type is required",
         ));
     }
-    for kind in kinds {
+    for kind in &kinds {
         store.associate(from_node, to_node, kind);
     }
     Ok((
@@ -211,7 +219,7 @@ fn page(
         .by_ref()
         .take(limit)
         .map(|((_, id), types)| {
-            json!({"toObjectId": id, "associationTypes": types_json(from_node.0, to, &types)})
+            json!({"toObjectId": id, "associationTypes": types_json(store, from_node.0, to, &types)})
         })
         .collect();
     let mut body = json!({ "results": results });
@@ -270,18 +278,18 @@ async fn batch_create(
         let kinds = input
             .types
             .iter()
-            .map(|spec| association_kind(from, Some(to), spec))
+            .map(|spec| association_kind(&store, from, Some(to), spec))
             .collect::<Result<Vec<_>, _>>()?;
         let ends = live_id(&store, from, &input.from.id.text())
             .and_then(|f| Ok((f, live_id(&store, to, &input.to.id.text())?)));
         match ends {
             Ok((f, t)) => {
                 let kinds = if kinds.is_empty() {
-                    vec![default_kind(from, to)?]
+                    vec![*default_kind(from, to)?]
                 } else {
                     kinds
                 };
-                for kind in kinds {
+                for kind in &kinds {
                     store.associate((from, f), (to, t), kind);
                 }
                 results.push(labels_between(&store, (from, f), (to, t)));
@@ -389,7 +397,7 @@ async fn batch_archive_labels(
         let kinds = input
             .types
             .iter()
-            .map(|spec| association_kind(from, Some(to), spec))
+            .map(|spec| association_kind(&store, from, Some(to), spec))
             .collect::<Result<Vec<_>, _>>()?;
         let f = store.resolve(from, &input.from.id.text(), None)?;
         let t = store.resolve(to, &input.to.id.text(), None)?;

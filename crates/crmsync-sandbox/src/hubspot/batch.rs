@@ -146,7 +146,7 @@ async fn create(
         let selection = written_selection(object, &changes);
         let id = store.create(object, changes);
         for (target, kind) in targets {
-            store.associate((object, id), target, kind);
+            store.associate((object, id), target, &kind);
         }
         if let Some(record) = store.live(object, id) {
             let body = record.render(object, store.schema(object), Some(&selection));

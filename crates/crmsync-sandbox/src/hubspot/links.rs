@@ -1,4 +1,5 @@
-//! The association graph and HubSpot's built-in association types (FACTS 2.6).
+//! The association graph, HubSpot's built-in association types (FACTS 2.6) and the
+//! user-defined labels a portal adds (`/crm/v4/associations/{from}/{to}/labels`).
 //!
 //! Invariant: the graph is symmetric. Every edge A→B with type `t` has the edge B→A with the
 //! inverse of `t`, so both ends always see the association, and every labeled edge also
@@ -11,7 +12,9 @@ use super::object_type::ObjectType;
 /// A record reference: object type and id.
 pub(crate) type Node = (ObjectType, u64);
 
-/// One HUBSPOT_DEFINED association type.
+/// One association type: a HUBSPOT_DEFINED one from [`TYPES`], or a USER_DEFINED label
+/// (then `label` and `v3_name` are empty here and the label text lives in [`UserLabel`]).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct AssociationType {
     pub from: ObjectType,
     pub to: ObjectType,
@@ -22,6 +25,53 @@ pub(crate) struct AssociationType {
     /// The v3 `type` string shown under `associations` on records.
     pub v3_name: &'static str,
     pub unlabeled: bool,
+}
+
+impl AssociationType {
+    /// HubSpot's primary types: a record has at most one primary company.
+    pub fn is_primary(&self) -> bool {
+        self.label == Some("Primary")
+    }
+}
+
+/// A USER_DEFINED association label between two object types: `type_id` from `from` to
+/// `to`, `inverse_id` back. Without an inverse label both directions show `label`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct UserLabel {
+    pub from: ObjectType,
+    pub to: ObjectType,
+    pub type_id: u32,
+    pub inverse_id: u32,
+    pub name: String,
+    pub label: String,
+    pub inverse_label: Option<String>,
+}
+
+impl UserLabel {
+    /// This label seen from `from` to `to` with id `id`: `(label, inverse id)`.
+    pub fn seen(&self, from: ObjectType, to: ObjectType, id: u32) -> Option<(&str, u32)> {
+        if self.from == from && self.to == to && self.type_id == id {
+            return Some((&self.label, self.inverse_id));
+        }
+        if self.from == to && self.to == from && self.inverse_id == id {
+            let label = self.inverse_label.as_deref().unwrap_or(&self.label);
+            return Some((label, self.type_id));
+        }
+        None
+    }
+
+    /// The association type of direction `from` → `to` with id `id`, if this label is it.
+    pub fn kind(&self, from: ObjectType, to: ObjectType, id: u32) -> Option<AssociationType> {
+        self.seen(from, to, id).map(|(_, inverse)| AssociationType {
+            from,
+            to,
+            id,
+            inverse,
+            label: None,
+            v3_name: "",
+            unlabeled: false,
+        })
+    }
 }
 
 use ObjectType::{Companies, Contacts, Deals, LineItems, Tickets};
@@ -179,7 +229,7 @@ impl Links {
     /// Adds `kind` (and the pair's unlabeled type) between `from` and `to`, both ways.
     /// A primary type moves: a record has at most one primary company.
     pub fn add(&mut self, from: Node, to: Node, kind: &AssociationType) {
-        if !kind.unlabeled {
+        if kind.is_primary() {
             let others: Vec<Node> = self
                 .targets(from, to.0)
                 .into_iter()
@@ -218,7 +268,7 @@ impl Links {
 
     /// Removes the given labels between the pair; removing the unlabeled type removes all
     /// (FACTS 2.6).
-    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[&AssociationType]) {
+    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[AssociationType]) {
         if kinds.iter().any(|k| k.unlabeled) {
             self.remove_pair(from, to);
             return;
@@ -242,21 +292,39 @@ impl Links {
     }
 
     /// Moves every association of `from` onto `into` (contact merge), dropping self-links.
+    /// The reverse edge carries the inverse types, user-defined ones included.
     pub fn absorb(&mut self, from: Node, into: Node) {
         let Some(edges) = self.edges.remove(&from) else {
             return;
         };
         for (other, types) in edges {
-            if let Some(m) = self.edges.get_mut(&other) {
-                m.remove(&from);
-            }
+            let inverse = self
+                .edges
+                .get_mut(&other)
+                .and_then(|m| m.remove(&from))
+                .unwrap_or_default();
             if other == into {
                 continue;
             }
             for type_id in types {
-                if let Some(kind) = find_type(from.0, other.0, type_id) {
-                    self.insert_one(into, other, kind.id);
-                    self.insert_one(other, into, kind.inverse);
+                self.insert_one(into, other, type_id);
+            }
+            for type_id in inverse {
+                self.insert_one(other, into, type_id);
+            }
+        }
+    }
+
+    /// Removes type `id` (`from_type` → `to_type`) and its inverse from every edge: a deleted
+    /// label leaves the associations it was on, which keep their other types.
+    pub fn drop_type(&mut self, from_type: ObjectType, to_type: ObjectType, id: u32, inverse: u32) {
+        for (node, targets) in &mut self.edges {
+            for (other, types) in targets.iter_mut() {
+                if node.0 == from_type && other.0 == to_type {
+                    types.remove(&id);
+                }
+                if node.0 == to_type && other.0 == from_type {
+                    types.remove(&inverse);
                 }
             }
         }

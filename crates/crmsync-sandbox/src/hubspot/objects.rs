@@ -79,17 +79,17 @@ struct GdprInput {
 }
 
 /// Checks an association type sent by a client for `from` and returns it with the object type
-/// it points to. Only HubSpot-defined types exist in the sandbox.
+/// it points to: a HUBSPOT_DEFINED type, or a USER_DEFINED label the portal defined
+/// (`/crm/v4/associations/{from}/{to}/labels`). Anything else is refused.
 pub(crate) fn association_kind(
+    store: &Store,
     from: ObjectType,
     to: Option<ObjectType>,
     spec: &AssociationSpec,
-) -> Result<&'static AssociationType, ApiError> {
+) -> Result<AssociationType, ApiError> {
     let category = spec.category.as_deref().unwrap_or("HUBSPOT_DEFINED");
-    links::TYPES
-        .iter()
-        .find(|t| t.from == from && to.is_none_or(|to| t.to == to) && t.id == spec.type_id)
-        .filter(|_| category == "HUBSPOT_DEFINED")
+    store
+        .association_type(from, to, category, spec.type_id)
         .ok_or_else(|| {
             ApiError::validation(format!(
                 "association type {category}/{} is not defined from {}{}",
@@ -106,11 +106,11 @@ pub(crate) fn resolve_inline(
     store: &Store,
     from: ObjectType,
     inputs: &[InlineAssociation],
-) -> Result<Vec<(Node, &'static AssociationType)>, ApiError> {
+) -> Result<Vec<(Node, AssociationType)>, ApiError> {
     let mut resolved = Vec::new();
     for input in inputs {
         for spec in &input.types {
-            let kind = association_kind(from, None, spec)?;
+            let kind = association_kind(store, from, None, spec)?;
             let target = input.to.id.text();
             let id = store
                 .resolve(kind.to, &target, None)?
@@ -296,7 +296,7 @@ async fn create(
     let selection = written_selection(object, &changes);
     let id = store.create(object, changes);
     for (target, kind) in targets {
-        store.associate((object, id), target, kind);
+        store.associate((object, id), target, &kind);
     }
     let record = store
         .live(object, id)

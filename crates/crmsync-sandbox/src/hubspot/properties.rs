@@ -30,7 +30,7 @@ use super::store::catalog::property_not_found;
 /// HubSpot allows at most 10 unique properties per object (FACTS 2.7).
 const MAX_UNIQUE: usize = 10;
 
-const TYPES: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &[
     "string",
     "number",
     "date",
@@ -39,7 +39,7 @@ const TYPES: &[&str] = &[
     "bool",
     "phone_number",
 ];
-const FIELD_TYPES: &[&str] = &[
+pub(crate) const FIELD_TYPES: &[&str] = &[
     "text",
     "textarea",
     "html",

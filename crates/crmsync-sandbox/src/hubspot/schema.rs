@@ -53,6 +53,11 @@ pub(crate) struct PropertyDef {
 }
 
 impl PropertyDef {
+    /// HubSpot's built-in owner property, whose values are owner ids.
+    pub fn is_owner(&self) -> bool {
+        self.hubspot_defined && self.name == OWNER_PROPERTY
+    }
+
     pub fn to_json(&self) -> Value {
         let options: Vec<Value> = self
             .options
@@ -80,7 +85,8 @@ impl PropertyDef {
             "formField": self.form_field.unwrap_or(!self.read_only_value),
             "hasUniqueValue": self.has_unique_value,
             "calculated": self.field_type == "calculation_equation",
-            "externalOptions": false,
+            // The owner property lists the portal's owners (`/crm/v3/owners`), not options.
+            "externalOptions": self.is_owner(),
             "modificationMetadata": {
                 "archivable": !self.hubspot_defined,
                 "readOnlyDefinition": self.hubspot_defined,
@@ -97,10 +103,19 @@ impl PropertyDef {
             if let Some(at) = self.archived_at {
                 map.insert("archivedAt".to_owned(), Value::String(iso(at)));
             }
+            if self.is_owner() {
+                map.insert(
+                    "referencedObjectType".to_owned(),
+                    Value::String("OWNER".to_owned()),
+                );
+            }
         }
         body
     }
 }
+
+/// The property holding a record's owner (an id from `/crm/v3/owners`).
+pub(crate) const OWNER_PROPERTY: &str = "hubspot_owner_id";
 
 /// Default property group of each object type (FACTS 2.7).
 pub(crate) fn default_group(object: ObjectType) -> &'static str {
@@ -186,6 +201,13 @@ const CONTACT_PROPERTIES: &[Builtin] = &[
     ("country", "Country/Region", "string", "text", false),
     ("jobtitle", "Job Title", "string", "text", false),
     (
+        "hubspot_owner_id",
+        "Contact owner",
+        "enumeration",
+        "select",
+        false,
+    ),
+    (
         "lifecyclestage",
         "Lifecycle Stage",
         "enumeration",
@@ -241,6 +263,13 @@ const COMPANY_PROPERTIES: &[Builtin] = &[
     ("zip", "Postal Code", "string", "text", false),
     ("country", "Country/Region", "string", "text", false),
     ("industry", "Industry", "string", "text", false),
+    (
+        "hubspot_owner_id",
+        "Company owner",
+        "enumeration",
+        "select",
+        false,
+    ),
     ("website", "Website URL", "string", "text", false),
     ("description", "Description", "string", "textarea", false),
     (
@@ -290,6 +319,13 @@ const DEAL_PROPERTIES: &[Builtin] = &[
     ("pipeline", "Pipeline", "enumeration", "select", false),
     ("closedate", "Close Date", "datetime", "date", false),
     ("dealtype", "Deal Type", "enumeration", "radio", false),
+    (
+        "hubspot_owner_id",
+        "Deal owner",
+        "enumeration",
+        "select",
+        false,
+    ),
     (
         "description",
         "Deal Description",
@@ -422,6 +458,13 @@ const TICKET_PROPERTIES: &[Builtin] = &[
         false,
     ),
     ("source_type", "Source", "enumeration", "select", false),
+    (
+        "hubspot_owner_id",
+        "Ticket owner",
+        "enumeration",
+        "select",
+        false,
+    ),
     ("closed_date", "Close date", "datetime", "date", false),
     ("createdate", "Create date", "datetime", "date", false),
     (

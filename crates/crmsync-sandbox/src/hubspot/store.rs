@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::actor;
 use super::error::{ApiError, PropertyProblem};
 use super::events::{Change, Outbox, What};
-use super::links::{AssociationType, Links, Node};
+use super::links::{AssociationType, Links, Node, UserLabel};
+use super::object_schemas::ObjectSchema;
 use super::object_type::ObjectType;
+use super::owners::{self, Owner};
 use super::pipeline_defs::{self, Pipeline};
 use super::record::{Record, iso};
 use super::schema::{self, PropertyDef, PropertyGroup};
@@ -53,6 +55,15 @@ pub(crate) struct Store {
     archived_properties: [BTreeMap<String, PropertyDef>; ObjectType::ALL.len()],
     groups: [BTreeMap<String, PropertyGroup>; ObjectType::ALL.len()],
     pipelines: [Vec<Pipeline>; ObjectType::ALL.len()],
+    /// USER_DEFINED association labels.
+    labels: Vec<UserLabel>,
+    /// Next user-defined association type id.
+    next_label_id: u32,
+    owners: Vec<Owner>,
+    /// Custom object schemas (validated and stored; their records are not served).
+    object_schemas: Vec<ObjectSchema>,
+    /// The `N` of the next custom object type id `2-N`.
+    next_schema_number: u64,
     pub links: Links,
     next_id: u64,
     /// Next generated pipeline or stage id (HubSpot's are numeric strings).
@@ -82,10 +93,23 @@ pub(crate) struct Snapshot {
     pipelines: BTreeMap<ObjectType, Vec<Pipeline>>,
     #[serde(default)]
     next_definition_id: u64,
+    #[serde(default)]
+    labels: Vec<UserLabel>,
+    #[serde(default)]
+    next_label_id: u32,
+    /// `None` in a snapshot from before owners existed: the seeded ones.
+    #[serde(default)]
+    owners: Option<Vec<Owner>>,
+    #[serde(default)]
+    object_schemas: Vec<ObjectSchema>,
+    #[serde(default)]
+    next_schema_number: u64,
 }
 
 /// First generated pipeline/stage id: as long as HubSpot's, far from the built-in ones.
 const FIRST_DEFINITION_ID: u64 = 100_000_001;
+/// First user-defined association type id: clear of every HUBSPOT_DEFINED id served.
+const FIRST_LABEL_ID: u32 = 1001;
 
 impl Store {
     pub fn new() -> Self {
@@ -107,6 +131,11 @@ impl Store {
             archived_properties: Default::default(),
             groups,
             pipelines: ObjectType::ALL.map(pipeline_defs::defaults),
+            labels: Vec::new(),
+            next_label_id: FIRST_LABEL_ID,
+            owners: owners::seeded(),
+            object_schemas: Vec::new(),
+            next_schema_number: 1,
             links: Links::default(),
             // Start well above zero so ids look like HubSpot's and never collide with "0".
             next_id: 1001,
@@ -157,6 +186,11 @@ impl Store {
             groups: BTreeMap::new(),
             pipelines: BTreeMap::new(),
             next_definition_id: self.next_definition_id,
+            labels: self.labels.clone(),
+            next_label_id: self.next_label_id,
+            owners: Some(self.owners.clone()),
+            object_schemas: self.object_schemas.clone(),
+            next_schema_number: self.next_schema_number,
         };
         for object in ObjectType::ALL {
             let table = self.table(object);
@@ -199,6 +233,13 @@ impl Store {
         store.next_id = snapshot.next_id.max(store.next_id);
         store.next_definition_id = snapshot.next_definition_id.max(store.next_definition_id);
         store.last_now = snapshot.last_now;
+        store.labels = snapshot.labels;
+        if let Some(owners) = snapshot.owners {
+            store.owners = owners;
+        }
+        store.object_schemas = snapshot.object_schemas;
+        store.next_schema_number = snapshot.next_schema_number.max(store.next_schema_number);
+        store.next_label_id = snapshot.next_label_id.max(store.next_label_id);
         for (object, defs) in snapshot.custom_properties {
             for def in defs {
                 store.schemas[object.index()].insert(def.name.clone(), def);
@@ -244,7 +285,7 @@ impl Store {
         self.links.add(from, to, kind);
         if self.links.types_between(from, to) != before {
             self.generation += 1;
-            let primary = !kind.unlabeled;
+            let primary = kind.is_primary();
             self.record_association(from, to, primary, false);
         }
     }
@@ -258,13 +299,13 @@ impl Store {
     }
 
     /// Removes labels between the pair (FACTS 2.6), recording a change if any went away.
-    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[&AssociationType]) {
+    pub fn remove_labels(&mut self, from: Node, to: Node, kinds: &[AssociationType]) {
         let before = self.links.types_between(from, to);
         self.links.remove_labels(from, to, kinds);
         let after = self.links.types_between(from, to);
         if after != before {
             self.generation += 1;
-            let primary = kinds.iter().any(|k| !k.unlabeled);
+            let primary = kinds.iter().any(|k| k.is_primary());
             self.record_association(from, to, primary, true);
         }
     }
@@ -320,6 +361,21 @@ impl Store {
         schema.insert(def.name.clone(), def);
         self.generation += 1;
         Ok(())
+    }
+
+    /// The portal's owners.
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    pub fn add_owner(&mut self, owner: Owner) {
+        self.owners.push(owner);
+        self.generation += 1;
+    }
+
+    fn is_active_owner(&self, raw: &str) -> bool {
+        raw.parse::<u64>()
+            .is_ok_and(|id| self.owners.iter().any(|o| o.id == id && !o.archived))
     }
 
     /// Live (non-archived) record counts per object type.
@@ -422,6 +478,23 @@ impl Store {
                     error: "READ_ONLY_VALUE",
                     message: format!("{name} is a read only property; its value cannot be set."),
                 });
+                continue;
+            }
+            if def.is_owner() {
+                // HubSpot checks an owner id against the portal's owners [MEM: the code].
+                match raw_value(value) {
+                    None => {
+                        changes.insert(name.clone(), None);
+                    }
+                    Some(raw) if self.is_active_owner(&raw) => {
+                        changes.insert(name.clone(), Some(raw));
+                    }
+                    Some(raw) => problems.push(PropertyProblem {
+                        name: name.clone(),
+                        error: "INVALID_OWNER_ID",
+                        message: format!("{raw} is not a valid owner id"),
+                    }),
+                }
                 continue;
             }
             let is_email = object == ObjectType::Contacts && name == "email";
@@ -903,6 +976,32 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_definitions_loads_with_the_defaults() {
+        // The shape written before groups, pipelines, labels, owners and schemas were stored.
+        let old = r#"{"next_id": 1005, "last_now": "2024-01-01T00:00:00Z", "records": {},
+            "merged_into": {}, "custom_properties": {}, "links": []}"#;
+        let snapshot: Snapshot = match serde_json::from_str(old) {
+            Ok(snapshot) => snapshot,
+            Err(error) => panic!("an old snapshot must load: {error}"),
+        };
+        let store = Store::restore(snapshot);
+        assert!(
+            store
+                .groups(ObjectType::Contacts)
+                .contains_key("contactinformation")
+        );
+        assert_eq!(
+            store.default_pipeline(ObjectType::Deals),
+            Some(pipeline_defs::DEFAULT_DEAL_PIPELINE)
+        );
+        assert_eq!(store.pipelines(ObjectType::Tickets).len(), 1);
+        assert_eq!(store.owners().len(), 2);
+        assert!(store.labels().is_empty() && store.object_schemas().is_empty());
+        let stages = &store.schema(ObjectType::Deals)["dealstage"].options;
+        assert_eq!(stages.len(), 7, "dealstage options follow the pipelines");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The portal's definitions beside its records: property definitions (update, archive),
-//! property groups and pipelines with their stages.
+//! property groups, pipelines with their stages, user-defined association labels and custom
+//! object schemas.
 //!
 //! Invariants: every live property names an existing group; a HubSpot-defined property's
 //! definition never changes; the options of a type's pipeline and stage properties are
 //! rebuilt from its pipelines after every pipeline change, so record writes are checked
-//! against what `/crm/v3/pipelines` serves; each change bumps the generation so it is saved.
+//! against what `/crm/v3/pipelines` serves; a deleted association label leaves no edge
+//! carrying its ids; each change bumps the generation so it is saved.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,8 @@ use axum::http::StatusCode;
 
 use super::Store;
 use crate::hubspot::error::{ApiError, PropertyProblem};
+use crate::hubspot::links::{self, AssociationType, UserLabel};
+use crate::hubspot::object_schemas::ObjectSchema;
 use crate::hubspot::object_type::ObjectType;
 use crate::hubspot::pipeline_defs::{
     self, DEFAULT_DEAL_PIPELINE, DEFAULT_TICKET_PIPELINE, Pipeline,
@@ -259,4 +263,195 @@ pub(crate) fn group_not_found(object: ObjectType, name: &str) -> ApiError {
 /// 409 `OBJECT_ALREADY_EXISTS` (FACTS 2.9).
 pub(crate) fn already_exists(message: String) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", message)
+}
+
+impl Store {
+    /// The USER_DEFINED association labels.
+    pub fn labels(&self) -> &[UserLabel] {
+        &self.labels
+    }
+
+    /// The association type `id` from `from` (to `to`, or to any type when `None`) in
+    /// `category`, HubSpot-defined or one of the portal's labels.
+    pub fn association_type(
+        &self,
+        from: ObjectType,
+        to: Option<ObjectType>,
+        category: &str,
+        id: u32,
+    ) -> Option<AssociationType> {
+        match category {
+            "HUBSPOT_DEFINED" => links::TYPES
+                .iter()
+                .find(|t| t.from == from && to.is_none_or(|to| t.to == to) && t.id == id)
+                .copied(),
+            "USER_DEFINED" => self.labels.iter().find_map(|l| {
+                let targets = [l.to, l.from];
+                targets
+                    .into_iter()
+                    .filter(|t| to.is_none_or(|to| to == *t))
+                    .find_map(|t| l.kind(from, t, id))
+            }),
+            _ => None,
+        }
+    }
+
+    /// `(category, label)` of type `id` from `from` to `to`, as association answers show it.
+    pub fn type_label(
+        &self,
+        from: ObjectType,
+        to: ObjectType,
+        id: u32,
+    ) -> Option<(&'static str, Option<String>)> {
+        if let Some(t) = links::find_type(from, to, id) {
+            return Some(("HUBSPOT_DEFINED", t.label.map(str::to_owned)));
+        }
+        self.labels
+            .iter()
+            .find_map(|l| l.seen(from, to, id))
+            .map(|(label, _)| ("USER_DEFINED", Some(label.to_owned())))
+    }
+
+    /// Defines a label (and its inverse id) between two object types; a name already used
+    /// between them → 409 `OBJECT_ALREADY_EXISTS`.
+    pub fn add_label(
+        &mut self,
+        from: ObjectType,
+        to: ObjectType,
+        name: String,
+        label: String,
+        inverse_label: Option<String>,
+    ) -> Result<UserLabel, ApiError> {
+        let between = |l: &&UserLabel| (l.from, l.to) == (from, to) || (l.from, l.to) == (to, from);
+        if self.labels.iter().filter(between).any(|l| l.name == name) {
+            return Err(already_exists(format!(
+                "An association label named '{name}' already exists between {} and {}.",
+                from.name(),
+                to.name()
+            )));
+        }
+        let type_id = self.next_label_id;
+        let defined = UserLabel {
+            from,
+            to,
+            type_id,
+            inverse_id: type_id + 1,
+            name,
+            label,
+            inverse_label,
+        };
+        self.next_label_id += 2;
+        self.labels.push(defined.clone());
+        self.touch();
+        Ok(defined)
+    }
+
+    /// The index of the user label whose id (either direction) is `id` between the types.
+    fn label_index(&self, from: ObjectType, to: ObjectType, id: u32) -> Option<usize> {
+        self.labels
+            .iter()
+            .position(|l| l.seen(from, to, id).is_some())
+    }
+
+    /// Renames a user label (seen from `from` → `to` with id `id`); 404 if unknown, 400 for a
+    /// HubSpot-defined type.
+    pub fn update_label(
+        &mut self,
+        from: ObjectType,
+        to: ObjectType,
+        id: u32,
+        label: String,
+        inverse_label: Option<String>,
+    ) -> Result<(), ApiError> {
+        let index = self.user_label(from, to, id)?;
+        let defined = &mut self.labels[index];
+        if defined.from == from && defined.to == to && defined.type_id == id {
+            defined.label = label;
+            if inverse_label.is_some() {
+                defined.inverse_label = inverse_label;
+            }
+        } else {
+            // Addressed from its inverse side: the names swap.
+            defined.inverse_label = Some(label);
+            if let Some(inverse) = inverse_label {
+                defined.label = inverse;
+            }
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// Deletes a user label, both directions, and takes it off every association.
+    pub fn remove_label(
+        &mut self,
+        from: ObjectType,
+        to: ObjectType,
+        id: u32,
+    ) -> Result<(), ApiError> {
+        let index = self.user_label(from, to, id)?;
+        let defined = self.labels.remove(index);
+        self.links.drop_type(
+            defined.from,
+            defined.to,
+            defined.type_id,
+            defined.inverse_id,
+        );
+        self.touch();
+        Ok(())
+    }
+
+    fn user_label(&self, from: ObjectType, to: ObjectType, id: u32) -> Result<usize, ApiError> {
+        if links::find_type(from, to, id).is_some() {
+            return Err(ApiError::validation(format!(
+                "Association type {id} from {} to {} is HUBSPOT_DEFINED and cannot be changed",
+                from.name(),
+                to.name()
+            )));
+        }
+        self.label_index(from, to, id).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "No association label with type id {id} exists from {} to {}",
+                from.name(),
+                to.name()
+            ))
+        })
+    }
+}
+
+impl Store {
+    /// Custom object schemas, archived ones included.
+    pub fn object_schemas(&self) -> &[ObjectSchema] {
+        &self.object_schemas
+    }
+
+    /// The `N` of a new custom object type id `2-N`; never reused.
+    pub fn next_schema_number(&mut self) -> u64 {
+        let n = self.next_schema_number;
+        self.next_schema_number += 1;
+        n
+    }
+
+    pub fn add_object_schema(&mut self, schema: ObjectSchema) {
+        self.object_schemas.push(schema);
+        self.touch();
+    }
+
+    /// Replaces the schema with the same `objectTypeId`.
+    pub fn replace_object_schema(&mut self, schema: ObjectSchema) {
+        if let Some(slot) = self
+            .object_schemas
+            .iter_mut()
+            .find(|s| s.object_type_id == schema.object_type_id)
+        {
+            *slot = schema;
+            self.touch();
+        }
+    }
+
+    /// Forgets a schema for good (its name becomes free).
+    pub fn purge_object_schema(&mut self, object_type_id: &str) {
+        self.object_schemas
+            .retain(|s| s.object_type_id != object_type_id);
+        self.touch();
+    }
 }
