@@ -267,7 +267,10 @@ async fn every_body_form_hubspot_accepts() {
     assert_eq!(names(&first.body), ["big", "mid"]);
     let after = first.body["paging"]["next"]["after"].clone();
     assert!(after.is_string(), "the cursor is a string: {}", first.body);
-    for cursor in [after.clone(), json!(after.as_str().unwrap_or("0").parse::<u64>().unwrap_or(0))] {
+    for cursor in [
+        after.clone(),
+        json!(after.as_str().unwrap_or("0").parse::<u64>().unwrap_or(0)),
+    ] {
         let next = h
             .post(
                 "/crm/v3/objects/deals/search",

@@ -219,6 +219,37 @@ impl HubspotClient {
         self.inner.transport.send(request).await
     }
 
+    /// Every property definition of `object`, as HubSpot lists them (the preflight's view and
+    /// the schema export's).
+    pub(super) async fn property_listing(
+        &self,
+        object: ObjectKind,
+    ) -> Result<wire::CollectionResponseProperty, CrmError> {
+        let what = format!("{object} property listing");
+        self.get_json(
+            Operation::Schema,
+            &what,
+            format!("/crm/v3/properties/{object}"),
+            None,
+        )
+        .await
+    }
+
+    /// Every pipeline of `object` with its stages, as HubSpot lists them.
+    pub(super) async fn pipeline_listing(
+        &self,
+        object: ObjectKind,
+    ) -> Result<wire::CollectionResponsePipeline, CrmError> {
+        let what = format!("{object} pipeline listing");
+        self.get_json(
+            Operation::Schema,
+            &what,
+            format!("/crm/v3/pipelines/{object}"),
+            None,
+        )
+        .await
+    }
+
     /// GETs `path` (default: `endpoint`; a path with a query string is logged as its endpoint)
     /// and reads the JSON answer.
     pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
@@ -357,15 +388,7 @@ impl Crm for HubspotClient {
     }
 
     async fn properties(&self, object: ObjectKind) -> Result<Vec<PropertyInfo>, CrmError> {
-        let what = format!("{object} property listing");
-        let listing: wire::CollectionResponseProperty = self
-            .get_json(
-                Operation::Schema,
-                &what,
-                format!("/crm/v3/properties/{object}"),
-                None,
-            )
-            .await?;
+        let listing = self.property_listing(object).await?;
         Ok(listing
             .results
             .into_iter()
@@ -391,15 +414,7 @@ impl Crm for HubspotClient {
         if object != ObjectKind::Deals {
             return Ok(Vec::new());
         }
-        let what = format!("{object} pipeline listing");
-        let listing: wire::CollectionResponsePipeline = self
-            .get_json(
-                Operation::Schema,
-                &what,
-                format!("/crm/v3/pipelines/{object}"),
-                None,
-            )
-            .await?;
+        let listing = self.pipeline_listing(object).await?;
         Ok(listing
             .results
             .into_iter()

@@ -31,15 +31,7 @@ impl HubspotClient {
                 None,
             )
             .await?;
-        let what = format!("{object} property listing");
-        let properties: wire::CollectionResponseProperty = self
-            .get_json(
-                Operation::Schema,
-                &what,
-                format!("/crm/v3/properties/{object}"),
-                None,
-            )
-            .await?;
+        let properties = self.property_listing(object).await?;
         let mut schema = ObjectSchema {
             groups: groups
                 .results
@@ -64,15 +56,7 @@ impl HubspotClient {
             pipelines: Vec::new(),
         };
         if has_pipelines(object) {
-            let what = format!("{object} pipeline listing");
-            let listing: wire::CollectionResponsePipeline = self
-                .get_json(
-                    Operation::Schema,
-                    &what,
-                    format!("/crm/v3/pipelines/{object}"),
-                    None,
-                )
-                .await?;
+            let listing = self.pipeline_listing(object).await?;
             let mut pipelines: Vec<wire::Pipeline> = listing
                 .results
                 .into_iter()
