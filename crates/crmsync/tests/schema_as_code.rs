@@ -325,7 +325,8 @@ async fn export_apply_diff_between_two_portals_and_from_the_config() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the binary runs while this thread blocks on it, and the sandbox must answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_schema_file_names_its_line_and_the_problem() {
     let portal = Sandbox::start("127.0.0.1:0", SandboxConfig::unlimited())
         .await
@@ -364,4 +365,31 @@ async fn a_bad_schema_file_names_its_line_and_the_problem() {
     let out = schema(&["apply", "--prune"], &config);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--prune needs"), "{}", text(&out));
+
+    // Without a schema file, diff checks what the mappings need: a mapped property neither
+    // the CRM nor a document has is for a person (its type is unknown), exit 1.
+    let out = schema(&["diff"], &config);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !text(&out).contains("--prune"),
+        "nothing to prune by: {}",
+        text(&out)
+    );
+    let config_text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        config_text.replacen(
+            "city = { crm = \"city\" }",
+            "city = { crm = \"robot_city\" }",
+            1,
+        ),
+    )
+    .expect("config");
+    let out = schema(&["diff"], &config);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("! companies property robot_city: sync `companies` maps to it, but neither the CRM nor the schema has it"),
+        "{shown}"
+    );
 }

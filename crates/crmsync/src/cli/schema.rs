@@ -31,8 +31,9 @@ pub enum SchemaCommand {
     /// groups, pipelines with their stages) as TOML, to stdout or --out FILE.
     Export(ExportArgs),
     /// Print what `apply` would change in the config's CRM (+ create, ~ change, - remove):
-    /// against the config's `[crm] schema` file (default), a file, or another config's CRM.
-    /// Exit 0 and "No changes" when they match, 1 when they differ.
+    /// against the config's `[crm] schema` file (default; without one, what its mappings need),
+    /// a file, or another config's CRM. Exit 0 and "No changes" when they match, 1 when they
+    /// differ.
     Diff(DiffArgs),
     /// Make the config's CRM match (create what is missing, change what differs; remove only
     /// with --prune). A second apply makes no write call.
@@ -203,7 +204,7 @@ async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&plan_json(&plan, &target, &source, None))?
         );
     } else {
-        print_plan(&plan, &target, &source, args.prune);
+        print_plan(&plan, &target, &source, args.prune || !full);
     }
     Ok(if plan.is_empty() {
         ExitCode::SUCCESS
@@ -222,7 +223,7 @@ async fn apply_cmd(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let plan = plan_against(&engine.config, &engine.crm, &doc, args.prune).await?;
     let target = account_name(&engine.config, &engine.crm).await;
     if !args.json {
-        print_plan(&plan, &target, &source, args.prune);
+        print_plan(&plan, &target, &source, args.prune || !full);
     }
     let applied = apply(&engine.crm, &plan).await;
     // The calls made so far reach the call log whatever happened.
@@ -282,8 +283,9 @@ fn counts(plan: &SchemaPlan) -> (usize, usize, usize) {
     (of('+'), of('~'), of('-'))
 }
 
-/// The Terraform-like plan: one line per change, the changed fields beneath.
-fn print_plan(plan: &SchemaPlan, target: &str, source: &str, prune: bool) {
+/// The Terraform-like plan: one line per change, the changed fields beneath. `quiet_extra`
+/// leaves out the count of what the CRM has beyond the document (pruned, or nothing to prune by).
+fn print_plan(plan: &SchemaPlan, target: &str, source: &str, quiet_extra: bool) {
     println!("CRM {target}, compared with {source}:");
     if plan.is_empty() {
         println!("\nNo changes: the CRM matches.");
@@ -310,7 +312,7 @@ fn print_plan(plan: &SchemaPlan, target: &str, source: &str, prune: bool) {
             plan.manual.len()
         );
     }
-    if !plan.extra.is_empty() && !prune {
+    if !plan.extra.is_empty() && !quiet_extra {
         println!(
             "({} item(s) in the CRM are not in {source}: kept; --prune lists them as removals)",
             plan.extra.len()
