@@ -222,6 +222,7 @@ fn naive() -> f64 {
                 key: i.to_string(),
                 properties: BTreeMap::from([("name".to_string(), format!("Robotics Company {i}"))]),
                 links: Vec::new(),
+                new_record: false,
             };
             client
                 .upsert_batch(ObjectKind::Companies, "crmsync_id", &[input])
