@@ -31,8 +31,9 @@ pub(crate) struct ApiError {
     pub message: String,
     pub context: Option<Value>,
     pub errors: Vec<Value>,
-    /// Further top-level fields some answers carry (`errorType`, `errorTokens`).
-    pub extra: Vec<(&'static str, Value)>,
+    /// Further top-level fields some answers carry (`errorType`, `errorTokens`); boxed so the
+    /// common error stays small in every `Result`.
+    pub extra: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -43,7 +44,7 @@ impl ApiError {
             message: message.into(),
             context: None,
             errors: Vec::new(),
-            extra: Vec::new(),
+            extra: None,
         }
     }
 
@@ -80,19 +81,19 @@ impl ApiError {
         let mut error = Self::validation(format!(
             "Cannot set PropertyValueCoordinates{{objectTypeId={object_type_id}, propertyName={property}, value={value}}} on {on}. {existing} already has that value."
         ));
-        error.extra = vec![
-            ("errorType", json!("UNIQUE_VALUE_CONFLICT")),
-            (
-                "errorTokens",
-                json!({
-                    "objectTypeId": [object_type_id],
-                    "propertyName": [property],
-                    "conflictingValue": [value],
-                    "existingObjectId": [existing.to_string()],
-                    "objectId": [on.to_string()],
-                }),
-            ),
-        ];
+        let mut extra = serde_json::Map::new();
+        extra.insert("errorType".to_owned(), json!("UNIQUE_VALUE_CONFLICT"));
+        extra.insert(
+            "errorTokens".to_owned(),
+            json!({
+                "objectTypeId": [object_type_id],
+                "propertyName": [property],
+                "conflictingValue": [value],
+                "existingObjectId": [existing.to_string()],
+                "objectId": [on.to_string()],
+            }),
+        );
+        error.extra = Some(Box::new(extra));
         error
     }
 
@@ -187,8 +188,8 @@ impl IntoResponse for ApiError {
             if !self.errors.is_empty() {
                 map.insert("errors".to_owned(), Value::Array(self.errors));
             }
-            for (name, value) in self.extra {
-                map.insert(name.to_owned(), value);
+            for (name, value) in self.extra.into_iter().flat_map(|extra| *extra) {
+                map.insert(name, value);
             }
         }
         json_error(self.status, body)
