@@ -47,6 +47,15 @@ pub fn links_on_write(kind: &str, from: ObjectKind, to: ObjectKind) -> bool {
     }
 }
 
+/// [`Crm::links_on_create`] of the connector `kind` names, without a client (as
+/// [`links_on_write`]).
+pub fn links_on_create(kind: &str, from: ObjectKind, to: ObjectKind) -> bool {
+    match kind {
+        "hubspot" => crate::hubspot::links_on_create(from, to),
+        _ => links_on_write(kind, from, to),
+    }
+}
+
 impl From<HubspotClient> for AnyCrm {
     fn from(c: HubspotClient) -> Self {
         AnyCrm::Hubspot(c)
@@ -70,6 +79,10 @@ impl Crm for AnyCrm {
 
     fn links_on_write(&self, from: ObjectKind, to: ObjectKind) -> bool {
         each!(self, c => c.links_on_write(from, to))
+    }
+
+    fn links_on_create(&self, from: ObjectKind, to: ObjectKind) -> bool {
+        each!(self, c => c.links_on_create(from, to))
     }
 
     async fn account(&self) -> Result<Option<crate::Account>, CrmError> {

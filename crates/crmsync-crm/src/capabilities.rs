@@ -23,6 +23,10 @@ pub enum ParentLink {
     /// The parent's id goes into the child's own write (a Salesforce lookup field); pairs
     /// [`crate::Crm::links_on_write`] does not cover still use association calls.
     OnWrite,
+    /// The parent's id goes into the create of a record the engine has not linked yet (HubSpot
+    /// batch create's `associations`); a record that exists already is linked by association
+    /// calls. See [`crate::Crm::links_on_create`].
+    OnCreate,
 }
 
 /// Largest number of records one call of each kind may carry.

@@ -5,6 +5,10 @@
 //! Contract shared by every implementation:
 //! - Writes are **upserts by our own key** (a unique property on the CRM side holding the app's
 //!   record key), so a retried batch never duplicates: delivery is at-least-once, effects exactly-once.
+//!   A connector may *create* a record the engine has never seen in the CRM
+//!   ([`UpsertInput::new_record`]) to carry its links in the same call, but a create that finds
+//!   our key taken (the answer of an earlier write was lost) must fall back to the upsert, so
+//!   the promise holds for creates too.
 //! - A batch answer is per record: one bad record yields a [`RecordOutcome::Rejected`] for it and
 //!   does not hide the others' results, when the CRM tells them apart.
 //! - Every HTTP request, including retries, is reported to the [`CallObserver`] exactly once.
@@ -48,8 +52,13 @@ pub struct UpsertInput {
     pub key: String,
     /// CRM property name -> value. HubSpot takes every value as a string.
     pub properties: BTreeMap<String, String>,
-    /// Parents to link in this same write, for the pairs [`Crm::links_on_write`] covers.
+    /// Parents to link in this same write: the pairs [`Crm::links_on_write`] covers, and for a
+    /// [`UpsertInput::new_record`] also those [`Crm::links_on_create`] covers.
     pub links: Vec<ParentRef>,
+    /// The engine holds no CRM id for this key: as far as it knows, the record is not in the CRM
+    /// yet (a first import). Only a hint — the record may exist after all (a crash between the
+    /// CRM's answer and our link), and the connector must then not duplicate it.
+    pub new_record: bool,
 }
 
 /// A parent record a write links to: its object and CRM id.
@@ -131,6 +140,19 @@ pub trait Crm: Send + Sync {
         false
     }
 
+    /// Whether the write of a [`UpsertInput::new_record`] `from` record can carry its link to a
+    /// `to` parent (HubSpot's batch create takes associations with each input; its upsert does
+    /// not). The default is [`Crm::links_on_write`].
+    ///
+    /// The promise that goes with it, per outcome of such an input in [`Crm::upsert_batch`]:
+    /// `Upserted { created: true }` means the links in [`UpsertInput::links`] were made with the
+    /// record; `created: false` (the record existed: a create that found our key taken fell back
+    /// to the upsert) means only the pairs [`Crm::links_on_write`] covers were, and the caller
+    /// associates the others as for any existing record.
+    fn links_on_create(&self, from: ObjectKind, to: ObjectKind) -> bool {
+        self.links_on_write(from, to)
+    }
+
     /// The account the credentials belong to, as the CRM reports it (a read, never a write).
     /// `None`: this CRM cannot say (the environment guard then treats it as production).
     fn account(&self) -> impl Future<Output = Result<Option<Account>, CrmError>> + Send {
@@ -187,7 +209,9 @@ pub trait Crm: Send + Sync {
     }
 
     /// Upserts up to [`Crm::max_batch`] records by `id_property`. Returns one outcome per input,
-    /// in input order. An `Err` means the whole call failed and nothing can be said per record
+    /// in input order. A connector may create the [`UpsertInput::new_record`] inputs instead
+    /// (see [`Crm::links_on_create`]); a record that turns out to exist by our key is then
+    /// upserted in this same call and reported `created: false`, never created twice. An `Err` means the whole call failed and nothing can be said per record
     /// (for a transport error or a 5xx the CRM may or may not have applied it: upserting again is safe).
     fn upsert_batch(
         &self,

@@ -36,6 +36,7 @@ async fn changes_come_oldest_first_across_pages_and_after_the_position() {
                 key: i.to_string(),
                 properties: [("name".to_string(), format!("Company {i}"))].into(),
                 links: Vec::new(),
+                new_record: false,
             })
             .collect();
         crm.upsert_batch(ObjectKind::Companies, "crmsync_id", &inputs)

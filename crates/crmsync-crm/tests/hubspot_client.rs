@@ -67,6 +67,7 @@ fn contact(i: usize) -> UpsertInput {
         key: format!("cust-{i}"),
         properties,
         links: Vec::new(),
+        new_record: false,
     }
 }
 
@@ -224,6 +225,7 @@ async fn deal_to_company_associations_are_visible_both_ways() {
         key: "cust-1".into(),
         properties: [("name".to_string(), "Acme".to_string())].into(),
         links: Vec::new(),
+        new_record: false,
     };
     let deal = UpsertInput {
         key: "order-1".into(),
@@ -235,6 +237,7 @@ async fn deal_to_company_associations_are_visible_both_ways() {
         ]
         .into(),
         links: Vec::new(),
+        new_record: false,
     };
     let company_id = crm_ids(
         &client

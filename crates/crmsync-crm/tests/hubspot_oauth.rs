@@ -131,6 +131,7 @@ fn contact(i: usize, round: usize) -> UpsertInput {
         key: format!("cust-{i}"),
         properties,
         links: Vec::new(),
+        new_record: false,
     }
 }
 

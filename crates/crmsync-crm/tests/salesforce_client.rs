@@ -62,6 +62,7 @@ fn input(key: &str, props: &[(&str, &str)]) -> UpsertInput {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         links: Vec::new(),
+        new_record: false,
     }
 }
 

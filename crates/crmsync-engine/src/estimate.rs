@@ -106,6 +106,22 @@ pub fn calls_for(
     records.div_ceil(batch.max(1)) * (1 + targets)
 }
 
+/// Whether the CRM `kind` carries the link from a record of `sync` that is not in the CRM yet
+/// to `target`'s records in its create (HubSpot batch create), so it costs no association call.
+pub(crate) fn linked_on_create(
+    kind: &str,
+    syncs: &[SyncConfig],
+    sync: &SyncConfig,
+    target: &str,
+) -> bool {
+    let object = |s: &SyncConfig| crmsync_crm::ObjectKind::parse(&s.object);
+    let to = syncs.iter().find(|s| s.name == target).and_then(object);
+    match (object(sync), to) {
+        (Some(from), Some(to)) => crmsync_crm::any::links_on_create(kind, from, to),
+        _ => false,
+    }
+}
+
 /// Whether the CRM `kind` carries the link from `sync` to `target`'s records in the write
 /// itself (Salesforce lookups), so it costs no association call.
 pub(crate) fn linked_on_write(
@@ -178,13 +194,12 @@ pub async fn estimate<S: Records, A: Source>(
                 if let Ok(payload) =
                     serde_json::from_str::<crate::outbound::plan::Payload>(&j.payload)
                 {
+                    let kind = config.raw.crm.kind.as_str();
                     for t in payload.associations.keys() {
-                        if !linked_on_write(
-                            config.raw.crm.kind.as_str(),
-                            &config.raw.syncs,
-                            sync,
-                            t,
-                        ) {
+                        let inline = linked_on_write(kind, &config.raw.syncs, sync, t)
+                            || (payload.create
+                                && linked_on_create(kind, &config.raw.syncs, sync, t));
+                        if !inline {
                             *with_assoc.entry(t.clone()).or_default() += 1;
                         }
                     }

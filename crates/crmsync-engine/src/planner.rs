@@ -18,7 +18,7 @@
 use crate::budget::Budget;
 use crate::calls::CallBuffer;
 use crate::error::EngineError;
-use crate::estimate::{Eta, eta, linked_on_write};
+use crate::estimate::{Eta, eta, linked_on_create, linked_on_write};
 use crate::inbound::commit::written_row;
 use crate::inbound::conflict::Decision;
 use crate::inbound::decide::{Decided, pulled_fields, pulled_properties};
@@ -833,6 +833,18 @@ where
             let payload: Option<Payload> = serde_json::from_str(&j.payload).ok();
             if let Some(payload) = &payload {
                 for t in payload.associations.keys() {
+                    // A record created with its links inline (HubSpot batch create) needs no
+                    // association call for them.
+                    if payload.create
+                        && linked_on_create(
+                            config.raw.crm.kind.as_str(),
+                            &config.raw.syncs,
+                            sync,
+                            t,
+                        )
+                    {
+                        continue;
+                    }
                     *assoc.entry(t.clone()).or_default() += 1;
                 }
             }

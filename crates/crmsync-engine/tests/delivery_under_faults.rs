@@ -130,6 +130,50 @@ async fn batches_applied_then_failed_are_not_duplicated() {
     set_faults(&w, json!({"fail_after_apply": 5})).await;
     converge(&w, 10).await;
     assert_exactly_once(&w).await;
+    // Contacts and deals go out as creates carrying their associations; a create the sandbox
+    // applied and answered 500 is sent again, finds its key taken and falls back to upsert +
+    // association call: every record is still linked to its company, once.
+    let engine = w.engine().await;
+    let crm_id = |sync: &'static str, key: i64| {
+        let state = &engine.state;
+        async move {
+            state
+                .link(sync, &key.to_string())
+                .await
+                .expect("link")
+                .and_then(|l| l.crm_id)
+                .expect("linked")
+        }
+    };
+    assert!(w.calls_to("/batch/create").await > 0, "creates were used");
+    for (sync, object, key, customer) in (1..=400)
+        .step_by(7)
+        .map(|i| ("deals", "deals", i, 1 + i % 120))
+        .chain(
+            (1..=120)
+                .filter(|i| *i != 60)
+                .map(|i| ("contacts", "contacts", i, i)),
+        )
+    {
+        let id = crm_id(sync, key).await;
+        let company = crm_id("companies", customer).await;
+        let links = w
+            .get(&format!(
+                "/crm/v4/objects/{object}/{id}/associations/companies"
+            ))
+            .await;
+        let targets: Vec<String> = links["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["toObjectId"].to_string().trim_matches('"').to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            vec![company],
+            "{sync} {key} linked to its company once"
+        );
+    }
 }
 
 #[tokio::test]

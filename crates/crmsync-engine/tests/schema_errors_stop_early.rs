@@ -131,11 +131,13 @@ async fn a_constant_value_the_crm_refuses_stops_the_sync_instead_of_splitting() 
         why.contains("dealstage") && why.contains("no_such_stage"),
         "{why}"
     );
+    // A first import of deals is a batch create carrying their associations.
     assert_eq!(
-        w.calls_to("/deals/batch/upsert").await,
+        w.calls_to("/deals/batch/create").await,
         1,
         "one call, not a split down to 120 single records"
     );
+    assert_eq!(w.calls_to("/deals/batch/upsert").await, 0);
     let (companies, contacts, deals) = w.objects().await;
     assert_eq!((companies, contacts, deals), (250, 250, 0));
 }

@@ -84,10 +84,19 @@ async fn custom_unique_property_drives_upsert_get_and_patch() {
             json!({"properties": {"name": "Other", "app_id": "c-1"}}),
         )
         .await;
+    // HubSpot refuses a taken `hasUniqueValue` value with 400, not 409 (only a contact's
+    // e-mail is a 409): see tests/batch_create_associations.rs.
     assert_eq!(
         dup.status,
-        StatusCode::CONFLICT,
+        StatusCode::BAD_REQUEST,
         "unique values stay unique: {}",
+        dup.body
+    );
+    assert!(
+        dup.body["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("already has that value.")),
+        "{}",
         dup.body
     );
 

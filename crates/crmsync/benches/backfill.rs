@@ -13,10 +13,11 @@
 //! - `unthrottled`: 100,000 records with the sandbox's limits off;
 //! - `million`: `plan` and then the backfill of 1,000,000 records, unthrottled, with the peak
 //!   resident memory (VmHWM) of each crmsync process;
-//! - `linked`: 20,000 customers as companies plus contacts linked to them, on HubSpot (association
-//!   calls) and on Salesforce (`--flavour salesforce`: the Account id rides in the Contact's
-//!   write), with the records per write call and the association calls of each, from
-//!   crmsync's own pass report.
+//! - `linked`: 10,000 customers as companies, contacts linked to them and deals linked to both,
+//!   at each CRM's default limits: HubSpot (the links ride in each record's batch create) and
+//!   Salesforce (`--flavour salesforce`: the Account id rides in the Contact's and the
+//!   Opportunity's write), with the records per write call, the association calls and the
+//!   rate-limited answers, from crmsync's own pass report and the sandbox's stats.
 
 use crmsync_crm::hubspot::{HubspotClient, HubspotConfig};
 use crmsync_crm::{Crm, ObjectKind, UpsertInput};
@@ -222,6 +223,7 @@ fn naive() -> f64 {
                 key: i.to_string(),
                 properties: BTreeMap::from([("name".to_string(), format!("Robotics Company {i}"))]),
                 links: Vec::new(),
+                new_record: false,
             };
             client
                 .upsert_batch(ObjectKind::Companies, "crmsync_id", &[input])
@@ -264,7 +266,8 @@ fn unthrottled(records: u64, label: &str, with_plan: bool) {
     );
 }
 
-/// The customers table of `linked`: a company and a contact per row.
+/// The tables of `linked`: `customers` (a company and a contact per row) and `orders` (a deal
+/// per row, of customer `id`).
 fn make_people_db(dir: &Path, rows: u64) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -273,6 +276,10 @@ fn make_people_db(dir: &Path, rows: u64) {
             .await
             .expect("db");
         sqlx::query("CREATE TABLE customers (id INTEGER PRIMARY KEY, company TEXT, last_name TEXT, email TEXT)")
+            .execute(&mut conn)
+            .await
+            .expect("ddl");
+        sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, title TEXT, status TEXT)")
             .execute(&mut conn)
             .await
             .expect("ddl");
@@ -286,33 +293,49 @@ fn make_people_db(dir: &Path, rows: u64) {
                 .execute(&mut *tx)
                 .await
                 .expect("insert");
+            sqlx::query("INSERT INTO orders VALUES (?, ?, ?, ?)")
+                .bind(i as i64)
+                .bind(i as i64)
+                .bind(format!("Order {i}"))
+                .bind(if i % 2 == 0 { "paid" } else { "new" })
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
         }
         tx.commit().await.expect("commit");
     });
 }
 
-/// `[crm]` and the two syncs of `linked` for one CRM.
+/// `[crm]` and the three syncs of `linked` for one CRM, at the connector's default limits
+/// (nothing about rates in the config). Deals link to their company and, on HubSpot, to the
+/// buyer's contact too (Salesforce links a deal to a contact through a junction record, a
+/// separate call; the company lookup is what the figure is about there).
 fn linked_config(dir: &Path, crm: &str, url: &str) -> PathBuf {
-    let (crm_block, id, name, last, email) = if crm == "salesforce" {
-        (
-            format!(
-                "kind = \"salesforce\"\nlogin_url = \"{url}\"\nclient_id = \"crmsync-sandbox\"\nclient_secret_env = \"SF_CLIENT_SECRET\"\nrefresh_token_env = \"SF_REFRESH_TOKEN\"\ndaily_limit = 10000000"
-            ),
-            "crmsync_id__c",
-            "Name",
-            "LastName",
-            "Email",
+    let salesforce = crm == "salesforce";
+    let crm_block = if salesforce {
+        format!(
+            "kind = \"salesforce\"\nlogin_url = \"{url}\"\nclient_id = \"crmsync-sandbox\"\nclient_secret_env = \"SF_CLIENT_SECRET\"\nrefresh_token_env = \"SF_REFRESH_TOKEN\""
         )
     } else {
-        (
-            format!(
-                "kind = \"hubspot\"\nbase_url = \"{url}\"\ntoken_env = \"HUBSPOT_ACCESS_TOKEN\"\nrequests_per_interval = 1000000\ninterval_ms = 1000\ndaily_limit = 10000000"
-            ),
-            "crmsync_id",
-            "name",
-            "lastname",
-            "email",
-        )
+        format!("kind = \"hubspot\"\nbase_url = \"{url}\"\ntoken_env = \"HUBSPOT_ACCESS_TOKEN\"")
+    };
+    let (id, name, last, email) = if salesforce {
+        ("crmsync_id__c", "Name", "LastName", "Email")
+    } else {
+        ("crmsync_id", "name", "lastname", "email")
+    };
+    let deal_links = if salesforce {
+        "associate = { customer_id = \"companies\" }"
+    } else {
+        "associate = { customer_id = \"companies\", buyer = \"contacts\" }"
+    };
+    let deal_fields = if salesforce {
+        r#"title = { crm = "Name" }
+status = { crm = "StageName", map = { new = "Prospecting", paid = "Closed Won" } }
+closes = { crm = "CloseDate", constant = "2027-01-31" }"#
+    } else {
+        r#"title = { crm = "dealname" }
+status = { crm = "dealstage", map = { new = "appointmentscheduled", paid = "closedwon" } }"#
     };
     let path = dir.join("crmsync.toml");
     std::fs::write(
@@ -324,7 +347,6 @@ url = "sqlite://app.db"
 [crm]
 environment = "sandbox"
 {crm_block}
-daily_budget_share = 1.0
 [[sync]]
 name = "companies"
 table = "customers"
@@ -343,6 +365,16 @@ associate = {{ id = "companies" }}
 [sync.fields]
 last_name = {{ crm = "{last}" }}
 email = {{ crm = "{email}" }}
+[[sync]]
+name = "deals"
+table = "v_orders"
+key = "id"
+object = "deals"
+id_property = "{id}"
+capture = "scan"
+{deal_links}
+[sync.fields]
+{deal_fields}
 "#
         ),
     )
@@ -375,21 +407,54 @@ fn sync_report(config: &Path) -> (Duration, String) {
     (started.elapsed(), line)
 }
 
+/// The number in `line` just before `marker` (`"(100.0 per call)"` -> 100.0).
+fn number_before(line: &str, marker: &str) -> f64 {
+    line.split(marker)
+        .next()
+        .and_then(|head| head.split([' ', '(']).rev().find(|w| !w.is_empty()))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn linked() {
-    let rows = 20_000;
+    let rows = 10_000;
     for (crm, flags) in [
-        ("hubspot", vec!["--no-limits"]),
-        ("salesforce", vec!["--flavour", "salesforce", "--no-limits"]),
+        ("hubspot", vec![]),
+        ("salesforce", vec!["--flavour", "salesforce"]),
     ] {
+        // The sandbox's default limits: HubSpot's 100 requests per 10 s and 250,000 a day;
+        // Salesforce's daily allowance (no per-second limit).
         let sandbox = SandboxProcess::start(&flags);
         let dir = tempfile::tempdir().expect("dir");
         make_people_db(dir.path(), rows);
+        // Deals name their buyer's contact by the customer's key, in a column of its own.
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let path = dir.path().join("app.db");
+            let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("db");
+            sqlx::query("CREATE VIEW v_orders AS SELECT id, customer_id, customer_id AS buyer, title, status FROM orders")
+                .execute(&mut conn)
+                .await
+                .expect("view");
+        });
         let cfg = linked_config(dir.path(), crm, &sandbox.url);
         let (took, line) = sync_report(&cfg);
+        let records = 3 * rows;
+        let rate = records as f64 / took.as_secs_f64();
+        let per_call = number_before(&line, " per call)");
+        let ceiling = if crm == "hubspot" {
+            // 10 requests/s x 100 records per call.
+            format!("{:.1}% of the 1,000 records/s ceiling", rate / 10.0)
+        } else {
+            "no per-second ceiling (a daily allowance only)".to_string()
+        };
+        let stats = sandbox.stats();
         println!(
-            "linked:      {crm:<10} {} records ({rows} companies + {rows} linked contacts) in {:.1} s: {line}",
-            2 * rows,
-            took.as_secs_f64()
+            "linked:      {crm:<10} {records} records ({rows} companies, {rows} contacts, {rows} deals, linked) in {:.1} s = {rate:.0} records/s, {ceiling}; {per_call:.1} records per write call; {} answered 429 by the sandbox\n             {line}",
+            took.as_secs_f64(),
+            count(&stats, 429),
         );
     }
 }

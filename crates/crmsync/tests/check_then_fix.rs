@@ -244,8 +244,10 @@ async fn invalid_emails_show_in_check_then_quarantine_and_a_fixed_row_flows() {
     assert!(
         calls
             .iter()
-            .any(|c| c["endpoint"] == "/crm/v3/objects/contacts/batch/upsert" && c["status"] == 200),
-        "the upsert that carried it: {e}"
+            // A first import of a contact linked to its company is a batch create carrying
+            // the association (docs/hubspot.md, "How associations are written").
+            .any(|c| c["endpoint"] == "/crm/v3/objects/contacts/batch/create" && c["status"] == 201),
+        "the create that carried it: {e}"
     );
     let (code, out, _) = run(vec![
         "explain".into(),

@@ -335,6 +335,7 @@ async fn two_workers_sharing_a_state_work_across_token_lifetimes_refreshing_once
                             format!("Company {i} of worker {w}, round {round}"),
                         )]),
                         links: Vec::new(),
+                        new_record: false,
                     })
                     .collect();
                 client

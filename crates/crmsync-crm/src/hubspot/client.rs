@@ -4,7 +4,8 @@
 //! full jitter, the call log); this file only says what to send and how to read the answer.
 //! Two lanes pace it: HubSpot's burst window (`interval`) and its search limit (`search`, 5 a
 //! second, exempt from the burst window). Every write is an upsert by our key, so retrying one
-//! whose answer was lost cannot duplicate.
+//! whose answer was lost cannot duplicate — including the batch create that carries the links
+//! of records new to the engine: a create that finds our key taken falls back to the upsert.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -312,6 +313,256 @@ impl HubspotClient {
     }
 }
 
+/// Writes of records: the plain upsert, and the create that carries associations with its
+/// fallback for records that exist already.
+impl HubspotClient {
+    /// `POST …/batch/upsert` of `inputs` by `id_property`. Links are not written here.
+    async fn upsert_only(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<RecordOutcome>, CrmError> {
+        let what = format!("{object} batch upsert");
+        let body = wire::BatchInputUpsert {
+            inputs: inputs
+                .iter()
+                .map(|input| wire::SimplePublicObjectBatchInputUpsert {
+                    id: &input.key,
+                    id_property,
+                    properties: with_key(input, id_property),
+                })
+                .collect(),
+        };
+        let answer = self
+            .post(
+                Operation::Upsert,
+                &what,
+                format!("/crm/v3/objects/{object}/batch/upsert"),
+                to_json(&what, &body)?,
+                inputs.len(),
+            )
+            .await?;
+        let response: wire::BatchResponseUpsert =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        match_outcomes(object, id_property, inputs, &response, &what)
+    }
+
+    /// Creates `inputs` with their links, falling back to [`Self::adopt_existing`] for the
+    /// records whose key HubSpot says is taken. A whole-request refusal names one record only
+    /// (FACTS 2.3: the first duplicate), so the fallback covers every input of the call; a 207
+    /// that ties the refusal to records covers just those.
+    async fn create_linked(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<RecordOutcome>, CrmError> {
+        let outcomes = match self.create_once(object, id_property, inputs).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if hs_error::is_value_taken(&e) => {
+                return self.adopt_existing(object, id_property, inputs).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let taken: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                matches!(o, RecordOutcome::Rejected { error, .. } if hs_error::is_value_taken(error))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if taken.is_empty() {
+            return Ok(outcomes);
+        }
+        let again: Vec<UpsertInput> = taken.iter().map(|&i| inputs[i].clone()).collect();
+        let adopted = self.adopt_existing(object, id_property, &again).await?;
+        let mut slots: Vec<Option<RecordOutcome>> = outcomes.into_iter().map(Some).collect();
+        place(&mut slots, &taken, adopted);
+        complete(slots, inputs, &format!("{object} batch create"))
+    }
+
+    /// After a create found a key taken: reads which of `inputs` exist by `id_property`, upserts
+    /// those (reported `created: false`, so the engine associates them) and creates the others
+    /// with their links. A key still taken on that create is a value held by a record that is
+    /// not ours (another contact's e-mail): its refusal is returned for the engine to isolate.
+    async fn adopt_existing(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<RecordOutcome>, CrmError> {
+        let existing = self.existing_keys(object, id_property, inputs).await?;
+        let (found, missing): (Vec<usize>, Vec<usize>) =
+            (0..inputs.len()).partition(|&i| existing.contains(&inputs[i].key));
+        let pick = |indices: &[usize]| -> Vec<UpsertInput> {
+            indices.iter().map(|&i| inputs[i].clone()).collect()
+        };
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; inputs.len()];
+        if !found.is_empty() {
+            let upserted = self.upsert_only(object, id_property, &pick(&found)).await?;
+            place(&mut outcomes, &found, upserted);
+        }
+        if !missing.is_empty() {
+            let created = self
+                .create_once(object, id_property, &pick(&missing))
+                .await?;
+            place(&mut outcomes, &missing, created);
+        }
+        complete(outcomes, inputs, &format!("{object} batch create"))
+    }
+
+    /// `POST …/batch/create` of `inputs`, each with its associations; every record stored is
+    /// `created: true`.
+    async fn create_once(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<RecordOutcome>, CrmError> {
+        let what = format!("{object} batch create");
+        let body = wire::BatchInputCreate {
+            inputs: inputs
+                .iter()
+                .map(|input| wire::SimplePublicObjectInputForCreate {
+                    // Our key is a property like any other here: the record carries it, so the
+                    // next write finds it by `id_property`.
+                    properties: with_key(input, id_property),
+                    associations: input
+                        .links
+                        .iter()
+                        .filter_map(|link| {
+                            Some(wire::PublicAssociationsForObject {
+                                to: wire::PublicObjectId { id: &link.crm_id },
+                                types: vec![wire::AssociationSpec {
+                                    association_category: "HUBSPOT_DEFINED",
+                                    association_type_id: wire::unlabelled_type_id(
+                                        object,
+                                        link.object,
+                                    )?,
+                                }],
+                            })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let answer = self
+            .post(
+                Operation::Create,
+                &what,
+                format!("/crm/v3/objects/{object}/batch/create"),
+                to_json(&what, &body)?,
+                inputs.len(),
+            )
+            .await?;
+        let response: wire::BatchResponseUpsert =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        let outcomes = match_outcomes(object, id_property, inputs, &response, &what)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                RecordOutcome::Upserted { key, crm_id, .. } => RecordOutcome::Upserted {
+                    key,
+                    crm_id,
+                    created: true,
+                },
+                rejected => rejected,
+            })
+            .collect())
+    }
+
+    /// The keys among `inputs` a live record holds in `id_property` (`batch/read` by
+    /// `idProperty`; a 207 listing the others is an answer, not a failure).
+    async fn existing_keys(
+        &self,
+        object: ObjectKind,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<std::collections::HashSet<String>, CrmError> {
+        let what = format!("{object} batch read by {id_property}");
+        let body = wire::BatchReadRequest {
+            inputs: inputs
+                .iter()
+                .map(|i| wire::PublicObjectId { id: &i.key })
+                .collect(),
+            properties: vec![id_property],
+            id_property: Some(id_property),
+        };
+        let answer = self
+            .post(
+                Operation::Read,
+                &what,
+                format!("/crm/v3/objects/{object}/batch/read"),
+                to_json(&what, &body)?,
+                inputs.len(),
+            )
+            .await?;
+        let response: wire::BatchReadResponse =
+            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
+        Ok(response
+            .results
+            .into_iter()
+            .filter_map(|r| r.properties.get(id_property).cloned().flatten())
+            .collect())
+    }
+}
+
+/// Whether `input` is written by a create carrying its links (see [`links_on_create`]).
+fn creates_linked(object: ObjectKind, input: &UpsertInput) -> bool {
+    input.new_record
+        && input
+            .links
+            .iter()
+            .any(|l| wire::unlabelled_type_id(object, l.object).is_some())
+}
+
+/// HubSpot's [`Crm::links_on_create`]: a create carries a link when HubSpot's unlabelled
+/// association type for the pair is known (FACTS 2.6); its upsert carries none.
+pub fn links_on_create(from: ObjectKind, to: ObjectKind) -> bool {
+    wire::unlabelled_type_id(from, to).is_some()
+}
+
+/// The input's properties plus our key under `id_property`. Writing the key as a property also
+/// makes HubSpot echo it in the result, which is how results are matched back to inputs.
+fn with_key<'a>(input: &'a UpsertInput, id_property: &'a str) -> BTreeMap<&'a str, &'a str> {
+    let mut properties: BTreeMap<&str, &str> = input
+        .properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    properties.insert(id_property, input.key.as_str());
+    properties
+}
+
+/// Puts the outcomes of a sub-call (in the order of `indices`) into their input slots.
+fn place(slots: &mut [Option<RecordOutcome>], indices: &[usize], outcomes: Vec<RecordOutcome>) {
+    for (&i, outcome) in indices.iter().zip(outcomes) {
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(outcome);
+        }
+    }
+}
+
+/// The outcomes in input order, or an error naming the first input no sub-call answered for
+/// (each sub-call answers one outcome per input, so this is a safeguard, not a path).
+fn complete(
+    slots: Vec<Option<RecordOutcome>>,
+    inputs: &[UpsertInput],
+    what: &str,
+) -> Result<Vec<RecordOutcome>, CrmError> {
+    slots
+        .into_iter()
+        .zip(inputs)
+        .map(|(slot, input)| {
+            slot.ok_or_else(|| {
+                hs_error::protocol(what, format_args!("no result for record {}", input.key))
+            })
+        })
+        .collect()
+}
+
 impl Crm for HubspotClient {
     async fn account(&self) -> Result<Option<crate::Account>, CrmError> {
         let what = "account details";
@@ -333,6 +584,10 @@ impl Crm for HubspotClient {
         super::events::parse_event(body)
     }
 
+    fn links_on_create(&self, from: ObjectKind, to: ObjectKind) -> bool {
+        links_on_create(from, to)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             name: "HubSpot",
@@ -342,7 +597,7 @@ impl Crm for HubspotClient {
                 associate: MAX_BATCH,
             },
             keying: Keying::UniqueProperty,
-            parents: ParentLink::Associations,
+            parents: ParentLink::OnCreate,
             // HubSpot dedups contacts by e-mail on top of our unique key (FACTS 2.4).
             unique_email: Some(ObjectKind::Contacts),
             deal_currency: Some("deal_currency_code"),
@@ -445,40 +700,30 @@ impl Crm for HubspotClient {
             return Ok(Vec::new());
         }
         check_property_name(id_property)?;
-        let what = format!("{object} batch upsert");
-        check_batch_size(&what, inputs.len())?;
-        let body = wire::BatchInputUpsert {
-            inputs: inputs
-                .iter()
-                .map(|input| {
-                    let mut properties: BTreeMap<&str, &str> = input
-                        .properties
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    // Writing the key as a property too makes HubSpot echo it in the result,
-                    // which is how results are matched back to inputs.
-                    properties.insert(id_property, input.key.as_str());
-                    wire::SimplePublicObjectBatchInputUpsert {
-                        id: &input.key,
-                        id_property,
-                        properties,
-                    }
-                })
-                .collect(),
+        check_batch_size(&format!("{object} batch upsert"), inputs.len())?;
+        // Records new to the engine with parents to link are created with their associations
+        // in one call (FACTS 2.3), instead of an upsert plus an association call per parent
+        // type: HubSpot's upsert takes no associations.
+        let (create, upsert): (Vec<usize>, Vec<usize>) =
+            (0..inputs.len()).partition(|&i| creates_linked(object, &inputs[i]));
+        if create.is_empty() {
+            return self.upsert_only(object, id_property, inputs).await;
+        }
+        let pick = |indices: &[usize]| -> Vec<UpsertInput> {
+            indices.iter().map(|&i| inputs[i].clone()).collect()
         };
-        let answer = self
-            .post(
-                Operation::Upsert,
-                &what,
-                format!("/crm/v3/objects/{object}/batch/upsert"),
-                to_json(&what, &body)?,
-                inputs.len(),
-            )
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; inputs.len()];
+        let created = self
+            .create_linked(object, id_property, &pick(&create))
             .await?;
-        let response: wire::BatchResponseUpsert =
-            serde_json::from_str(&answer.body).map_err(|e| hs_error::protocol(&what, e))?;
-        match_outcomes(object, id_property, inputs, &response, &what)
+        place(&mut outcomes, &create, created);
+        if !upsert.is_empty() {
+            let upserted = self
+                .upsert_only(object, id_property, &pick(&upsert))
+                .await?;
+            place(&mut outcomes, &upsert, upserted);
+        }
+        complete(outcomes, inputs, &format!("{object} batch upsert"))
     }
 
     async fn changes_since(
@@ -622,6 +867,7 @@ impl Crm for HubspotClient {
         let body = wire::BatchReadRequest {
             inputs: ids.iter().map(|id| wire::PublicObjectId { id }).collect(),
             properties: wanted,
+            id_property: None,
         };
         let answer = self
             .post(

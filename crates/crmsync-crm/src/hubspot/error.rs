@@ -132,6 +132,27 @@ fn is_schema_code(code: Option<&str>) -> bool {
     matches!(code, Some("PROPERTY_DOESNT_EXIST" | "READ_ONLY_VALUE"))
 }
 
+/// Whether a refused write says a unique value it carries is held by another record — for a
+/// create of ours, the sign that the record exists already (a write whose answer was lost).
+/// HubSpot says so two ways:
+/// - a contact's e-mail: 409 `CONFLICT` "Contact already exists. Existing ID: N" (FACTS 2.3,
+///   many threads; newer answers say `OBJECT_ALREADY_EXISTS`, error `CONTACT_EXISTS`, HubSpot
+///   community thread "Updated 409 Conflict responses", 2024);
+/// - a `hasUniqueValue` property: 400 `VALIDATION_ERROR` "Cannot set
+///   PropertyValueCoordinates{…, propertyName=p, value=v} on N. M already has that value."
+///   (`errorType` `UNIQUE_VALUE_CONFLICT`), as quoted verbatim in integrations' test fixtures.
+pub(crate) fn is_value_taken(err: &CrmError) -> bool {
+    if err.kind != ErrorKind::Rejected {
+        return false;
+    }
+    let conflict = matches!(
+        err.code.as_deref(),
+        Some("CONFLICT" | "OBJECT_ALREADY_EXISTS" | "CONTACT_EXISTS")
+    );
+    err.message.contains("already has that value")
+        || (conflict && err.message.contains("already exists"))
+}
+
 /// A 2xx answer whose body we cannot read.
 pub(crate) fn protocol(what: &str, detail: impl std::fmt::Display) -> CrmError {
     CrmError::new(

@@ -14,7 +14,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::HubspotClient;
+pub use client::{HubspotClient, links_on_create};
 pub use config::{
     DEFAULT_BASE_URL, HubspotConfig, default_headroom_percent, default_interval,
     default_max_retries, default_requests_per_interval, default_timeout,

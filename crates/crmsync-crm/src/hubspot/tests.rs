@@ -43,6 +43,7 @@ fn input(key: &str, email: &str) -> UpsertInput {
         key: key.to_string(),
         properties: [("email".to_string(), email.to_string())].into(),
         links: Vec::new(),
+        new_record: false,
     }
 }
 

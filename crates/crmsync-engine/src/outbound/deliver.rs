@@ -1,7 +1,7 @@
-//! Deliver: one claimed batch goes to the CRM — upsert by our key, then its associations. What
-//! the CRM said is returned as an [`Outcome`] for [`super::settle`]; nothing here touches a
-//! database. A batch the CRM
-//! refuses as a whole is split in halves until the bad record stands alone and is quarantined
+//! Deliver: one claimed batch goes to the CRM — upsert by our key (or, for records not in the
+//! CRM yet, a create carrying their links where the CRM allows it), then the associations the
+//! write did not carry. What the CRM said is returned as an [`Outcome`] for [`super::settle`];
+//! nothing here touches a database. A batch the CRM refuses as a whole is split in halves until the bad record stands alone and is quarantined
 //! with the CRM's own message; the rest is delivered. Retryable failures (after the client's own
 //! retries) put the jobs back with a delay; nothing is lost and, because every write is an
 //! upsert by our key, nothing is duplicated when they run again.
@@ -77,13 +77,17 @@ pub async fn deliver<C: Crm>(
     .await?;
 
     // Associations: one batch call per target object, for the pairs the write did not carry
-    // already. A failure sends the records back to the queue; their upsert is repeated next
-    // time, harmlessly.
+    // already (always for `links_on_write` pairs; for a record the write created, also the
+    // `links_on_create` ones — a create that found the record existing reports
+    // `created: false`, and its links are made here). A failure sends the records back to the
+    // queue; their upsert is repeated next time, harmlessly.
     let mut by_target: BTreeMap<&str, Vec<(i64, AssociationInput)>> = BTreeMap::new();
-    for (job, crm_id, _) in &upserted {
+    for (job, crm_id, created) in &upserted {
         if let Some(p) = payloads.get(&job.id) {
             for (target_sync, parent_id) in &p.associations {
-                if linked_on_write(crm, target, target_sync) {
+                if linked_on_write(crm, target, target_sync)
+                    || (p.create && *created && linked_on_create(crm, target, target_sync))
+                {
                     continue;
                 }
                 by_target.entry(target_sync.as_str()).or_default().push((
@@ -139,13 +143,24 @@ fn linked_on_write<C: Crm>(crm: &C, target: &Target<'_>, target_sync: &str) -> b
         .is_some_and(|to| crm.links_on_write(target.object, *to))
 }
 
-/// The parents a payload's write carries itself (see [`Crm::links_on_write`]).
+/// Whether the CRM links a new record of this sync to `target_sync`'s parent inside its create.
+fn linked_on_create<C: Crm>(crm: &C, target: &Target<'_>, target_sync: &str) -> bool {
+    target
+        .parent_objects
+        .get(target_sync)
+        .is_some_and(|to| crm.links_on_create(target.object, *to))
+}
+
+/// The parents a payload's write carries itself (see [`Crm::links_on_write`], and for a record
+/// not in the CRM yet [`Crm::links_on_create`]).
 fn inline_links<C: Crm>(crm: &C, target: &Target<'_>, p: &Payload) -> Vec<ParentRef> {
     p.associations
         .iter()
         .filter_map(|(target_sync, parent_id)| {
             let to = *target.parent_objects.get(target_sync.as_str())?;
-            crm.links_on_write(target.object, to).then(|| ParentRef {
+            let inline = crm.links_on_write(target.object, to)
+                || (p.create && crm.links_on_create(target.object, to));
+            inline.then(|| ParentRef {
                 object: to,
                 crm_id: parent_id.clone(),
             })
@@ -270,6 +285,7 @@ async fn upsert_split<C: Crm>(
                     .get(&j.id)
                     .map(|p| inline_links(crm, target, p))
                     .unwrap_or_default(),
+                new_record: payloads.get(&j.id).is_some_and(|p| p.create),
             })
             .collect();
         match crm

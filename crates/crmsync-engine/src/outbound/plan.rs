@@ -25,6 +25,11 @@ pub struct Payload {
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub associations: BTreeMap<String, String>,
+    /// No CRM id is linked to the record when it was planned: the write may create it and carry
+    /// its links ([`crmsync_crm::Crm::links_on_create`]). Not part of the hash; absent in
+    /// payloads queued before it existed, which then go out as upserts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 /// The decisions of one planning pass.
@@ -247,6 +252,7 @@ pub fn plan(input: &PlanInput<'_>, rows: &[SourceRow]) -> Plan {
         let payload = Payload {
             properties,
             associations,
+            create: !linked,
         };
         let Ok(payload) = serde_json::to_string(&payload) else {
             // Maps of strings always serialize; if that ever changed, the record says so

@@ -31,6 +31,9 @@ pub(crate) struct ApiError {
     pub message: String,
     pub context: Option<Value>,
     pub errors: Vec<Value>,
+    /// Further top-level fields some answers carry (`errorType`, `errorTokens`); boxed so the
+    /// common error stays small in every `Result`.
+    pub extra: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -41,6 +44,7 @@ impl ApiError {
             message: message.into(),
             context: None,
             errors: Vec::new(),
+            extra: None,
         }
     }
 
@@ -57,6 +61,40 @@ impl ApiError {
     /// 409 `CONFLICT`, e.g. "Contact already exists. Existing ID: 123" (FACTS 2.3).
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    /// 400 `VALIDATION_ERROR` for a `hasUniqueValue` property whose value another record holds,
+    /// worded as HubSpot words it. Source: response bodies quoted verbatim in integrations'
+    /// tests and incident notes (found through the code corpus, e.g. a Django HubSpot module's
+    /// `test_service_event_create_with_same_data`, and a "live-verified" deal-identity check
+    /// matching `category == VALIDATION_ERROR`, a message starting `Cannot set
+    /// PropertyValueCoordinates{` and ending `already has that value.`): status 400,
+    /// `errorType` `UNIQUE_VALUE_CONFLICT`, `errorTokens` naming both records. `on` is the
+    /// record being written (for a create, the id HubSpot had allocated to it).
+    pub fn unique_value_taken(
+        object_type_id: &str,
+        property: &str,
+        value: &str,
+        on: u64,
+        existing: u64,
+    ) -> Self {
+        let mut error = Self::validation(format!(
+            "Cannot set PropertyValueCoordinates{{objectTypeId={object_type_id}, propertyName={property}, value={value}}} on {on}. {existing} already has that value."
+        ));
+        let mut extra = serde_json::Map::new();
+        extra.insert("errorType".to_owned(), json!("UNIQUE_VALUE_CONFLICT"));
+        extra.insert(
+            "errorTokens".to_owned(),
+            json!({
+                "objectTypeId": [object_type_id],
+                "propertyName": [property],
+                "conflictingValue": [value],
+                "existingObjectId": [existing.to_string()],
+                "objectId": [on.to_string()],
+            }),
+        );
+        error.extra = Some(Box::new(extra));
+        error
     }
 
     /// 401 `INVALID_AUTHENTICATION` (FACTS 2.1).
@@ -149,6 +187,9 @@ impl IntoResponse for ApiError {
             }
             if !self.errors.is_empty() {
                 map.insert("errors".to_owned(), Value::Array(self.errors));
+            }
+            for (name, value) in self.extra.into_iter().flat_map(|extra| *extra) {
+                map.insert(name, value);
             }
         }
         json_error(self.status, body)

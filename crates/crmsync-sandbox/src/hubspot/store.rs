@@ -521,8 +521,8 @@ impl Store {
         }
     }
 
-    /// Rejects unique values held by another live record (409) or claimed twice within
-    /// one batch (400). Successful claims are recorded in `claims`.
+    /// Rejects unique values held by another live record (409 for a contact's e-mail, 400
+    /// otherwise) or claimed twice within one batch (400). Successful claims are recorded in `claims`.
     pub fn check_unique(
         &self,
         object: ObjectType,
@@ -543,15 +543,21 @@ impl Store {
                 .and_then(|index| index.get(&key))
                 && Some(existing) != target
             {
-                let message = if object == ObjectType::Contacts && name == "email" {
-                    format!("Contact already exists. Existing ID: {existing}")
-                } else {
-                    format!(
-                        "A {} with {name} \"{value}\" already exists. Existing ID: {existing}",
-                        object.singular()
-                    )
-                };
-                return Err(ApiError::conflict(message));
+                // A contact's e-mail answers 409 CONFLICT (FACTS 2.3); any other unique
+                // property the 400 HubSpot sends for a taken value (see
+                // `ApiError::unique_value_taken` for the source).
+                if object == ObjectType::Contacts && name == "email" {
+                    return Err(ApiError::conflict(format!(
+                        "Contact already exists. Existing ID: {existing}"
+                    )));
+                }
+                return Err(ApiError::unique_value_taken(
+                    object.type_id(),
+                    name,
+                    value,
+                    target.unwrap_or(self.next_id),
+                    existing,
+                ));
             }
             let claim = (name.clone(), key);
             match claims.get(&claim) {
