@@ -396,17 +396,16 @@ impl HubspotClient {
         let existing = self.existing_keys(object, id_property, inputs).await?;
         let (found, missing): (Vec<usize>, Vec<usize>) =
             (0..inputs.len()).partition(|&i| existing.contains(&inputs[i].key));
-        let pick = |indices: &[usize]| -> Vec<UpsertInput> {
-            indices.iter().map(|&i| inputs[i].clone()).collect()
-        };
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; inputs.len()];
         if !found.is_empty() {
-            let upserted = self.upsert_only(object, id_property, &pick(&found)).await?;
+            let upserted = self
+                .upsert_only(object, id_property, &subset(inputs, &found))
+                .await?;
             place(&mut outcomes, &found, upserted);
         }
         if !missing.is_empty() {
             let created = self
-                .create_once(object, id_property, &pick(&missing))
+                .create_once(object, id_property, &subset(inputs, &missing))
                 .await?;
             place(&mut outcomes, &missing, created);
         }
@@ -709,17 +708,14 @@ impl Crm for HubspotClient {
         if create.is_empty() {
             return self.upsert_only(object, id_property, inputs).await;
         }
-        let pick = |indices: &[usize]| -> Vec<UpsertInput> {
-            indices.iter().map(|&i| inputs[i].clone()).collect()
-        };
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; inputs.len()];
         let created = self
-            .create_linked(object, id_property, &pick(&create))
+            .create_linked(object, id_property, &subset(inputs, &create))
             .await?;
         place(&mut outcomes, &create, created);
         if !upsert.is_empty() {
             let upserted = self
-                .upsert_only(object, id_property, &pick(&upsert))
+                .upsert_only(object, id_property, &subset(inputs, &upsert))
                 .await?;
             place(&mut outcomes, &upsert, upserted);
         }
@@ -1119,6 +1115,11 @@ fn parse_ms(value: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(v)
         .ok()
         .map(|d| d.timestamp_millis())
+}
+
+/// The inputs at `indices`, in that order (one half of a batch split between two calls).
+fn subset(inputs: &[UpsertInput], indices: &[usize]) -> Vec<UpsertInput> {
+    indices.iter().map(|&i| inputs[i].clone()).collect()
 }
 
 /// HubSpot's default property group per object (FACTS 2.7).
